@@ -1,0 +1,1 @@
+"""Exporter (torch + onnx): surgery, ONNX wrappers, validation, quantization, bundles."""

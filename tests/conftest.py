@@ -1,0 +1,77 @@
+"""Shared fixtures: synthesized Hindi and English clips, and the bundled Whisper-base imported once."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HINDI = [
+    "मेरा भाई शहर के अस्पताल में काम करता है।",
+    "आज मौसम बहुत अच्छा है।",
+    "हम कल सुबह दिल्ली जाएँगे।",
+]
+ENGLISH = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call me tomorrow morning.",
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """A private whisper-edge cache for the test session (never the user's ~/.cache)."""
+    path = tmp_path_factory.mktemp("we-cache")
+    os.environ["WHISPER_EDGE_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> list[dict]:
+    """espeak-ng clips: 3 Hindi, 2 English, written as 22.05 kHz WAV files."""
+    import soundfile as sf
+
+    from whisper_edge.training.corpus.espeak import espeak_synthesize
+
+    out = tmp_path_factory.mktemp("clips")
+    items = []
+    for lang, voice, texts in (("hi", "hi", HINDI), ("en", "en-us", ENGLISH)):
+        for i, text in enumerate(texts):
+            wav, rate = espeak_synthesize(text, voice)
+            path = out / f"{lang}{i}.wav"
+            sf.write(path, wav, rate)
+            items.append({"path": path, "text": text, "language": lang})
+    return items
+
+
+@pytest.fixture(scope="session")
+def audiofolder(clips, tmp_path_factory) -> Path:
+    """An audiofolder of the Hindi clips plus one corrupt file."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("audiofolder")
+    with open(root / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name", "sentence"])
+        for c in clips:
+            if c["language"] == "hi":
+                shutil.copy(c["path"], root / c["path"].name)
+                w.writerow([c["path"].name, c["text"]])
+        (root / "broken.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
+        w.writerow(["broken.wav", "यह फ़ाइल टूटी है"])
+    return root
+
+
+@pytest.fixture(scope="session")
+def whisper_base(cache_dir, tmp_path_factory) -> Path:
+    """The bundled Whisper-base as a Hugging Face folder (converted once per session)."""
+    from whisper_edge.training.model_import import import_model
+
+    return import_model("bundled-base", tmp_path_factory.mktemp("models") / "whisper-base", cache=cache_dir)
+
+
+def tone(seconds: float, rate: int = 16000, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)

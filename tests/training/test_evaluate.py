@@ -1,0 +1,77 @@
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from whisper_edge.cli import main
+from whisper_edge.training.data import DataError, load_speech_dataset
+
+
+def test_audiofolder_loads_with_columns(audiofolder):
+    ds = load_speech_dataset(audiofolder, "train")
+    assert {"audio", "sentence"} <= set(ds.column_names) and len(ds) == 4
+
+
+def test_common_voice_layout(clips, tmp_path):
+    root = tmp_path / "cv-corpus-hi"
+    (root / "clips").mkdir(parents=True)
+    hindi = [c for c in clips if c["language"] == "hi"]
+    for split in ("train", "dev", "test"):
+        with open(root / f"{split}.tsv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, delimiter="\t")
+            w.writerow(["client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accents"])
+            for i, c in enumerate(hindi):
+                # Common Voice ships MP3; here FLAC at 48 kHz stereo exercises the same decode path
+                name = f"common_voice_hi_{split}_{i}.flac"
+                wav, rate = sf.read(c["path"])
+                sf.write(root / "clips" / name, np.stack([wav, wav], 1), rate)
+                w.writerow([f"speaker{i}", name, c["text"], 2, 0, "", "", ""])
+    ds = load_speech_dataset(root, "validation")
+    assert len(ds) == 3 and ds[0]["sentence"] == hindi[0]["text"]
+    with pytest.raises(DataError, match="other.tsv"):
+        load_speech_dataset(root, "other")
+
+
+def test_manifest_and_missing_column(audiofolder, tmp_path):
+    good = tmp_path / "m.tsv"
+    good.write_text(f"path\ttext\n{audiofolder}/hi0.wav\tनमस्ते\n", encoding="utf-8")
+    assert load_speech_dataset(good)[0]["sentence"] == "नमस्ते"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,words\nx.wav,y\n")
+    with pytest.raises(DataError, match="transcript column"):
+        load_speech_dataset(bad)
+
+
+def test_empty_and_unknown_sources(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "metadata.csv").write_text("file_name,sentence\n")
+    with pytest.raises(DataError, match="no rows"):
+        load_speech_dataset(tmp_path / "empty")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(DataError, match="not a dataset folder"):
+        load_speech_dataset(tmp_path / "plain")
+    with pytest.raises(DataError, match="no such file"):
+        load_speech_dataset(tmp_path / "nowhere")
+
+
+@pytest.mark.slow
+def test_eval_cli_reports_three_normalizers_and_skips_corrupt(whisper_base, audiofolder, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["eval", "--model", str(whisper_base), "--data", str(audiofolder), "--batch-size", "2", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert "hindi (ours)" in printed and "basic (transformers)" in printed
+    assert set(report["by_normalizer"]) == {"hindi", "basic", "raw"}
+    assert report["utterances"] == 3 and report["skipped"] == 1
+    assert "broken.wav" in report["skipped_detail"][0]["path"]
+    assert all(r["hyp"] for r in report["per_utterance"])  # the model produced text for every clip
+    assert report["wer"] == report["by_normalizer"]["hindi"]["wer"] > 0
+    assert report["rtf"] > 0
+
+
+def test_eval_cli_bad_model_folder_is_clear(tmp_path, audiofolder, capsys):
+    assert main(["eval", "--model", str(tmp_path), "--data", str(audiofolder)]) == 2
+    assert "no config.json" in capsys.readouterr().err

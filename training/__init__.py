@@ -1,0 +1,1 @@
+"""Training stage (torch): model import, corpus, data loaders, SGL, pruning, evaluation."""

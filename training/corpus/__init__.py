@@ -1,0 +1,1 @@
+"""Hindi speech corpus: text sources, speech synthesis (espeak-ng, Kokoro), augmentation, dataset build."""

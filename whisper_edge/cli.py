@@ -1,0 +1,114 @@
+"""whisper-edge command line: a thin layer over library functions (each command calls one).
+
+Heavy imports (torch, transformers) happen inside the command that needs them, so the torch-free
+commands (normalize, and later transcribe/bench) work with the base dependencies alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _cmd_normalize(args) -> int:
+    from .runtime.normalize import normalize
+
+    for line in sys.stdin:
+        sys.stdout.write(normalize(line.rstrip("\n"), args.preset) + "\n")
+    return 0
+
+
+def _cmd_model_import(args) -> int:
+    from .training.model_import import import_model
+
+    out = import_model(args.source, args.out, force=args.force)
+    print(f"wrote {out}")
+    return 0
+
+
+def format_eval_table(report: dict) -> str:
+    lines = [
+        f"{report['utterances']} utterances ({report['audio_seconds']:.1f} s of audio), "
+        f"{report['skipped']} skipped, RTF {report['rtf']:.3f}",
+        "",
+        "| normalizer | WER % | CER % |",
+        "|---|---:|---:|",
+    ]
+    for name, m in report["by_normalizer"].items():
+        label = {"hindi": "hindi (ours)", "basic": "basic (transformers)", "raw": "raw"}[name]
+        lines.append(f"| {label} | {m['wer']:.2f} | {m['cer']:.2f} |")
+    if report.get("by_group"):
+        lines += ["", "| group | utterances | WER % | CER % |", "|---|---:|---:|---:|"]
+        for g, m in report["by_group"].items():
+            lines.append(f"| {g} | {m['utterances']} | {m['wer']:.2f} | {m['cer']:.2f} |")
+    return "\n".join(lines)
+
+
+def _cmd_eval(args) -> int:
+    from .runtime.fsutil import atomic_write_json
+    from .training.evaluate import EvalOptions, evaluate
+
+    opts = EvalOptions(split=args.split, language=args.language, batch_size=args.batch_size,
+                       limit=args.limit, num_beams=args.beams, max_new_tokens=args.max_new_tokens)
+    report = evaluate(args.model, args.data, opts)
+    print(format_eval_table(report))
+    if args.out:
+        atomic_write_json(args.out, report)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="whisper-edge", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"whisper-edge {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("normalize", help="normalize Hindi text lines from stdin to stdout")
+    s.add_argument("--preset", default="default", help="default | fold-chandrabindu | no-nukta | lenient")
+    s.set_defaults(func=_cmd_normalize)
+
+    m = sub.add_parser("model", help="model management").add_subparsers(dest="model_command", required=True)
+    s = m.add_parser("import", help="import a Whisper checkpoint as a Hugging Face folder ready for Hindi")
+    s.add_argument("--source", default="bundled-base", help="bundled-base (default) | CT2_DIR | HF_PATH_OR_ID")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--force", action="store_true", help="convert again even if cached")
+    s.set_defaults(func=_cmd_model_import)
+
+    s = sub.add_parser("eval", help="WER/CER of a model on a speech dataset (PyTorch generate)")
+    s.add_argument("--model", required=True, help="model folder (from 'model import', 'train' or 'prune')")
+    s.add_argument("--data", required=True, help="saved dataset, audiofolder, Common Voice folder, CSV/TSV manifest or hub id")
+    s.add_argument("--split", default="test")
+    s.add_argument("--language", default="hi")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--limit", type=int, help="evaluate only the first N utterances")
+    s.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
+    s.add_argument("--max-new-tokens", type=int, default=200)
+    s.add_argument("--out", help="write the full report (JSON) here")
+    s.set_defaults(func=_cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("transformers", "datasets", "accelerate", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        return args.func(args) or 0
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+        # Library errors carry a message that says what was wrong and what to do.
+        print(f"whisper-edge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("whisper-edge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
