@@ -63,6 +63,23 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_data_build(args) -> int:
+    from .training.corpus.build import BuildOptions, build_corpus
+
+    kw = {"seed": args.seed, "augment": args.augment, "jobs": args.jobs, "text": args.text}
+    if args.engines:
+        kw["engines"] = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    if args.utterances:
+        kw["utterances"] = args.utterances
+    if args.kokoro_share is not None:
+        kw["kokoro_share"] = args.kokoro_share
+    opts = BuildOptions.small(Path(args.out), **kw) if args.small else BuildOptions(out=Path(args.out), **kw)
+    summary = build_corpus(opts)
+    print((Path(args.out) / "README.md").read_text().split("\n## Voices")[0])
+    print(f"wrote {args.out} in {summary['synthesis_seconds']:.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="whisper-edge", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"whisper-edge {__version__}")
@@ -79,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--force", action="store_true", help="convert again even if cached")
     s.set_defaults(func=_cmd_model_import)
+
+    d = sub.add_parser("data", help="speech data").add_subparsers(dest="data_command", required=True)
+    s = d.add_parser("build", help="synthesize a Hindi speech corpus (train/validation/test DatasetDict)")
+    s.add_argument("--out", required=True, help="output folder (a build there resumes)")
+    s.add_argument("--utterances", type=int, help="number of utterances (default 3600; --small: 240)")
+    s.add_argument("--engines", help="comma list of kokoro,espeak (default both)")
+    s.add_argument("--kokoro-share", type=float, help="share of utterances spoken by Kokoro (default 0.2; --small: 0.15)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--augment", default="light", help="none | light | heavy (test_clean is always kept clean)")
+    s.add_argument("--small", action="store_true", help="a small, mostly espeak-ng build for tests and the demo")
+    s.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    s.add_argument("--text", type=Path, help="extra Hindi sentences, one a line (digits spelled out; Latin lines dropped)")
+    s.set_defaults(func=_cmd_data_build)
 
     s = sub.add_parser("eval", help="WER/CER of a model on a speech dataset (PyTorch generate)")
     s.add_argument("--model", required=True, help="model folder (from 'model import', 'train' or 'prune')")

@@ -1,0 +1,116 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from whisper_edge.training.corpus import build as build_mod
+from whisper_edge.training.corpus.build import BuildOptions, build_corpus
+from whisper_edge.training.corpus.text import build_sentences, clean_line
+from whisper_edge.training.data import load_speech_dataset
+
+
+def test_clean_line_handles_digits_latin_and_empty():
+    assert clean_line("मेरे पास 25 किताबें हैं।") == ("मेरे पास पच्चीस किताबें हैं।", None)
+    assert clean_line("मुझे WhatsApp पसंद है") == (None, "latin")
+    assert clean_line("   ") == (None, "empty")
+    assert clean_line("12345") == (None, None) or clean_line("12345")[0].startswith("बारह")
+
+
+def test_sentences_are_unique_and_deterministic():
+    a, b = build_sentences(500, seed=3), build_sentences(500, seed=3)
+    assert a.sentences == b.sentences and len(set(a.sentences)) == 500
+    assert build_sentences(500, seed=4).sentences != a.sentences
+    assert a.sources["handwritten"] > 100  # the natural sentences are always in
+
+
+def _opts(out: Path, **kw) -> BuildOptions:
+    return BuildOptions(out=out, **({"utterances": 30, "engines": ("espeak",), "jobs": 2, "test_share": 0.3,
+                                     "validation_share": 0.1} | kw))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    text = out.parent / "user.txt"
+    text.write_text("।।।।।।।।।।।।\nयह 3 शब्द हैं\nHello दुनिया\n", encoding="utf-8")
+    summary = build_corpus(_opts(out, text=text))
+    return out, summary
+
+
+def test_build_splits_by_sentence_and_holds_voices_out(corpus):
+    out, summary = corpus
+    train = load_speech_dataset(out, "train")
+    test = load_speech_dataset(out, "test")
+    clean = load_speech_dataset(out, "test_clean")
+    assert not set(train["sentence"]) & set(test["sentence"])
+    assert summary["test_sentences_in_train"] == 0
+    assert set(test["voice_group"]) == {"seen", "unseen"}
+    assert set(train["voice_group"]) == {"seen"}
+    assert not set(train["voice"]) & set(build_mod.VOICES["espeak"]["unseen"])
+    assert clean["id"] == test["id"] and set(clean["augment"]) == {"clean"}
+    assert (out / "README.md").read_text().count("| test |") == 1
+
+
+def test_unspeakable_and_latin_lines_are_dropped_and_counted(corpus):
+    _, summary = corpus
+    assert summary["dropped"]["text"].get("user:user.txt: latin") == 1
+    assert summary["dropped"]["text"].get("user:user.txt: no devanagari letters") == 1  # a line of dandas
+
+
+@pytest.mark.parametrize("seconds,reason", [(0.0, "empty audio"), (40.0, "implausible duration")])
+def test_empty_or_runaway_synthesis_is_dropped(tmp_path, monkeypatch, seconds, reason):
+    import numpy as np
+
+    from whisper_edge.training.corpus import espeak
+
+    rate = 16000
+    monkeypatch.setattr(espeak, "espeak_synthesize",
+                        lambda *a, **k: (0.5 * np.ones(int(seconds * rate), np.float32), rate))
+    build_mod._init_worker(str(tmp_path))
+    item = {"id": "train-00001", "sentence": "आज मौसम बहुत अच्छा है।", "engine": "espeak", "voice": "hi",
+            "speed": 160, "pitch": 50}
+    uid, why, _ = build_mod._synthesize(item)
+    assert uid == "train-00001" and why.startswith(reason)
+    assert not list(tmp_path.glob("*.flac"))
+
+
+def test_build_resumes_after_a_kill_and_matches_a_fresh_build(corpus, tmp_path, monkeypatch):
+    fresh_out, _ = corpus
+    text = fresh_out.parent / "user.txt"
+    out = tmp_path / "resumed"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_mod, "_assemble", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build_corpus(_opts(out, text=text))
+    monkeypatch.undo()
+    clips = sorted((out / ".build" / "clips").glob("*.flac"))
+    assert clips and not (out / "dataset_dict.json").exists()
+    for clip in clips[::2]:
+        clip.unlink()  # as if the kill came mid-way
+    build_corpus(_opts(out, text=text))
+    a, b = load_speech_dataset(out, "test"), load_speech_dataset(fresh_out, "test")
+    assert a["id"] == b["id"] and a["sentence"] == b["sentence"]
+    from whisper_edge.runtime.audio import load_audio
+
+    for x, y in zip(a["audio"], b["audio"]):
+        wa, wb = load_audio(x["bytes"]), load_audio(y["bytes"])
+        # espeak-ng's Klatt voices mix in random noise for aspiration: same clip, not the same bits
+        assert abs(len(wa) - len(wb)) <= 0.02 * len(wb)
+    assert not (out / ".build").exists()
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError, match="choose a writable --out folder"):
+        build_corpus(_opts(blocker / "corpus"))
+
+
+def test_bad_options_name_the_field(tmp_path):
+    with pytest.raises(ValueError, match="--engines"):
+        _opts(tmp_path, engines=("festival",))
+    with pytest.raises(ValueError, match="--augment"):
+        _opts(tmp_path, augment="loud")

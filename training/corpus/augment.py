@@ -1,0 +1,91 @@
+"""Augmentation with numpy only: noise at a target SNR, synthetic room reverb, telephone band.
+
+Each effect is a pure function of (audio, rng), so a seed reproduces the same corpus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PRESETS", "AugmentPreset", "augment"]
+
+SR = 16_000
+
+
+def _colored_noise(n: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
+    """1/f^exponent noise: 0 white, 1 pink, 2 brown."""
+    spectrum = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
+    f = np.fft.rfftfreq(n)
+    f[0] = f[1] if n > 1 else 1.0
+    noise = np.fft.irfft(spectrum / f ** (exponent / 2), n)
+    return noise / (np.std(noise) + 1e-12)
+
+
+def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
+    noise = _colored_noise(len(x), rng, rng.choice([0.0, 1.0, 2.0]))
+    power = np.mean(x**2) + 1e-12
+    return x + noise * np.sqrt(power / 10 ** (snr_db / 10))
+
+
+def add_reverb(x: np.ndarray, rng: np.random.Generator, rt60: float) -> np.ndarray:
+    """Convolve with exponentially decaying noise (a diffuse-field room impulse response)."""
+    n = int(rt60 * SR)
+    t = np.arange(n) / SR
+    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)  # −60 dB at rt60
+    rir[0] = 1.0  # direct path
+    rir /= np.sqrt(np.sum(rir**2))
+    size = len(x) + n - 1
+    fft = 1 << (size - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, fft) * np.fft.rfft(rir, fft), fft)[: len(x)]
+    return y * (np.max(np.abs(x)) / (np.max(np.abs(y)) + 1e-12))
+
+
+def telephone(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """300–3400 Hz band, then 8-bit μ-law companding (G.711-like)."""
+    spec = np.fft.rfft(x)
+    f = np.fft.rfftfreq(len(x), 1 / SR)
+    spec[(f < 300) | (f > 3400)] = 0
+    y = np.fft.irfft(spec, len(x))
+    y = y / (np.max(np.abs(y)) + 1e-12) * 0.9
+    mu = 255.0
+    c = np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu)
+    c = np.round(c * 127) / 127
+    return np.sign(c) * ((1 + mu) ** np.abs(c) - 1) / mu
+
+
+@dataclass(frozen=True)
+class AugmentPreset:
+    p_noise: float
+    snr_db: tuple[float, float]
+    p_reverb: float
+    rt60: tuple[float, float]
+    p_telephone: float
+
+
+PRESETS = {
+    "none": AugmentPreset(0.0, (0, 0), 0.0, (0, 0), 0.0),
+    "light": AugmentPreset(0.5, (15.0, 30.0), 0.3, (0.15, 0.5), 0.1),
+    "heavy": AugmentPreset(0.8, (5.0, 20.0), 0.5, (0.3, 0.9), 0.2),
+}
+
+
+def augment(x: np.ndarray, preset: AugmentPreset, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """Apply the preset's effects, each with its probability; returns (audio, names of effects)."""
+    applied = []
+    if rng.random() < preset.p_reverb:
+        rt60 = rng.uniform(*preset.rt60)
+        x = add_reverb(x, rng, rt60)
+        applied.append(f"reverb{rt60:.2f}s")
+    if rng.random() < preset.p_telephone:
+        x = telephone(x, rng)
+        applied.append("telephone")
+    if rng.random() < preset.p_noise:
+        snr = rng.uniform(*preset.snr_db)
+        x = add_noise(x, rng, snr)
+        applied.append(f"noise{snr:.0f}dB")
+    peak = np.max(np.abs(x)) + 1e-12
+    if peak > 0.99:
+        x = x * (0.99 / peak)
+    return x.astype(np.float32), applied
