@@ -80,6 +80,13 @@ def _cmd_data_build(args) -> int:
     return 0
 
 
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), limit=args.limit or None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="whisper-edge", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"whisper-edge {__version__}")
@@ -121,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--out", help="write the full report (JSON) here")
     s.set_defaults(func=_cmd_eval)
+    s = sub.add_parser("demo", help="short end-to-end run on small data (what `make demo` runs)")
+    s.add_argument("--out", default="demo-out")
+    s.add_argument("--limit", type=int, default=24, help="test utterances to evaluate (0 = all)")
+    s.set_defaults(func=_cmd_demo)
     return p
 
 
