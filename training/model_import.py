@@ -73,34 +73,32 @@ def _ct2_state_dict(ct2: CT2Model, n_enc: int, n_dec: int, d: int) -> dict[str, 
             if name != "k_proj":  # Whisper's key projection has no bias; CT2 stores zeros there
                 sd[f"{hf}.{name}.bias"] = b[i * d : (i + 1) * d].clone()
 
+    def self_attention_and_ffn(h: str, c: str) -> None:
+        """The sublayers encoder and decoder layers share: self-attention and the FFN."""
+        norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
+        split_linear(f"{h}.self_attn", ("q_proj", "k_proj", "v_proj"), f"{c}/self_attention/linear_0")
+        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
+        norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
+        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
+        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
+
     enc, dec = "model.encoder", "model.decoder"
     linear(f"{enc}.conv1", "encoder/conv1")
     linear(f"{enc}.conv2", "encoder/conv2")
     put(f"{enc}.embed_positions.weight", "encoder/position_encodings/encodings")
     norm(f"{enc}.layer_norm", "encoder/layer_norm")
     for i in range(n_enc):
-        h, c = f"{enc}.layers.{i}", f"encoder/layer_{i}"
-        norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
-        split_linear(f"{h}.self_attn", ("q_proj", "k_proj", "v_proj"), f"{c}/self_attention/linear_0")
-        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
-        norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
-        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
-        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
+        self_attention_and_ffn(f"{enc}.layers.{i}", f"encoder/layer_{i}")
     put(f"{dec}.embed_tokens.weight", "decoder/embeddings/weight")
     put(f"{dec}.embed_positions.weight", "decoder/position_encodings/encodings")
     norm(f"{dec}.layer_norm", "decoder/layer_norm")
     for i in range(n_dec):
         h, c = f"{dec}.layers.{i}", f"decoder/layer_{i}"
-        norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
-        split_linear(f"{h}.self_attn", ("q_proj", "k_proj", "v_proj"), f"{c}/self_attention/linear_0")
-        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
+        self_attention_and_ffn(h, c)
         norm(f"{h}.encoder_attn_layer_norm", f"{c}/attention/layer_norm")
         linear(f"{h}.encoder_attn.q_proj", f"{c}/attention/linear_0")
         split_linear(f"{h}.encoder_attn", ("k_proj", "v_proj"), f"{c}/attention/linear_1")
         linear(f"{h}.encoder_attn.out_proj", f"{c}/attention/linear_2")
-        norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
-        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
-        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
     return sd
 
 
