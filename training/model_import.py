@@ -205,7 +205,8 @@ def convert_ct2_to_hf(ct2_dir: Path, out: Path, provenance: dict) -> None:
 
 
 def _is_hf_folder(p: Path) -> bool:
-    return (p / "config.json").is_file() and any(p.glob("*.safetensors")) or (p / "pytorch_model.bin").is_file()
+    has_weights = any(p.glob("*.safetensors")) or (p / "pytorch_model.bin").is_file()
+    return (p / "config.json").is_file() and has_weights
 
 
 def import_model(source: str, out: str | Path, *, cache: Path | None = None, force: bool = False) -> Path:
