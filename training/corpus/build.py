@@ -144,6 +144,13 @@ def _init_worker(clips: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def _settings(opts: BuildOptions) -> dict:
+    """The options as JSON reads them back (tuples become lists), without the output folder."""
+    settings = json.loads(json.dumps(asdict(opts), default=str))
+    del settings["out"]
+    return settings
+
+
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -162,8 +169,8 @@ def build_corpus(opts: BuildOptions) -> dict:
     clips = work / "clips"
     clips.mkdir(parents=True, exist_ok=True)
     plan_path = work / "plan.json"
-    settings = json.loads(json.dumps(asdict(opts), default=str))  # as it reads back from plan.json
-    del settings["out"], settings["jobs"]
+    settings = _settings(opts)
+    del settings["jobs"]  # the worker count does not change what is built
     if plan_path.is_file() and json.loads(plan_path.read_text())["settings"] == settings:
         saved = json.loads(plan_path.read_text())
         plan, text_stats = saved["plan"], saved["text"]
@@ -250,7 +257,7 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
         "dropped": {"synthesis": dict(Counter(dropped.values())), "text": text_stats["dropped"]},
         "text_sources": text_stats["sources"],
         "test_sentences_in_train": sum(r["sentence"] in train_sent for r in rows["test"] + rows["validation"]),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items() if k != "out"},
+        "settings": _settings(opts),
     }
 
 
