@@ -75,3 +75,22 @@ def whisper_base(cache_dir, tmp_path_factory) -> Path:
 def tone(seconds: float, rate: int = 16000, freq: float = 440.0) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(whisper_base, tmp_path_factory) -> Path:
+    """A random 2+2-layer Whisper (d_model 128, 2 heads of 64, FFN 256, 6-s audio context) with the real processor."""
+    from whisper_edge.training.tiny import tiny_whisper
+
+    return tiny_whisper(whisper_base, tmp_path_factory.mktemp("models") / "tiny", audio_ctx=300)
+
+
+@pytest.fixture(scope="session")
+def speech_corpus(tmp_path_factory) -> Path:
+    """A 24-utterance espeak-ng corpus with train/validation/test splits."""
+    from whisper_edge.training.corpus.build import BuildOptions, build_corpus
+
+    out = tmp_path_factory.mktemp("speech") / "corpus"
+    build_corpus(BuildOptions(out=out, utterances=24, engines=("espeak",), jobs=2, test_share=0.25,
+                              validation_share=0.17, augment="none"))
+    return out

@@ -135,18 +135,11 @@ def evaluate_model(model, processor, dataset, opts: EvalOptions, *, desc: str = 
 
 
 def load_model(model_dir: str | Path, device: str | None = None):
-    import transformers
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    """Load a dense or pruned checkpoint (or a run folder) for evaluation."""
+    from .architecture import load_checkpoint
 
-    # generate() warns on every call about processors Whisper itself creates; keep the output readable.
-    transformers.logging.set_verbosity_error()
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a model folder (no config.json); create one with 'whisper-edge model import'")
-    model = WhisperForConditionalGeneration.from_pretrained(model_dir)
-    processor = WhisperProcessor.from_pretrained(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval(), processor
+    return load_checkpoint(model_dir, device=device)
 
 
 def evaluate(model_dir: str | Path, data: str | Path, opts: EvalOptions = EvalOptions()) -> dict:

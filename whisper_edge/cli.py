@@ -80,6 +80,63 @@ def _cmd_data_build(args) -> int:
     return 0
 
 
+def _overrides(pairs: list[str] | None) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def _cmd_train(args) -> int:
+    from .training.recipes import load_recipe
+    from .training.train import train
+
+    recipe = load_recipe(args.recipe, _overrides(args.set))
+    summary = train(args.model, args.data, recipe, args.out, max_train=args.max_train)
+    if summary:
+        print(f"trained {summary['steps']} steps; best validation WER {summary['best_wer']} at step {summary['best_step']}; "
+              f"model in {Path(args.out) / 'model'}")
+    return 0
+
+
+def _cmd_prune(args) -> int:
+    from .training.counts import format_counts, model_counts
+    from .training.architecture import load_checkpoint
+    from .training.pruning import AdaptiveOptions, prune
+
+    opts = AdaptiveOptions(k1=args.k1, k2=args.k2, strength=args.strength, passes=args.passes, scope=args.scope)
+    overrides = _overrides(args.set)
+    if args.method == "imp":
+        overrides = {"imp.target_sparsity": args.target_sparsity, "imp.rounds": args.rounds} | (
+            {"max_steps": args.steps} if args.steps else {}) | overrides
+    report = prune(args.model, args.out, method=args.method, opts=opts, wer_budget=args.wer_budget, data=args.data,
+                   eval_limit=args.eval_limit, recover_steps=args.recover_steps, recipe_overrides=overrides)
+    model, _ = load_checkpoint(Path(args.out) / "model")
+    print(format_counts(model_counts(model)))
+    if "val_wer" in report:
+        print(f"validation WER {report['val_wer']:.2f}")
+    print(f"wrote {Path(args.out) / 'model'}")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from .training.architecture import load_checkpoint
+    from .training.counts import format_counts, model_counts
+
+    model, _ = load_checkpoint(args.model)
+    counts = model_counts(model, token_ctx=args.token_ctx)
+    if args.json:
+        print(json.dumps(counts, indent=2))
+    else:
+        print(format_counts(counts))
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -128,6 +185,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--out", help="write the full report (JSON) here")
     s.set_defaults(func=_cmd_eval)
+    s = sub.add_parser("train", help="fine-tune (dense, SGL or IMP recipe) through Accelerate; resumes in --out")
+    s.add_argument("--model", required=True, help="model folder (from 'model import' or an earlier run)")
+    s.add_argument("--data", required=True, help="speech data with train and validation splits")
+    s.add_argument("--recipe", default="dense", help="dense | sgl | imp | path to a YAML recipe")
+    s.add_argument("--out", required=True, help="run folder (model/, checkpoints/, log.csv); an existing run resumes")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field (e.g. max_steps=50, sgl.alpha=0.2)")
+    s.add_argument("--max-train", type=int, help="use only the first N training clips")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("prune", help="remove heads and FFN channels (adaptive two-pass, IMP baseline, or zeros only)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--out", required=True, help="output folder (model/ holds the pruned checkpoint)")
+    s.add_argument("--method", default="adaptive", choices=["adaptive", "imp", "zeros"])
+    s.add_argument("--data", help="speech data (for --wer-budget, --recover-steps, imp, and the validation WER)")
+    s.add_argument("--wer-budget", type=float, help="largest strength whose validation WER rises at most this much (absolute)")
+    s.add_argument("--strength", type=float, default=1.0, help="scales both passes (0 = remove exact zeros only)")
+    s.add_argument("--k1", type=float, default=0.5, help="pass 1: remove groups below k1 × the layer's median score")
+    s.add_argument("--k2", type=float, default=2.0, help="pass 2: remove survivors below mean − k2 × std")
+    s.add_argument("--passes", type=int, default=2, choices=[1, 2])
+    s.add_argument("--scope", default="layer", choices=["layer", "global"], help="statistics per layer (default) or pooled")
+    s.add_argument("--recover-steps", type=int, default=0, help="short dense fine-tune after pruning")
+    s.add_argument("--eval-limit", type=int, default=48, help="validation utterances (0 = skip the validation WER)")
+    s.add_argument("--target-sparsity", type=float, default=0.35, help="imp: share of attention/FFN weights at zero")
+    s.add_argument("--rounds", type=int, default=4, help="imp: pruning rounds")
+    s.add_argument("--steps", type=int, help="imp: total fine-tuning steps (default: the recipe's)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field of the IMP or recovery run")
+    s.set_defaults(func=_cmd_prune)
+
+    s = sub.add_parser("inspect", help="parameters, FLOPs, weight memory and the per-layer record of a checkpoint")
+    s.add_argument("model")
+    s.add_argument("--token-ctx", type=int, default=64, help="self-attention context for the per-token decoder FLOPs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_inspect)
+
     s = sub.add_parser("demo", help="short end-to-end run on small data (what `make demo` runs)")
     s.add_argument("--out", default="demo-out")
     s.add_argument("--limit", type=int, default=24, help="test utterances to evaluate (0 = all)")

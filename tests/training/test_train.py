@@ -1,0 +1,131 @@
+"""Training loop (Accelerate), resume, IMP, adaptive pruning and the CLI, on a tiny random Whisper."""
+
+import copy
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from whisper_edge.cli import main
+from whisper_edge.training.architecture import architecture_of, load_checkpoint
+from whisper_edge.training.pruning import AdaptiveOptions, adaptive_keep, prune_adaptive
+from whisper_edge.training.recipes import RecipeError, load_recipe
+from whisper_edge.training.train import imp_prune_, imp_schedule, prunable_weights, train
+
+FAST = {"batch_size": 4, "eval_every": 0, "save_every": 1, "warmup_steps": 1, "max_label_tokens": 40}
+
+
+def _rows(run):
+    with open(run / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_after_interruption_continues_at_the_right_step(tiny_model, speech_corpus, tmp_path):
+    recipe = load_recipe("dense", FAST | {"max_steps": 4, "save_every": 2})
+    run = tmp_path / "run"
+    assert train(tiny_model, speech_corpus, recipe, run, stop_after=2) == {"stopped_at": 2}
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-2"]
+    summary = train(tiny_model, speech_corpus, recipe, run)
+    assert summary["steps"] == 4
+    assert [int(r["step"]) for r in _rows(run)] == [1, 2, 3, 4]
+    # the same run interrupted or not ends at the same weights
+    straight = tmp_path / "straight"
+    train(tiny_model, speech_corpus, recipe, straight)
+    a, _ = load_checkpoint(run / "last")
+    b, _ = load_checkpoint(straight / "last")
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), n
+    with pytest.raises(ValueError, match="different recipe"):
+        train(tiny_model, speech_corpus, load_recipe("dense", FAST | {"max_steps": 5}), run)
+
+
+def test_two_process_cpu_accelerate_run(tiny_model, speech_corpus, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "whisper_edge", "train", "--model", str(tiny_model), "--data", str(speech_corpus), "--recipe", "dense",
+           "--out", str(run), "--set", "max_steps=2", "--set", "eval_every=0", "--set", "batch_size=2",
+           "--set", "max_label_tokens=40"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 2
+    assert (run / "checkpoints" / "step-2" / "random_states_1.pkl").is_file()
+
+
+def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, tmp_path):
+    # a strong proximal SGL drives groups of the tiny model to zero within a few steps
+    recipe = load_recipe("sgl", FAST | {"max_steps": 3, "learning_rate": 1e-3, "sgl.lambda_enc": 50.0, "sgl.lambda_dec": 50.0,
+                                        "sgl.alpha": 0.0, "eval_every": 3, "eval_limit": 2})
+    summary = train(tiny_model, speech_corpus, recipe, tmp_path / "sgl")
+    assert summary["final_sparsity"]["zero_channels"] > 0
+    rows = _rows(tmp_path / "sgl")
+    assert rows[-1]["val_wer"] != "" and float(rows[0]["sgl_seconds"]) >= 0
+    assert main(["prune", "--model", str(tmp_path / "sgl"), "--out", str(tmp_path / "pruned"), "--data", str(speech_corpus),
+                 "--eval-limit", "2"]) == 0
+    report = json.loads((tmp_path / "pruned" / "report.json").read_text())
+    assert report["counts_after"]["params"]["total"] < report["counts_before"]["params"]["total"]
+    model, _ = load_checkpoint(tmp_path / "pruned")  # the run folder resolves to model/
+    arch = architecture_of(model)
+    assert sum(l["ffn"] for l in arch.encoder + arch.decoder) < 4 * 256
+    assert json.loads((tmp_path / "pruned" / "model" / "config.json").read_text())["whisper_edge"]["architecture"]
+    assert main(["eval", "--model", str(tmp_path / "pruned"), "--data", str(speech_corpus), "--limit", "2"]) == 0
+    assert main(["inspect", str(tmp_path / "pruned")]) == 0
+
+
+def test_adaptive_rule_per_layer_two_passes(tiny_model):
+    model, _ = load_checkpoint(tiny_model)
+    with torch.no_grad():
+        f = model.model.encoder.layers[0]
+        f.fc1.weight[:10] *= 0.01  # far below the layer's median: pass 1
+        f.fc1.weight[10:20] *= 0.6  # moderately weak: pass 2 after the statistics are recomputed
+        f.fc2.weight[:, :20] *= 0.01
+        f.fc2.weight[:, 10:20] *= 60
+        # a layer mostly at a smaller scale: per-layer statistics leave it whole, pooled (global) ones cut it
+        model.model.encoder.layers[1].fc1.weight[:200].mul_(0.1)
+        model.model.encoder.layers[1].fc2.weight[:, :200].mul_(0.1)
+    keep2, rep2 = adaptive_keep(model, AdaptiveOptions(k1=0.3, k2=1.2))
+    keep1, _ = adaptive_keep(model, AdaptiveOptions(k1=0.3, passes=1))
+    fam = next(r for r in rep2 if r["side"] == "encoder" and r["layer"] == 0 and r["kind"] == "ffn")
+    assert fam["pass1"] == 10 and fam["pass2"] >= 5
+    assert len(keep2["encoder"][0]["ffn"]) < len(keep1["encoder"][0]["ffn"]) == 246
+    none = adaptive_keep(model, AdaptiveOptions(strength=0.0))[0]  # strength 0: only exact zeros go
+    assert len(none["encoder"][0]["ffn"]) == 256
+    glob = adaptive_keep(model, AdaptiveOptions(k1=0.3, passes=1, scope="global"))[0]
+    assert len(keep1["encoder"][1]["ffn"]) == 256 and len(glob["encoder"][1]["ffn"]) == 56
+    pruned = copy.deepcopy(model)
+    arch, _ = prune_adaptive(pruned, AdaptiveOptions(k1=0.3, k2=1.2))
+    assert arch.encoder[0]["ffn"] == len(keep2["encoder"][0]["ffn"])
+
+
+def test_imp_prunes_to_target_and_keeps_masks(tiny_model, speech_corpus, tmp_path):
+    model, _ = load_checkpoint(tiny_model)
+    imp_prune_(model, 0.3)
+    ws = prunable_weights(model)
+    share = sum(int((w == 0).sum()) for w in ws) / sum(w.numel() for w in ws)
+    assert share == pytest.approx(0.3, abs=0.01)
+    assert imp_schedule(0.35, 2, 10) == [(0, pytest.approx(1 - 0.65 ** 0.5)), (5, pytest.approx(0.35))]
+    recipe = load_recipe("imp", FAST | {"max_steps": 4, "imp.rounds": 2, "imp.target_sparsity": 0.5})
+    summary = train(tiny_model, speech_corpus, recipe, tmp_path / "imp")
+    assert summary["final_sparsity"]["weight_sparsity"] == pytest.approx(0.5, abs=0.01)  # masks held while training
+
+
+def test_recipe_errors_name_the_field(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("method: sgl\nlearnin_rate: 0.1\n")
+    with pytest.raises(RecipeError, match="learnin_rate"):
+        load_recipe(bad)
+    with pytest.raises(RecipeError, match="'batch_size'"):
+        load_recipe("dense", {"batch_size": 0})
+    with pytest.raises(RecipeError, match="sgl.alpha"):
+        load_recipe("sgl", {"sgl.alpha": 2})
+    with pytest.raises(RecipeError, match="sgl.lamda"):
+        load_recipe("sgl", {"sgl.lamda": 2})
+    with pytest.raises(RecipeError, match="max_steps must be int"):
+        load_recipe("dense", {"max_steps": "many"})
+    with pytest.raises(FileNotFoundError, match="dense, sgl, imp"):
+        load_recipe("nope")
+    assert main(["train", "--model", "x", "--data", "y", "--out", str(tmp_path / "o"), "--set", "foo=1"]) == 2

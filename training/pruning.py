@@ -1,0 +1,194 @@
+"""Weight-adaptive two-pass structured pruning (and one-shot magnitude pruning for the IMP baseline).
+
+The rule (docs/pruning.md has the reasoning and the ablation):
+
+* score of a group g (a head or an FFN channel) = RMS of its weights, ‖W_g‖₂ / √p_g, so that heads and
+  channels, and layers of different scale, are read on the same footing;
+* a *family* is the set of groups of one kind in one sublayer (the heads of encoder layer 3's
+  self-attention; the channels of decoder layer 5's FFN); statistics are taken per family;
+* pass 0: groups that are exactly zero (SGL's proximal step makes these) are removed;
+* pass 1: of the remaining groups, remove those below ``k1 · median`` of the family's scores
+  (SGL pushes unneeded groups far below the typical group of their own layer);
+* pass 2: recompute the statistics on the survivors (mean μ, standard deviation σ of the scores)
+  and remove those below ``μ − k2 · σ``, the stragglers pass 1 left because its median was
+  pulled down by the groups it removed.
+
+``strength`` scales both passes (k1·s, k2/s); ``--wer-budget`` searches the largest strength whose
+validation WER stays within the budget. ``scope="global"`` pools each kind's statistics over all
+layers (the ablation's alternative); ``passes=1`` stops after pass 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from .architecture import Architecture, apply_surgery, architecture_of
+from .sgl import group_scores
+
+__all__ = ["AdaptiveOptions", "adaptive_keep", "prune_adaptive", "keep_from_zeros"]
+
+log = logging.getLogger("whisper_edge")
+
+
+@dataclass(frozen=True)
+class AdaptiveOptions:
+    k1: float = 0.5
+    k2: float = 2.0
+    strength: float = 1.0
+    passes: int = 2
+    scope: str = "layer"  # layer | global
+    min_heads: int = 0  # keep at least this many heads per attention sublayer
+    min_channels: int = 0
+
+    def __post_init__(self):
+        if self.passes not in (1, 2):
+            raise ValueError(f"passes must be 1 or 2, got {self.passes}")
+        if self.scope not in ("layer", "global"):
+            raise ValueError(f"scope must be 'layer' or 'global', got {self.scope!r}")
+        if self.strength < 0 or self.k1 < 0 or self.k2 < 0:
+            raise ValueError("k1, k2 and strength must be ≥ 0")
+
+
+def _family_key(side: str, kind: str) -> str:
+    return f"{side}/{kind}"
+
+
+def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions()) -> tuple[dict, list[dict]]:
+    """Decide which groups stay. Returns (keep spec for apply_surgery, per-family report)."""
+    fams = group_scores(model)
+    s = opts.strength
+    k1, k2 = opts.k1 * s, (opts.k2 / s if s > 0 else float("inf"))
+    pooled: dict[str, torch.Tensor] = {}
+    if opts.scope == "global":
+        for f in fams:
+            key = _family_key(f["side"], f["kind"])
+            pooled[key] = torch.cat([pooled.get(key, torch.empty(0)), f["rms"]])
+
+    def thresholds(scores: torch.Tensor) -> tuple[float, torch.Tensor]:
+        alive = scores[scores > 0]
+        t1 = k1 * float(alive.median()) if len(alive) else 0.0
+        surv = alive[alive >= t1]
+        t2 = float(surv.mean() - k2 * surv.std()) if len(surv) > 1 and opts.passes == 2 and k2 != float("inf") else 0.0
+        return t1, torch.tensor(t2)
+
+    global_t = {k: thresholds(v) for k, v in pooled.items()}
+    arch = architecture_of(model)
+    keep = {"encoder": [{} for _ in arch.encoder], "decoder": [{} for _ in arch.decoder]}
+    report = []
+    for f in fams:
+        rms = f["rms"]
+        if opts.scope == "global":
+            t1, t2 = global_t[_family_key(f["side"], f["kind"])]
+        else:
+            t1, t2 = thresholds(rms)
+        zero = rms == 0
+        p1 = (~zero) & (rms < t1)
+        p2 = (~zero) & (~p1) & (rms < float(t2))
+        kept = ~(zero | p1 | p2)
+        floor = opts.min_channels if f["kind"] == "ffn" else opts.min_heads
+        if int(kept.sum()) < floor:  # restore the strongest groups up to the floor
+            order = torch.argsort(rms, descending=True)[:floor]
+            kept[order] = True
+        keep[f["side"]][f["layer"]][f["kind"]] = [int(i) for i in torch.nonzero(kept).flatten()]
+        report.append({"side": f["side"], "layer": f["layer"], "kind": f["kind"], "groups": len(rms),
+                       "zero": int(zero.sum()), "pass1": int((p1 & ~kept).sum()), "pass2": int((p2 & ~kept).sum()),
+                       "kept": int(kept.sum()), "t1": float(t1), "t2": float(t2)})
+    return keep, report
+
+
+def keep_from_zeros(model) -> dict:
+    """Keep every group that is not entirely zero (what physical removal of an IMP or SGL model can cut)."""
+    opts = AdaptiveOptions(k1=0.0, k2=0.0, passes=1)
+    return adaptive_keep(model, opts)[0]
+
+
+def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions()) -> tuple[Architecture, list[dict]]:
+    """Apply the adaptive rule and remove the groups physically; returns the new record and the report."""
+    keep, report = adaptive_keep(model, opts)
+    arch = apply_surgery(model, keep)
+    return arch, report
+
+
+def _val_wer(model, processor, dataset, limit: int, language: str) -> float:
+    from .evaluate import EvalOptions, evaluate_model
+
+    return evaluate_model(model, processor, dataset, EvalOptions(split="validation", language=language, limit=limit),
+                          desc="validation")["wer"]
+
+
+def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = AdaptiveOptions(),
+          wer_budget: float | None = None, data=None, eval_split: str = "validation", eval_limit: int = 48,
+          recover_steps: int = 0, recipe_overrides: dict | None = None, language: str = "hi") -> dict:
+    """``whisper-edge prune``. Output layout: OUT/model (final checkpoint), OUT/report.json, and for
+    recovery or IMP the training run's files (log.csv, checkpoints/) under OUT/."""
+    import copy
+    from pathlib import Path
+
+    from ..runtime.fsutil import atomic_write_json
+    from .architecture import load_checkpoint, save_checkpoint
+    from .counts import model_counts
+    from .recipes import load_recipe
+    from .train import sparsity_report, train
+
+    out = Path(out)
+    if method not in ("adaptive", "imp", "zeros"):
+        raise ValueError(f"unknown pruning method {method!r}; choose adaptive, imp or zeros")
+    if (wer_budget is not None or recover_steps or method == "imp") and data is None:
+        raise ValueError("--data is needed for --wer-budget, --recover-steps and --method imp")
+    report: dict = {"model": str(model_dir), "method": method}
+    if method == "imp":
+        overrides = {"select": "last"} | (recipe_overrides or {})
+        recipe = load_recipe("imp", overrides)
+        report["train"] = train(model_dir, data, recipe, out)
+        model, processor = load_checkpoint(out / "model")
+        before = model_counts(model)
+        apply_surgery(model, keep_from_zeros(model))
+    else:
+        model, processor = load_checkpoint(model_dir)
+        before = model_counts(model)
+        report["sparsity_before"] = sparsity_report(model)
+        if method == "zeros":
+            opts = AdaptiveOptions(k1=0.0, k2=0.0, passes=1)
+        elif wer_budget is not None:
+            from .data import load_speech_dataset
+
+            ds = load_speech_dataset(data, eval_split)
+            base = _val_wer(model, processor, ds, eval_limit, language)
+            search = []
+            chosen = 0.0
+            for s in (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0):
+                trial = copy.deepcopy(model)
+                prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, "strength": s}))
+                wer = _val_wer(trial, processor, ds, eval_limit, language)
+                n = sum(p.numel() for p in trial.parameters())
+                search.append({"strength": s, "wer": wer, "params": n})
+                log.info("strength %.2f: validation WER %.2f (base %.2f), %d parameters", s, wer, base, n)
+                if wer > base + wer_budget:
+                    break
+                chosen = s
+            report["wer_budget"] = {"budget": wer_budget, "base_wer": base, "search": search, "strength": chosen}
+            opts = AdaptiveOptions(**{**opts.__dict__, "strength": chosen})
+        arch, fam_report = prune_adaptive(model, opts)
+        report["options"] = opts.__dict__
+        report["families"] = fam_report
+    counts = model_counts(model)
+    report["counts_before"] = {"params": before["params"], "flops": {k: before["flops"][k] for k in ("encoder", "cross_kv", "decoder_per_token")}}
+    report["counts_after"] = {"params": counts["params"], "flops": {k: counts["flops"][k] for k in ("encoder", "cross_kv", "decoder_per_token")}}
+    report["architecture"] = counts["architecture"]
+    if recover_steps and method != "imp":
+        save_checkpoint(model, processor, out / "pruned", generation_config=model.generation_config)
+        recipe = load_recipe("dense", {"max_steps": recover_steps, "select": "last", "warmup_steps": min(10, recover_steps // 5),
+                                       "audio_ctx": None, "eval_every": 0} | (recipe_overrides or {}))
+        report["recovery"] = train(out / "pruned", data, recipe, out / "recovery")
+        model, processor = load_checkpoint(out / "recovery" / "model")
+    if data is not None and eval_limit:
+        from .data import load_speech_dataset
+
+        report["val_wer"] = _val_wer(model, processor, load_speech_dataset(data, eval_split), eval_limit, language)
+    save_checkpoint(model, processor, out / "model", generation_config=model.generation_config,
+                    extra_files={"prune_report.json": report})
+    atomic_write_json(out / "report.json", report)
+    return report

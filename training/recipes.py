@@ -1,0 +1,145 @@
+"""Training recipes: YAML files validated into dataclasses (an unknown key or a bad value is an error
+that names the field)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .sgl import SGLConfig
+
+__all__ = ["Recipe", "IMPConfig", "RecipeError", "load_recipe", "recipe_path", "BUILTIN_RECIPES"]
+
+BUILTIN_RECIPES = ("dense", "sgl", "imp")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class IMPConfig:
+    target_sparsity: float = 0.35  # share of prunable weights set to zero at the end
+    rounds: int = 4
+    structured: bool = False  # True: prune whole heads/channels by group norm instead of single weights
+
+    def __post_init__(self):
+        if not 0.0 < self.target_sparsity < 1.0:
+            raise ValueError(f"imp.target_sparsity must be within (0, 1), got {self.target_sparsity}")
+        if self.rounds < 1:
+            raise ValueError(f"imp.rounds must be ≥ 1, got {self.rounds}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    method: str = "dense"  # dense | sgl | imp
+    max_steps: int = 200
+    batch_size: int = 8
+    grad_accum: int = 1
+    learning_rate: float = 1e-5
+    warmup_steps: int = 20
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "auto"  # auto | no | fp16 | bf16
+    audio_ctx: int | None = None  # encoder positions (1500 = 30 s); None keeps the model's
+    freeze_encoder: bool = False
+    language: str = "hi"
+    max_label_tokens: int = 200
+    eval_every: int = 50
+    eval_limit: int = 48
+    eval_batch_size: int = 8
+    save_every: int = 50
+    keep_checkpoints: int = 2
+    select: str = "best"  # best (lowest validation WER) | last
+    seed: int = 0
+    num_workers: int = 0
+    sgl: SGLConfig = field(default_factory=SGLConfig)
+    imp: IMPConfig = field(default_factory=IMPConfig)
+
+    def __post_init__(self):
+        checks = {
+            "method": self.method in ("dense", "sgl", "imp"),
+            "max_steps": self.max_steps >= 1, "batch_size": self.batch_size >= 1, "grad_accum": self.grad_accum >= 1,
+            "learning_rate": 0 < self.learning_rate < 1, "warmup_steps": self.warmup_steps >= 0,
+            "weight_decay": self.weight_decay >= 0, "max_grad_norm": self.max_grad_norm >= 0,
+            "mixed_precision": self.mixed_precision in ("auto", "no", "fp16", "bf16"),
+            "audio_ctx": self.audio_ctx is None or 1 <= self.audio_ctx <= 1500,
+            "max_label_tokens": 8 <= self.max_label_tokens <= 448, "eval_every": self.eval_every >= 0,
+            "eval_limit": self.eval_limit >= 0, "eval_batch_size": self.eval_batch_size >= 1,
+            "save_every": self.save_every >= 1, "keep_checkpoints": self.keep_checkpoints >= 1,
+            "select": self.select in ("best", "last"), "num_workers": self.num_workers >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            k = bad[0]
+            raise RecipeError(f"recipe field {k!r} has an out-of-range value {getattr(self, k)!r}; see recipes/dense.yaml for the allowed values")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    builtin = Path(__file__).resolve().parent.parent / "recipes" / f"{p.stem}.yaml"
+    if p.suffix in ("", ".yaml") and p.stem in BUILTIN_RECIPES and builtin.is_file():
+        return builtin
+    from importlib import resources
+
+    try:
+        res = resources.files("whisper_edge.recipes") / f"{p.stem}.yaml"
+        if res.is_file():
+            return Path(str(res))
+    except ModuleNotFoundError:
+        pass
+    raise FileNotFoundError(f"recipe {name_or_path} not found; give a YAML file or one of {', '.join(BUILTIN_RECIPES)}")
+
+
+def _build(cls, data: dict, prefix: str):
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise RecipeError(f"unknown recipe key '{prefix}{unknown[0]}'; allowed: {', '.join(names)}")
+    kw = {}
+    for k, v in data.items():
+        if k == "sgl":
+            v = _build(SGLConfig, v or {}, "sgl.")
+        elif k == "imp":
+            v = _build(IMPConfig, v or {}, "imp.")
+        else:
+            ftype = str(names[k].type)
+            if v is not None and ("float" in ftype and not isinstance(v, (int, float)) or
+                                  ftype.startswith("int") and (isinstance(v, bool) or not isinstance(v, int)) or
+                                  ftype == "bool" and not isinstance(v, bool)):
+                raise RecipeError(f"recipe field {prefix}{k} must be {ftype}, got {v!r}")
+            if "float" in ftype and isinstance(v, int):
+                v = float(v)
+        kw[k] = v
+    try:
+        return cls(**kw)
+    except RecipeError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise RecipeError(f"recipe: {exc}") from None
+
+
+def load_recipe(name_or_path: str | Path, overrides: dict | None = None) -> Recipe:
+    """Load a recipe (built-in name or YAML path), apply ``overrides`` (dotted keys allowed), validate."""
+    path = recipe_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path} must hold a mapping of recipe fields")
+    for key, value in (overrides or {}).items():
+        if "." in key:
+            head, tail = key.split(".", 1)
+            data.setdefault(head, {})[tail] = value
+        else:
+            data[key] = value
+    return _build(Recipe, data, "")

@@ -1,0 +1,440 @@
+"""Fine-tuning loop (dense, SGL, IMP) through Hugging Face Accelerate.
+
+The same command runs on one CPU, one GPU, several GPUs (``accelerate launch``) or several
+machines. Output folder layout::
+
+    OUT/model/            the selected checkpoint (best validation WER, or last), save_pretrained folder
+    OUT/last/             the final weights
+    OUT/checkpoints/step-N/   full training state (model, optimizer, scheduler, RNG), written atomically
+    OUT/log.csv           one row per optimizer step (loss, penalty, lr, sparsity, timings, validation WER)
+    OUT/recipe.yaml       the recipe as run
+    OUT/summary.json      what was run and measured
+
+Running the same command again resumes from the newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
+from ..runtime.fsutil import atomic_write_json, atomic_write_text
+from .architecture import architecture_of, load_checkpoint, save_checkpoint, trim_audio_context
+from .data import load_speech_dataset
+from .evaluate import EvalOptions, evaluate_model
+from .recipes import Recipe
+from .sgl import group_scores, sgl_penalty, sgl_prox_
+
+__all__ = ["train", "SpeechCollator", "prunable_weights", "imp_prune_", "sparsity_report"]
+
+log = logging.getLogger("whisper_edge")
+
+LOG_FIELDS = ["step", "epoch", "loss", "penalty", "lr", "step_seconds", "sgl_seconds", "zero_heads", "zero_channels",
+              "weight_sparsity", "val_wer", "val_cer"]
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """Rows of a speech Dataset → (audio array, sentence); long or unreadable clips were filtered before."""
+
+    def __init__(self, dataset, rows: list[int]):
+        self.dataset, self.rows = dataset, rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        item = self.dataset[self.rows[i]]
+        audio = item["audio"]
+        return load_audio(audio["bytes"] if audio.get("bytes") else audio["path"]), item["sentence"]
+
+
+@dataclass
+class SpeechCollator:
+    processor: object
+    audio_ctx: int
+    language: str
+    max_label_tokens: int
+
+    def __post_init__(self):
+        self.processor.tokenizer.set_prefix_tokens(language=self.language, task="transcribe", predict_timestamps=False)
+        self.sot = self.processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+
+    def __call__(self, batch):
+        audios, texts = zip(*batch)
+        n = self.audio_ctx * 2 * 160
+        feats = self.processor.feature_extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                                 padding="max_length", max_length=n, truncation=True).input_features
+        feats = feats[..., : 2 * self.audio_ctx]
+        ids = [self.processor.tokenizer(t).input_ids[: self.max_label_tokens + 1] for t in texts]
+        ids = [x[1:] if x and x[0] == self.sot else x for x in ids]  # the model prepends <|startoftranscript|>
+        width = max(len(x) for x in ids)
+        labels = torch.full((len(ids), width), -100, dtype=torch.long)
+        for i, x in enumerate(ids):
+            labels[i, : len(x)] = torch.tensor(x)
+        return {"input_features": feats, "labels": labels}
+
+
+def _usable_rows(dataset, window_s: float, desc: str) -> list[int]:
+    """Rows whose audio decodes and fits the window (checked once, before training)."""
+    rows, skipped = [], []
+    for i in tqdm(range(len(dataset)), desc=f"checking {desc} audio", unit="utt", leave=False):
+        audio = dataset[i]["audio"]
+        try:
+            wav = load_audio(audio["bytes"] if audio.get("bytes") else audio["path"])
+        except (AudioError, OSError, TypeError) as exc:
+            skipped.append(f"{audio.get('path') or i}: {exc}")
+            continue
+        if len(wav) / SAMPLE_RATE > window_s:
+            skipped.append(f"{audio.get('path') or i}: {len(wav) / SAMPLE_RATE:.1f} s > {window_s:.0f}-s window")
+            continue
+        rows.append(i)
+    if skipped:
+        log.warning("%s: %d of %d clips left out (first: %s)", desc, len(skipped), len(dataset), skipped[0])
+    if not rows:
+        raise ValueError(f"no usable {desc} clip (all {len(dataset)} unreadable or longer than the {window_s:.0f}-s window)")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- IMP
+
+def prunable_weights(model) -> list[torch.nn.Parameter]:
+    """The Linear weights of attention and FFN sublayers (what SGL groups cover; embeddings, convs,
+    norms and biases are left dense, as in the SGL run)."""
+    out = []
+    for layers in (model.model.encoder.layers, model.model.decoder.layers):
+        for layer in layers:
+            for att in (layer.self_attn, getattr(layer, "encoder_attn", None)):
+                if att is not None and hasattr(att, "q_proj"):
+                    out += [att.q_proj.weight, att.k_proj.weight, att.v_proj.weight, att.out_proj.weight]
+            if layer.fc1.out_features:
+                out += [layer.fc1.weight, layer.fc2.weight]
+    return out
+
+
+@torch.no_grad()
+def imp_prune_(model, sparsity: float, structured: bool = False) -> None:
+    """Global magnitude pruning to ``sparsity`` (share of prunable weights at zero), in place."""
+    weights = prunable_weights(model)
+    if structured:
+        from .sgl import iter_groups, _group_l1_l2sq
+
+        fams = [(views, *_group_l1_l2sq(views)) for _, _, _, views in iter_groups(model)]
+        rms = torch.cat([(l2.sqrt() / math.sqrt(p)).float() for _, _, l2, p in fams])
+        sizes = torch.cat([torch.full_like(l2, p, dtype=torch.float64) for _, _, l2, p in fams])
+        order = torch.argsort(rms)
+        cut = int(torch.searchsorted(torch.cumsum(sizes[order], 0), sparsity * sizes.sum()))
+        thr = rms[order[min(cut, len(order) - 1)]]
+        for views, _, l2, p in fams:
+            keep = ((l2.sqrt() / math.sqrt(p)) >= thr).to(views[0][0].dtype)
+            for v, dims in views:
+                v.mul_(keep.view(keep.shape + (1,) * len(dims)))
+        return
+    flat = torch.cat([w.detach().abs().reshape(-1).float() for w in weights])
+    k = int(sparsity * flat.numel())
+    if k < 1:
+        return
+    thr = torch.kthvalue(flat.cpu(), k).values.item()
+    for w in weights:
+        w.mul_((w.abs() > thr).to(w.dtype))
+
+
+def imp_schedule(target: float, rounds: int, max_steps: int) -> list[tuple[int, float]]:
+    """(step, sparsity) pairs: round r prunes at step (r−1)·S/R to 1 − (1 − target)^(r/R)."""
+    return [(int((r - 1) * max_steps / rounds), 1 - (1 - target) ** (r / rounds)) for r in range(1, rounds + 1)]
+
+
+@torch.no_grad()
+def sparsity_report(model) -> dict:
+    zero_heads = zero_channels = heads = channels = 0
+    for s in group_scores(model):
+        n = int((s["norm"] == 0).sum())
+        if s["kind"] == "ffn":
+            zero_channels += n
+            channels += len(s["norm"])
+        else:
+            zero_heads += n
+            heads += len(s["norm"])
+    ws = prunable_weights(model)
+    total = sum(w.numel() for w in ws)
+    zeros = sum(int((w == 0).sum()) for w in ws)
+    return {"zero_heads": zero_heads, "heads": heads, "zero_channels": zero_channels, "channels": channels,
+            "weight_sparsity": zeros / total if total else 0.0}
+
+
+# ---------------------------------------------------------------------------------------------- loop
+
+def _latest_checkpoint(ckpt_root: Path) -> Path | None:
+    found = []
+    for p in ckpt_root.glob("step-*"):
+        if (p / "train_state.json").is_file():
+            try:
+                found.append((int(p.name.split("-", 1)[1]), p))
+            except ValueError:
+                pass
+    return max(found)[1] if found else None
+
+
+def _mixed_precision(name: str) -> str:
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Path, *,
+          train_split: str = "train", eval_split: str = "validation", max_train: int | None = None,
+          stop_after: int | None = None) -> dict:
+    """Fine-tune ``model_dir`` on ``data`` with ``recipe``; resumes if ``out`` holds checkpoints.
+
+    ``stop_after`` ends the run after that many steps of this invocation (used to test resuming).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+
+    out = Path(out)
+    ckpt_root = out / "checkpoints"
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)  # "Removed shared tensor" on every save: tied embeddings
+    tb = recipe.eval_every and _has_tensorboard()
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # several CPU processes (torchrun / accelerate launch) then use gloo
+        gradient_accumulation_steps=recipe.grad_accum, mixed_precision=_mixed_precision(recipe.mixed_precision),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        log_with="tensorboard" if tb else None, project_dir=str(out) if tb else None,
+    )
+    main = accelerator.is_main_process
+    set_seed(recipe.seed)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        prev = out / "recipe.yaml"
+        if prev.is_file() and _latest_checkpoint(ckpt_root) is not None:
+            old = yaml.safe_load(prev.read_text())
+            if old != recipe.to_dict():
+                raise ValueError(f"{out} holds a run with a different recipe; resume with the same recipe or choose another --out")
+        atomic_write_text(prev, yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True))
+
+    model, processor = load_checkpoint(model_dir, device=None)
+    if recipe.audio_ctx and recipe.audio_ctx < model.config.max_source_positions:
+        trim_audio_context(model, recipe.audio_ctx)
+    elif recipe.audio_ctx and recipe.audio_ctx > model.config.max_source_positions:
+        log.warning("the model's audio context is already %d positions; the recipe's audio_ctx %d is ignored",
+                    model.config.max_source_positions, recipe.audio_ctx)
+    model.config.use_cache = False
+    model.generation_config.forced_decoder_ids = None
+    if recipe.freeze_encoder:
+        model.model.encoder.requires_grad_(False)
+    audio_ctx = model.config.max_source_positions
+    window_s = audio_ctx * 2 * 160 / SAMPLE_RATE
+
+    train_ds = load_speech_dataset(data, train_split)
+    if max_train:
+        train_ds = train_ds.select(range(min(max_train, len(train_ds))))
+    rows = _usable_rows(train_ds, window_s, train_split)
+    eval_ds = None
+    if recipe.eval_every and recipe.eval_limit:
+        try:
+            eval_ds = load_speech_dataset(data, eval_split)
+        except (ValueError, FileNotFoundError, KeyError) as exc:
+            log.warning("no validation split (%s): validation WER is not tracked", exc)
+
+    collate = SpeechCollator(processor, audio_ctx, recipe.language, recipe.max_label_tokens)
+    dl = torch.utils.data.DataLoader(SpeechDataset(train_ds, rows), batch_size=recipe.batch_size, shuffle=True,
+                                     collate_fn=collate, num_workers=recipe.num_workers, drop_last=len(rows) > recipe.batch_size,
+                                     generator=torch.Generator().manual_seed(recipe.seed))
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "embed" in n or "norm" in n else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=recipe.learning_rate)
+
+    def lr_lambda(step):
+        if step < recipe.warmup_steps:
+            return (step + 1) / (recipe.warmup_steps + 1)
+        return max(0.0, (recipe.max_steps - step) / max(1, recipe.max_steps - recipe.warmup_steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+    # The scheduler is stepped once per optimizer step (not prepared: Accelerate would step it once per process).
+    model, opt, dl = accelerator.prepare(model, opt, dl)
+    accelerator.register_for_checkpointing(sched)
+    raw = accelerator.unwrap_model(model)
+
+    # resume
+    state = {"step": 0, "best_wer": None, "best_step": None, "imp_round": 0}
+    latest = _latest_checkpoint(ckpt_root)
+    if latest is not None:
+        accelerator.load_state(str(latest))
+        state = json.loads((latest / "train_state.json").read_text())
+        log.info("resuming from %s (step %d)", latest, state["step"])
+        accelerator.print(f"resuming from {latest} at step {state['step']}")
+    if tb:
+        accelerator.init_trackers("train", config={k: v for k, v in recipe.to_dict().items() if not isinstance(v, dict)})
+
+    steps_per_epoch = max(1, len(dl) // recipe.grad_accum)
+    schedule = imp_schedule(recipe.imp.target_sparsity, recipe.imp.rounds, recipe.max_steps) if recipe.method == "imp" else []
+    imp_masks = None
+    if recipe.method == "imp" and state["imp_round"] > 0:
+        imp_masks = [(w != 0) for w in prunable_weights(raw)]  # pruned weights are exact zeros
+
+    log_path = out / "log.csv"
+    if main and not log_path.exists():
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerow(LOG_FIELDS)
+
+    bar = tqdm(total=recipe.max_steps, initial=state["step"], desc=f"train {recipe.method}", unit="step",
+               disable=not main, dynamic_ncols=True)
+    step, started = state["step"], state["step"]
+    epoch = step // steps_per_epoch
+    t_total = time.perf_counter()
+    while step < recipe.max_steps:
+        dl.set_epoch(epoch)
+        skip = (step % steps_per_epoch) * recipe.grad_accum
+        it = accelerator.skip_first_batches(dl, skip) if skip else dl
+        t0 = time.perf_counter()
+        losses = []
+        for batch in it:
+            # IMP: prune at the start of each round
+            while state["imp_round"] < len(schedule) and step >= schedule[state["imp_round"]][0]:
+                imp_prune_(raw, schedule[state["imp_round"]][1], recipe.imp.structured)
+                imp_masks = [(w != 0) for w in prunable_weights(raw)]
+                state["imp_round"] += 1
+                accelerator.print(f"IMP round {state['imp_round']}: sparsity {schedule[state['imp_round'] - 1][1]:.3f}")
+            with accelerator.accumulate(model):
+                out_ = model(**batch)
+                loss = out_.loss
+                penalty = None
+                if recipe.method == "sgl" and recipe.sgl.mode == "loss":
+                    penalty = sgl_penalty(raw, recipe.sgl)
+                    loss = loss + penalty
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and recipe.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+                lr_used = sched.get_last_lr()[0]  # the rate of this step (the proximal step must use the same)
+                opt.step()
+                if accelerator.sync_gradients:
+                    sched.step()
+                opt.zero_grad(set_to_none=True)
+            losses.append(out_.loss.detach().float().item())
+            if not accelerator.sync_gradients:
+                continue
+            t_sgl = 0.0
+            if recipe.method == "sgl" and recipe.sgl.mode == "proximal":
+                ts = time.perf_counter()
+                sgl_prox_(raw, recipe.sgl, lr=lr_used)
+                t_sgl = time.perf_counter() - ts
+            if imp_masks is not None:
+                with torch.no_grad():
+                    for w, m in zip(prunable_weights(raw), imp_masks):
+                        w.mul_(m)
+            step += 1
+            row = {"step": step, "epoch": epoch, "loss": float(np.mean(losses)), "lr": lr_used,
+                   "step_seconds": time.perf_counter() - t0, "sgl_seconds": t_sgl,
+                   "penalty": float(penalty.detach()) if penalty is not None else (
+                       float(sgl_penalty(raw, recipe.sgl).detach()) if recipe.method == "sgl" and step % 10 == 0 else "")}
+            losses = []
+            if recipe.method != "dense" and (step % 10 == 0 or step == recipe.max_steps):
+                row.update({k: v for k, v in sparsity_report(raw).items() if k in LOG_FIELDS})
+            if eval_ds is not None and (step % recipe.eval_every == 0 or step == recipe.max_steps):
+                rep = _validate(accelerator, raw, processor, eval_ds, recipe)
+                if rep is not None:
+                    row.update(val_wer=rep["wer"], val_cer=rep["cer"])
+                    better = state["best_wer"] is None or rep["wer"] < state["best_wer"]
+                    if better:
+                        state["best_wer"], state["best_step"] = rep["wer"], step
+                    if main and recipe.select == "best" and better:
+                        save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config)
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", val_wer=f"{rep['wer']:.1f}")
+                accelerator.wait_for_everyone()
+            if main:
+                with open(log_path, "a", newline="") as f:
+                    csv.DictWriter(f, LOG_FIELDS).writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+                if tb:
+                    accelerator.log({k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}, step=step)
+            bar.update(1)
+            if "val_wer" not in row:
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+            state["step"] = step
+            if step % recipe.save_every == 0 or step == recipe.max_steps or (stop_after and step - started >= stop_after):
+                _save_state(accelerator, ckpt_root, state, recipe.keep_checkpoints)
+            if step >= recipe.max_steps or (stop_after and step - started >= stop_after):
+                break
+            t0 = time.perf_counter()
+        else:
+            epoch += 1
+            continue
+        break
+    bar.close()
+    if stop_after and step < recipe.max_steps:
+        return {"stopped_at": step}
+
+    accelerator.wait_for_everyone()
+    summary = {}
+    if main:
+        raw.config.use_cache = True
+        save_checkpoint(raw, processor, out / "last", generation_config=raw.generation_config)
+        if recipe.select == "last" or not (out / "model" / "config.json").is_file():
+            save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config)
+        summary = {
+            "model": str(model_dir), "data": str(data), "recipe": recipe.to_dict(), "steps": step,
+            "seconds_this_run": round(time.perf_counter() - t_total, 1), "processes": accelerator.num_processes,
+            "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
+            "train_clips": len(rows), "best_wer": state["best_wer"], "best_step": state["best_step"],
+            "selected": recipe.select, "final_sparsity": sparsity_report(raw), "architecture": architecture_of(raw).to_dict(),
+        }
+        atomic_write_json(out / "summary.json", summary)
+    if tb:
+        accelerator.end_training()
+    return summary
+
+
+def _validate(accelerator, raw, processor, eval_ds, recipe: Recipe):
+    if not accelerator.is_main_process:
+        return None
+    was_training = raw.training
+    raw.config.use_cache = True
+    opts = EvalOptions(split="validation", language=recipe.language, batch_size=recipe.eval_batch_size,
+                       limit=recipe.eval_limit, max_new_tokens=recipe.max_label_tokens)
+    with accelerator.autocast():
+        rep = evaluate_model(raw, processor, eval_ds, opts, desc="validation")
+    raw.config.use_cache = False
+    raw.train(was_training)
+    return rep
+
+
+def _save_state(accelerator, ckpt_root: Path, state: dict, keep: int) -> None:
+    """accelerator.save_state into a temporary folder, then rename (a kill leaves the previous one intact)."""
+    final = ckpt_root / f"step-{state['step']}"
+    tmp = ckpt_root / f".step-{state['step']}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_write_json(tmp / "train_state.json", state)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        olds = sorted((int(p.name.split("-")[1]), p) for p in ckpt_root.glob("step-*") if p.name.split("-")[1].isdigit())
+        for _, p in olds[:-keep]:
+            shutil.rmtree(p, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _has_tensorboard() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
