@@ -94,3 +94,27 @@ def speech_corpus(tmp_path_factory) -> Path:
     build_corpus(BuildOptions(out=out, utterances=24, engines=("espeak",), jobs=2, test_share=0.25,
                               validation_share=0.17, augment="none"))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pruned(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model with a layer-by-layer mix of removed heads and channels (one layer head-less)."""
+    from whisper_edge.training.architecture import apply_surgery, load_checkpoint, save_checkpoint
+
+    model, processor = load_checkpoint(tiny_model)
+    apply_surgery(model, {
+        "encoder": [{"heads": [1], "ffn": list(range(0, 256, 2))}, {"heads": [], "ffn": list(range(40))}],
+        "decoder": [{"self_heads": [], "cross_heads": [0], "ffn": list(range(100))},
+                    {"self_heads": [1], "cross_heads": [0, 1], "ffn": [3, 4]}],
+    })
+    return save_checkpoint(model, processor, tmp_path_factory.mktemp("models") / "tiny-pruned",
+                           generation_config=model.generation_config)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_model, tmp_path_factory) -> Path:
+    from whisper_edge.exporter.export import export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    export_bundle(tiny_model, out)
+    return out

@@ -333,31 +333,30 @@ def load_checkpoint(model_dir: str | Path, *, device: str | None = "cpu", dtype:
     model_dir = resolve_model_dir(model_dir)
     config = WhisperConfig.from_pretrained(model_dir)
     arch = Architecture.from_config(config)
-    if arch.encoder == Architecture.dense(config).encoder and arch.decoder == Architecture.dense(config).decoder:
-        model = WhisperForConditionalGeneration.from_pretrained(model_dir, torch_dtype=dtype)
-    else:
-        weights = sorted(model_dir.glob("*.safetensors"))
-        if not weights:
-            raise FileNotFoundError(f"{model_dir} has no *.safetensors weights")
-        from transformers.modeling_utils import no_init_weights
+    weights = sorted(model_dir.glob("*.safetensors"))
+    if not weights:
+        raise FileNotFoundError(f"{model_dir} has no *.safetensors weights")
+    from transformers.modeling_utils import no_init_weights
 
-        with no_init_weights():
-            model = WhisperForConditionalGeneration(config)
+    with no_init_weights():
+        model = WhisperForConditionalGeneration(config)
+    dense = Architecture.dense(config)
+    if (arch.encoder, arch.decoder) != (dense.encoder, dense.decoder):
         shape_model(model, arch)
-        state = {}
-        for f in weights:
-            state.update(load_file(str(f)))
-        _check_shapes(model, state, model_dir)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if k != "proj_out.weight"]  # tied to the token embedding
-        if missing or unexpected:
-            raise ArchitectureError(f"{model_dir}: weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        model.tie_weights()
-        model.to(dtype)
-        if (model_dir / "generation_config.json").is_file():
-            from transformers import GenerationConfig
+    state = {}
+    for f in weights:
+        state.update(load_file(str(f)))
+    _check_shapes(model, state, model_dir, has_record=(arch.encoder, arch.decoder) != (dense.encoder, dense.decoder))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k != "proj_out.weight"]  # tied to the token embedding
+    if missing or unexpected:
+        raise ArchitectureError(f"{model_dir}: weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.tie_weights()
+    model.to(dtype)
+    if (model_dir / "generation_config.json").is_file():
+        from transformers import GenerationConfig
 
-            model.generation_config = GenerationConfig.from_pretrained(model_dir)
+        model.generation_config = GenerationConfig.from_pretrained(model_dir)
     try:
         processor = WhisperProcessor.from_pretrained(model_dir)
     except (OSError, ValueError) as exc:
@@ -367,7 +366,7 @@ def load_checkpoint(model_dir: str | Path, *, device: str | None = "cpu", dtype:
     return model.eval(), processor
 
 
-def _check_shapes(model, state: dict, where: Path) -> None:
+def _check_shapes(model, state: dict, where: Path, has_record: bool = True) -> None:
     own = model.state_dict()
     for name, t in state.items():
         if name in own and tuple(own[name].shape) != tuple(t.shape):
@@ -378,8 +377,9 @@ def _check_shapes(model, state: dict, where: Path) -> None:
                 where_ = f"{parts[j - 1]} layer {parts[j + 1]} ({'.'.join(parts[j + 2:])})"
             raise ArchitectureError(
                 f"{where}: {where_} has shape {tuple(t.shape)} but the architecture record implies "
-                f"{tuple(own[name].shape)}; the checkpoint and its config.json disagree (was config.json edited or "
-                "copied from another model?)")
+                f"{tuple(own[name].shape)}; " + ("the checkpoint and its config.json disagree (was config.json edited or "
+                "copied from another model?)" if has_record else "the weights look pruned but config.json has no "
+                "whisper_edge.architecture record: keep the config.json that 'prune' wrote with its weights"))
 
 
 def save_checkpoint(model, processor, out: str | Path, *, extra_files: dict[str, object] | None = None,

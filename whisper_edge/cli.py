@@ -137,6 +137,72 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    if args.baseline:
+        from .exporter.baseline import export_optimum
+
+        out = export_optimum(args.model, args.out)
+        print(f"wrote {out} (optimum-onnx export of the dense model)")
+        return 0
+    from .exporter.export import ExportOptions, export_bundle, format_validation
+
+    texts, samples = (), ()
+    if args.data:
+        from .runtime.audio import load_audio
+        from .training.data import load_speech_dataset
+
+        if args.vocab:
+            texts = tuple(load_speech_dataset(args.data, "train")["sentence"])
+        val = load_speech_dataset(args.data, args.sample_split)
+        samples = tuple(load_audio(a["bytes"] or a["path"]) for a in val.select(range(min(args.samples, len(val))))["audio"])
+    elif args.vocab:
+        raise ValueError("--vocab hi needs --data (its training transcripts define the kept tokens)")
+    opts = ExportOptions(quantize=args.quantize, vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
+                         samples=samples, language=args.language, profile=args.profile)
+    m = export_bundle(args.model, args.out, opts)
+    for name, v in m.get("validation", {}).items():
+        print(f"validation ({name}):")
+        print(format_validation(v["tensors"], v.get("tokens")))
+    total = sum(f["bytes"] for f in m["files"].values())
+    parts = ", ".join(f"{k} {v['bytes'] / 2**20:.1f}" for k, v in m["files"].items())
+    print(f"wrote {args.out}: {total / 2**20:.1f} MiB ({parts})")
+    return 0
+
+
+def _cmd_bundle(args) -> int:
+    from .runtime.bundle import pack_archive, unpack_archive, verify_bundle
+
+    if args.bundle_command == "verify":
+        m = verify_bundle(args.bundle)
+        print(f"{args.bundle}: OK — format {m['format_version']}, {len(m['files'])} files checked, "
+              f"quantization {m['quantization']}, audio context {m['audio_ctx']}")
+    elif args.bundle_command == "pack":
+        print(f"wrote {pack_archive(args.bundle, args.archive)}")
+    else:
+        print(f"unpacked into {unpack_archive(args.archive, args.out)}")
+    return 0
+
+
+def _cmd_transcribe(args) -> int:
+    from .runtime.transcribe import DecodeOptions, Transcriber
+
+    settings = {}
+    if args.profile:
+        from .runtime.profiles import load_profile
+
+        prof = load_profile(args.profile)
+        settings = {"threads": prof.threads, "providers": prof.providers}
+    if args.threads:
+        settings["threads"] = args.threads
+    tr = Transcriber(args.bundle, **settings)
+    opts = DecodeOptions(beam=args.beam, max_new_tokens=args.max_new_tokens, language=args.language,
+                         repetition_guard=args.repetition_guard)
+    for path in args.audio:
+        text = tr.transcribe(path, options=opts)
+        print(f"{path}\t{text}" if len(args.audio) > 1 else text)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -218,6 +284,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--token-ctx", type=int, default=64, help="self-attention context for the per-token decoder FLOPs")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_inspect)
+
+    s = sub.add_parser("export", help="a checkpoint → a verified ONNX bundle (pruned groups physically removed)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--out", required=True, help="bundle folder (written whole or not at all)")
+    s.add_argument("--quantize", default="none", choices=["none", "int8", "fp16"])
+    s.add_argument("--vocab", choices=["hi"], help="keep only the tokens Hindi needs (needs --data)")
+    s.add_argument("--data", help="speech data: validation clips for the token check, train transcripts for --vocab")
+    s.add_argument("--samples", type=int, default=4, help="clips for the greedy-token check")
+    s.add_argument("--sample-split", default="validation")
+    s.add_argument("--language", default="hi")
+    s.add_argument("--profile", help="device profile the bundle is meant for (recorded in the manifest)")
+    s.add_argument("--no-verify", action="store_true", help="skip validation against PyTorch")
+    s.add_argument("--baseline", choices=["optimum"], help="export the dense model through optimum-onnx instead")
+    s.set_defaults(func=_cmd_export)
+
+    b = sub.add_parser("bundle", help="check or pack a bundle").add_subparsers(dest="bundle_command", required=True)
+    s = b.add_parser("verify", help="check every file's size and sha256 against the manifest")
+    s.add_argument("bundle")
+    s.set_defaults(func=_cmd_bundle)
+    s = b.add_parser("pack", help="write a bundle folder as one archive")
+    s.add_argument("bundle")
+    s.add_argument("archive")
+    s.set_defaults(func=_cmd_bundle)
+    s = b.add_parser("unpack", help="unpack an archive (refuses absolute paths, '..' and links)")
+    s.add_argument("archive")
+    s.add_argument("out")
+    s.set_defaults(func=_cmd_bundle)
+
+    s = sub.add_parser("transcribe", help="transcribe audio files with a bundle (no torch needed)")
+    s.add_argument("--bundle", required=True, help="bundle folder or archive")
+    s.add_argument("audio", nargs="+")
+    s.add_argument("--profile", help="device profile (threads, execution providers)")
+    s.add_argument("--threads", type=int)
+    s.add_argument("--beam", type=int, default=1)
+    s.add_argument("--language")
+    s.add_argument("--max-new-tokens", type=int, default=200)
+    s.add_argument("--repetition-guard", type=int, default=4, help="stop a loop of the same n-gram repeated N times (0 = off)")
+    s.set_defaults(func=_cmd_transcribe)
 
     s = sub.add_parser("demo", help="short end-to-end run on small data (what `make demo` runs)")
     s.add_argument("--out", default="demo-out")

@@ -25,3 +25,14 @@ def test_every_runtime_module_imports_without_torch():
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_transcribe_from_a_bundle_without_torch(tiny_bundle, clips):
+    """The whole transcription path (CLI included) with torch, transformers and optimum unimportable."""
+    code = BLOCKER + (
+        "from whisper_edge.cli import main\n"
+        f"rc = main(['transcribe', '--bundle', {str(tiny_bundle)!r}, {str(clips[0]['path'])!r}, '--max-new-tokens', '5'])\n"
+        "assert rc == 0, rc\n"
+        "assert not any(m.split('.')[0] in ('torch', 'transformers', 'optimum') for m in sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

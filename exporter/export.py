@@ -1,0 +1,314 @@
+"""``whisper-edge export``: a (pruned) checkpoint → a verified ONNX bundle.
+
+Steps: load (the record gives every layer's width; pruned groups are physically gone) → optional
+vocabulary trimming → ONNX export of our own wrappers (opset 17, dynamic batch and lengths) →
+validation against PyTorch (max abs diff per output against named tolerances; for fp32, greedy
+tokens identical to PyTorch generate on sample clips) → optional quantization (int8 dynamic or fp16
+weights), validated again → manifest with sizes and checksums. Everything is written into a
+temporary folder that replaces OUT only when all of it succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..runtime.bundle import FORMAT, FORMAT_VERSION, file_entry, verify_bundle
+from ..runtime.fsutil import atomic_dir
+from ..training.architecture import architecture_of, load_checkpoint, resolve_model_dir
+from .wrappers import DecoderWrapper, EncoderWrapper, io_names
+
+__all__ = ["ExportOptions", "export_bundle", "ValidationError", "TOLERANCES"]
+
+log = logging.getLogger("whisper_edge")
+
+# max |ONNX − PyTorch| allowed per output family; int8 is judged mainly by tokens and WER.
+TOLERANCES = {
+    "none": {"cross": 2e-3, "logits": 2e-3, "cache": 2e-3},
+    "fp16": {"cross": 5e-2, "logits": 1.5e-1, "cache": 5e-2},
+    "int8": {"cross": 1.0, "logits": 4.0, "cache": 1.0},
+}
+OPSET = 17
+
+
+class ValidationError(RuntimeError):
+    """An export whose graphs disagree with PyTorch beyond tolerance (the table says where)."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    quantize: str = "none"  # none | int8 | fp16
+    vocab: str | None = None  # None | "hi": keep the special tokens and those the language's text needs
+    vocab_text: tuple[str, ...] = ()  # text that defines the kept tokens (the training transcripts)
+    verify: bool = True
+    samples: tuple = ()  # 16-kHz arrays for token-level validation (a tone and noise when empty)
+    language: str = "hi"
+    profile: str | None = None
+
+    def __post_init__(self):
+        if self.quantize not in TOLERANCES:
+            raise ValueError(f"--quantize must be none, int8 or fp16, got {self.quantize!r}")
+        if self.vocab not in (None, "hi"):
+            raise ValueError(f"--vocab must be 'hi' (or left out), got {self.vocab!r}")
+
+
+def _export_onnx(model, tmp: Path, names: dict) -> None:
+    cfg = model.config
+    A = cfg.max_source_positions
+    enc, dec = EncoderWrapper(model).eval(), DecoderWrapper(model).eval()
+    mel = torch.zeros(1, cfg.num_mel_bins, 2 * A)
+    with torch.no_grad():
+        cross = enc(mel)
+    torch.onnx.export(enc, (mel,), str(tmp / "encoder.onnx"), input_names=names["encoder_inputs"],
+                      output_names=names["encoder_outputs"], dynamic_axes=names["dynamic_axes_encoder"],
+                      opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    hd = architecture_of(model).head_dim
+    past = [torch.zeros(1, model.model.decoder.layers[i].self_attn.num_heads, 3, hd)
+            for i in names["self_layers"] for _ in (0, 1)]
+    args = (torch.tensor([[0, 1]]), torch.tensor(3), *past, *cross)
+    torch.onnx.export(dec, args, str(tmp / "decoder.onnx"), input_names=names["decoder_inputs"],
+                      output_names=names["decoder_outputs"], dynamic_axes=names["dynamic_axes_decoder"],
+                      opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    for f in ("encoder.onnx", "decoder.onnx"):
+        if (tmp / f).stat().st_size > 1.9 * 2**30:  # protobuf's 2-GB limit: move weights to external data
+            import onnx
+
+            m = onnx.load(str(tmp / f))
+            onnx.save_model(m, str(tmp / f), save_as_external_data=True, location=f + ".data")
+
+
+def _quantize(tmp: Path, kind: str) -> None:
+    for f in ("encoder.onnx", "decoder.onnx"):
+        src, dst = tmp / f, tmp / f"{f}.q"
+        if kind == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            # Per-channel int8 weights of the MatMul ops only: the convolutions of the encoder stem and the
+            # LayerNorms stay fp32 (naive int8 of every op broke Hindi, ../shared/SOURCES.md).
+            quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "Gemm", "Gather"], extra_options={"MatMulConstBOnly": True})
+        else:
+            import onnx
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            m = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, disable_shape_infer=False)
+            onnx.save_model(m, str(dst))
+        os.replace(dst, src)
+
+
+def _sessions(tmp: Path):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return (ort.InferenceSession(str(tmp / "encoder.onnx"), so, providers=["CPUExecutionProvider"]),
+            ort.InferenceSession(str(tmp / "decoder.onnx"), so, providers=["CPUExecutionProvider"]))
+
+
+def _tensor_checks(model, tmp: Path, names: dict, quant: str, mels: list[np.ndarray], prompt: list[int]) -> list[dict]:
+    """Run both graphs and the PyTorch wrappers on the same inputs; max abs diff per output."""
+    enc_s, dec_s = _sessions(tmp)
+    enc_w, dec_w = EncoderWrapper(model).eval(), DecoderWrapper(model).eval()
+    tol = TOLERANCES[quant]
+    rows = []
+    mel = np.stack(mels[:2]).astype(np.float32)
+    with torch.no_grad():
+        ref_cross = [t.numpy() for t in enc_w(torch.from_numpy(mel))]
+    got_cross = enc_s.run(None, {"mel": mel})
+    for n, r, g in zip(names["encoder_outputs"], ref_cross, got_cross):
+        rows.append({"graph": "encoder", "output": n, "max_abs_diff": float(np.abs(r - g).max()), "tolerance": tol["cross"]})
+    b = mel.shape[0]
+    toks = np.array([prompt] * b, dtype=np.int64)
+    hd = architecture_of(model).head_dim
+    past = {n: np.zeros((b, model.model.decoder.layers[i].self_attn.num_heads, 0, hd), np.float32)
+            for i in names["self_layers"] for n in (f"self_k_{i}", f"self_v_{i}")}
+    cross = dict(zip(names["encoder_outputs"], ref_cross))
+    feeds = {"tokens": toks, "offset": np.array(0, dtype=np.int64), **past, **cross}
+    for stage in ("prompt", "next token"):
+        with torch.no_grad():
+            ref = [t.numpy() for t in dec_w(*(torch.from_numpy(np.asarray(feeds[k])) for k in names["decoder_inputs"]))]
+        got = dec_s.run(None, feeds)
+        for n, r, g in zip(names["decoder_outputs"], ref, got):
+            kind = "logits" if n == "logits" else "cache"
+            rows.append({"graph": "decoder", "output": f"{n} ({stage})", "max_abs_diff": float(np.abs(r - g).max()),
+                         "tolerance": tol[kind]})
+        nxt = ref[0][:, -1].argmax(-1)[:, None].astype(np.int64)
+        feeds = {"tokens": nxt, "offset": np.array(toks.shape[1], dtype=np.int64), **cross,
+                 **{n.replace("new_", ""): r for n, r in zip(names["decoder_outputs"][1:], ref[1:])}}
+    for r in rows:
+        r["ok"] = bool(r["max_abs_diff"] <= r["tolerance"])
+    return rows
+
+
+def _default_samples() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 3) / 16000
+    return [(0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32),
+            (0.05 * rng.standard_normal(16000 * 2)).astype(np.float32)]
+
+
+def _token_checks(model, processor, bundle: Path, samples: list[np.ndarray], language: str,
+                  vocab_map: list[int] | None = None) -> list[dict]:
+    """Greedy tokens of the bundle (runtime decoder) against PyTorch generate (with a trimmed vocabulary:
+    generate on the full model with the dropped tokens suppressed, which is the same argmax)."""
+    from ..runtime.transcribe import DecodeOptions, Transcriber
+    from ..training.evaluate import EvalOptions, features_for
+
+    tr = Transcriber(bundle, verify=False)
+    rows = []
+    for k, wav in enumerate(samples):
+        mel = tr.features(wav)
+        ours = tr.decode_greedy(tr.encode(mel[None]), DecodeOptions(max_new_tokens=40, language=language))
+        feats = torch.from_numpy(mel[None])
+        with torch.no_grad():
+            extra = {}
+            if vocab_map is not None:
+                dropped = sorted(set(range(model.config.vocab_size)) - set(vocab_map))
+                extra["suppress_tokens"] = list(model.generation_config.suppress_tokens or []) + dropped
+            ref = model.generate(input_features=feats, language=language, task="transcribe", do_sample=False,
+                                 num_beams=1, max_new_tokens=40, **extra)[0].tolist()
+        prompt_len = 4 if len(ref) and ref[0] == 50258 else 0
+        ref = [t for t in ref[prompt_len:] if t != model.generation_config.eos_token_id]
+        if tr.to_old is not None:
+            ours = [int(tr.to_old[t]) for t in ours]
+        rows.append({"sample": k, "same_tokens": ours == ref, "tokens": len(ours)})
+    return rows
+
+
+def format_validation(rows: list[dict], tokens: list[dict] | None = None) -> str:
+    lines = ["| graph | output | max abs diff | tolerance | |", "|---|---|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['graph']} | {r['output']} | {r['max_abs_diff']:.2e} | {r['tolerance']:.0e} | {'✓' if r['ok'] else '✗'} |")
+    for t in tokens or []:
+        lines.append(f"| greedy decode | sample {t['sample']} ({t['tokens']} tokens) | | same tokens as PyTorch | "
+                     f"{'✓' if t['same_tokens'] else '✗'} |")
+    return "\n".join(lines)
+
+
+def _tokens_block(processor, gen) -> dict:
+    tok = processor.tokenizer
+    conv = tok.convert_tokens_to_ids
+    return {"sot": conv("<|startoftranscript|>"), "eot": conv("<|endoftext|>"), "transcribe": conv("<|transcribe|>"),
+            "translate": conv("<|translate|>"), "no_timestamps": conv("<|notimestamps|>"),
+            "languages": {k.strip("<|>"): int(v) for k, v in (getattr(gen, "lang_to_id", None) or {}).items()},
+            "suppress": [int(x) for x in (gen.suppress_tokens or [])],
+            "begin_suppress": [int(x) for x in (gen.begin_suppress_tokens or [])]}
+
+
+def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict:
+    """Export ``model_dir`` into the bundle folder ``out``; returns the manifest."""
+    model_dir = resolve_model_dir(model_dir)
+    model, processor = load_checkpoint(model_dir)
+    model.eval()
+    model.generation_config.forced_decoder_ids = None
+    arch = architecture_of(model)
+    vocab_map, reference = None, model
+    if opts.vocab:
+        import copy
+
+        from .vocab import trim_vocabulary
+
+        reference = copy.deepcopy(model)  # greedy tokens are checked against the full-vocabulary model
+        vocab_map = trim_vocabulary(model, processor, opts.vocab_text)
+    names = io_names(model)
+    samples = list(opts.samples) or _default_samples()
+    t0 = time.perf_counter()
+    with atomic_dir(out) as tmp:
+        _export_onnx(model, tmp, names)
+        mels = [_mel(processor, model, s) for s in samples]
+        processor.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "architecture": arch.to_dict(), "audio_ctx": arch.audio_ctx, "n_mels": model.config.num_mel_bins,
+            "sample_rate": 16000, "mel": {"n_fft": 400, "hop": 160},
+            "vocab_size": int(model.config.vocab_size), "vocab_map": vocab_map,
+            "vocab": opts.vocab or "full",
+            "tokens": _tokens_block(processor, model.generation_config),
+            "language": opts.language, "task": "transcribe",
+            "graphs": {"encoder": {"file": "encoder.onnx", "inputs": names["encoder_inputs"], "outputs": names["encoder_outputs"]},
+                       "decoder": {"file": "decoder.onnx", "inputs": names["decoder_inputs"], "outputs": names["decoder_outputs"]}},
+            "quantization": opts.quantize, "opset": OPSET, "profile": opts.profile,
+            "provenance": {"model": str(model_dir), "whisper_edge": _version(), "torch": torch.__version__,
+                           "onnxruntime": _ort_version(), "python": platform.python_version(),
+                           "model_provenance": (getattr(model.config, "whisper_edge", None) or {}).get("provenance")},
+            "metrics": {},
+        }
+        validation = {}
+        tb = manifest["tokens"]
+        prompt = [tb["sot"], tb["languages"].get(opts.language, tb["sot"]), tb["transcribe"], tb["no_timestamps"]]
+        if vocab_map is not None:
+            prompt = [vocab_map.index(t) for t in prompt]
+        if opts.verify:
+            rows = _tensor_checks(model, tmp, names, "none", mels, prompt)
+            _write_manifest(tmp, manifest)
+            tokens = _token_checks(reference, processor, tmp, samples, opts.language, vocab_map)
+            validation["fp32"] = {"tensors": rows, "tokens": tokens}
+            table = format_validation(rows, tokens)
+            log.info("validation (fp32):\n%s", table)
+            if not all(r["ok"] for r in rows) or not all(t["same_tokens"] for t in tokens):
+                raise ValidationError(f"the fp32 ONNX graphs disagree with PyTorch:\n{table}")
+        if opts.quantize != "none":
+            _quantize(tmp, opts.quantize)
+            if opts.verify:
+                rows = _tensor_checks(model, tmp, names, opts.quantize, mels, prompt)
+                validation[opts.quantize] = {"tensors": rows}
+                table = format_validation(rows)
+                log.info("validation (%s):\n%s", opts.quantize, table)
+                if not all(r["ok"] for r in rows):
+                    raise ValidationError(f"the {opts.quantize} graphs are beyond tolerance:\n{table}")
+        manifest["validation"] = validation
+        manifest["metrics"]["export_seconds"] = round(time.perf_counter() - t0, 1)
+        _write_manifest(tmp, manifest)
+        _stamp_metadata(tmp, manifest)
+        _write_manifest(tmp, manifest)
+        verify_bundle(tmp)
+    return manifest
+
+
+def _mel(processor, model, wav: np.ndarray) -> np.ndarray:
+    from ..runtime.features import log_mel
+
+    return log_mel(wav, n_samples=model.config.max_source_positions * 320, n_mels=model.config.num_mel_bins)
+
+
+def _write_manifest(tmp: Path, manifest: dict) -> None:
+    files = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != "manifest.json")
+    manifest["files"] = {f: file_entry(tmp / f) for f in files}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _stamp_metadata(tmp: Path, manifest: dict) -> None:
+    """Write the record and format version into each graph's metadata_props (ONNX's own key/value list)."""
+    import onnx
+
+    for g in manifest["graphs"].values():
+        path = tmp / g["file"]
+        m = onnx.load(str(path), load_external_data=False)
+        del m.metadata_props[:]
+        for k, v in (("whisper_edge.format_version", str(FORMAT_VERSION)),
+                     ("whisper_edge.architecture", json.dumps(manifest["architecture"])),
+                     ("whisper_edge.quantization", manifest["quantization"]),
+                     ("whisper_edge.audio_ctx", str(manifest["audio_ctx"]))):
+            e = m.metadata_props.add()
+            e.key, e.value = k, v
+        onnx.save_model(m, str(path))
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__

@@ -1,0 +1,155 @@
+"""Bundle format: a folder (or one .tar archive) with manifest.json, ONNX graphs and tokenizer.json.
+
+manifest.json::
+
+    {"format": "whisper-edge-bundle", "format_version": 1,
+     "architecture": {...per-layer record...}, "audio_ctx": 500, "n_mels": 80, "sample_rate": 16000,
+     "mel": {"n_fft": 400, "hop": 160},
+     "tokens": {"sot": 50258, "eot": 50257, "transcribe": 50359, "translate": 50358, "no_timestamps": 50363,
+                "languages": {"hi": 50276, ...}, "suppress": [...], "begin_suppress": [...]},
+     "language": "hi", "task": "transcribe", "vocab_map": null | [old ids...],
+     "graphs": {"encoder": {"file": "encoder.onnx", "inputs": [...], "outputs": [...]}, "decoder": {...}},
+     "quantization": "none" | "int8" | "fp16",
+     "files": {"encoder.onnx": {"bytes": N, "sha256": "..."}, ...},
+     "provenance": {...}, "metrics": {...}}
+
+The runtime verifies sizes and checksums before loading and refuses a newer format version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from pathlib import Path
+
+__all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "read_manifest", "verify_bundle", "file_entry",
+           "pack_archive", "unpack_archive", "open_bundle"]
+
+FORMAT, FORMAT_VERSION = "whisper-edge-bundle", 1
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message says why and what to do."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_entry(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def read_manifest(bundle: str | os.PathLike) -> dict:
+    bundle = Path(bundle)
+    path = bundle / "manifest.json"
+    if not bundle.exists():
+        raise BundleError(f"bundle {bundle} does not exist; create one with 'whisper-edge export'")
+    if not path.is_file():
+        raise BundleError(f"{bundle} has no manifest.json: not a whisper-edge bundle (create one with 'whisper-edge export')")
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged, export it again") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise BundleError(f"{path} is not a whisper-edge bundle manifest (format {m.get('format') if isinstance(m, dict) else None!r})")
+    v = m.get("format_version")
+    if not isinstance(v, int) or v > FORMAT_VERSION:
+        raise BundleError(f"{bundle} has bundle format version {v}, newer than this runtime reads ({FORMAT_VERSION}); "
+                          "upgrade whisper-edge or export the bundle with this version")
+    for key in ("architecture", "audio_ctx", "tokens", "graphs", "files"):
+        if key not in m:
+            raise BundleError(f"{path} lacks the field {key!r}; the bundle is damaged or was edited")
+    return m
+
+
+def verify_bundle(bundle: str | os.PathLike, *, checksums: bool = True) -> dict:
+    """Check every listed file's size (and sha256); returns the manifest or raises BundleError naming the file."""
+    bundle = Path(bundle)
+    m = read_manifest(bundle)
+    for name, entry in m["files"].items():
+        p = bundle / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise BundleError(f"manifest lists an unsafe path {name!r}")
+        if not p.is_file():
+            raise BundleError(f"{bundle}: {name} is missing (listed in manifest.json)")
+        size = p.stat().st_size
+        if size != entry.get("bytes"):
+            raise BundleError(f"{bundle}: {name} has {size} bytes, the manifest says {entry.get('bytes')}: "
+                              "the file was changed or truncated; export the bundle again")
+        if checksums and _sha256(p) != entry.get("sha256"):
+            raise BundleError(f"{bundle}: {name} fails its sha256 check: the file was changed or damaged; "
+                              "export the bundle again")
+    for g in m["graphs"].values():
+        if g["file"] not in m["files"]:
+            raise BundleError(f"{bundle}: graph file {g['file']} is not listed under files")
+    return m
+
+
+def pack_archive(bundle: str | os.PathLike, archive: str | os.PathLike) -> Path:
+    """Write the bundle as one uncompressed tar (ONNX weights do not compress much)."""
+
+    bundle, archive = Path(bundle), Path(archive)
+    verify_bundle(bundle)
+    tmp = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
+    try:
+        with tarfile.open(tmp, "w") as tar:
+            for name in ["manifest.json", *read_manifest(bundle)["files"]]:
+                tar.add(bundle / name, arcname=name, recursive=False)
+        os.replace(tmp, archive)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return archive
+
+
+def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Unpack a bundle archive, refusing absolute paths, '..', links and anything but plain files."""
+    from .fsutil import atomic_dir
+
+    archive, dest = Path(archive), Path(dest)
+    try:
+        tar = tarfile.open(archive, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise BundleError(f"{archive} is not a readable bundle archive: {exc}") from None
+    with tar:
+        members = tar.getmembers()
+        for mem in members:
+            p = Path(mem.name)
+            if p.is_absolute() or ".." in p.parts:
+                raise BundleError(f"{archive}: refusing member {mem.name!r} (absolute path or '..')")
+            if mem.issym() or mem.islnk():
+                raise BundleError(f"{archive}: refusing member {mem.name!r} (a link)")
+            if not (mem.isfile() or mem.isdir()):
+                raise BundleError(f"{archive}: refusing member {mem.name!r} (not a regular file)")
+        with atomic_dir(dest) as tmp:
+            for mem in members:
+                if mem.isfile():
+                    target = tmp / mem.name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(mem) as src, open(target, "wb") as out:
+                        while chunk := src.read(1 << 20):
+                            out.write(chunk)
+            verify_bundle(tmp)
+    return dest
+
+
+def open_bundle(path: str | os.PathLike, *, cache: str | os.PathLike | None = None) -> Path:
+    """A bundle folder, or an archive unpacked once into the cache; returns the folder."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.is_file():
+        from .bundled import cache_root
+
+        dest = Path(cache or cache_root() / "bundles") / f"{path.stem}-{_sha256(path)[:12]}"
+        if not (dest / "manifest.json").is_file():
+            unpack_archive(path, dest)
+        return dest
+    raise BundleError(f"bundle {path} does not exist; create one with 'whisper-edge export'")

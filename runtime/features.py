@@ -1,0 +1,66 @@
+"""Whisper log-mel features in numpy (equal to transformers' WhisperFeatureExtractor within 1e-4).
+
+16 kHz audio, 25-ms Hann window (n_fft 400), 10-ms hop, power spectrum, Slaney-style mel filters
+(0–8 kHz), log10 clamped at 1e-10, floored at (max − 8), then (x + 4) / 4. A window of ``A`` encoder
+positions takes ``A × 320`` samples (zero-padded) and gives ``2A`` frames.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["log_mel", "mel_filters", "N_FFT", "HOP"]
+
+N_FFT, HOP, SAMPLE_RATE = 400, 160, 16000
+
+
+def _hz_to_mel(f):
+    f = np.asarray(f, dtype=np.float64)
+    mel = 3.0 * f / 200.0
+    log_region = f >= 1000.0
+    return np.where(log_region, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mel)
+
+
+def _mel_to_hz(m):
+    m = np.asarray(m, dtype=np.float64)
+    f = 200.0 * m / 3.0
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), f)
+
+
+@lru_cache(maxsize=4)
+def mel_filters(n_mels: int = 80, sr: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:
+    """(n_fft/2+1, n_mels) Slaney mel filter bank with Slaney area normalization."""
+    fft_freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    mel_pts = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2)
+    hz = _mel_to_hz(mel_pts)
+    diff = np.diff(hz)
+    slopes = hz[None, :] - fft_freqs[:, None]
+    down = -slopes[:, :-2] / diff[:-1]
+    up = slopes[:, 2:] / diff[1:]
+    fb = np.maximum(0.0, np.minimum(down, up))
+    fb *= (2.0 / (hz[2: n_mels + 2] - hz[:n_mels]))[None, :]
+    return fb.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
+
+
+def log_mel(audio: np.ndarray, *, n_samples: int, n_mels: int = 80) -> np.ndarray:
+    """(n_mels, n_samples / 160) features for one window of 16-kHz mono audio (padded or cut to n_samples)."""
+    x = np.zeros(n_samples, dtype=np.float32)
+    a = np.asarray(audio, dtype=np.float32)[:n_samples]
+    x[: len(a)] = a
+    padded = np.pad(x, N_FFT // 2, mode="reflect")
+    n_frames = 1 + (len(padded) - N_FFT) // HOP
+    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n_frames)[:, None]
+    frames = padded[idx] * _window()[None, :]
+    spec = np.fft.rfft(frames.astype(np.float64), axis=1)
+    power = (spec.real ** 2 + spec.imag ** 2)[:-1]  # Whisper drops the last frame
+    mel = power @ mel_filters(n_mels).astype(np.float64)
+    logm = np.log10(np.maximum(mel, 1e-10))
+    logm = np.maximum(logm, logm.max() - 8.0)
+    return ((logm + 4.0) / 4.0).T.astype(np.float32)

@@ -1,0 +1,68 @@
+"""Device profiles: one YAML per target (threads, execution providers, quantization, audio context,
+beam, memory budget, target real-time factor), validated on load."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+__all__ = ["DeviceProfile", "ProfileError", "load_profile", "list_profiles"]
+
+_DIR = Path(__file__).resolve().parent.parent / "device_profiles"
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message names the field or the known profiles."""
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    description: str = ""
+    arch: str = "x86_64"  # x86_64 | aarch64
+    threads: int = 2
+    providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
+    quantization: str = "int8"  # none | int8 | fp16
+    int8_activation: str = "u8"  # u8 | s8 (which activation type the target's int8 kernels prefer)
+    audio_ctx: int = 1500
+    beam: int = 1
+    memory_budget_mb: int = 1024
+    target_rtf: float = 0.5
+    reasons: dict = field(default_factory=dict)  # field → why this value
+
+    def __post_init__(self):
+        checks = {"arch": self.arch in ("x86_64", "aarch64"), "threads": self.threads >= 1,
+                  "quantization": self.quantization in ("none", "int8", "fp16"),
+                  "int8_activation": self.int8_activation in ("u8", "s8"), "audio_ctx": 1 <= self.audio_ctx <= 1500,
+                  "beam": self.beam >= 1, "memory_budget_mb": self.memory_budget_mb > 0, "target_rtf": self.target_rtf > 0,
+                  "providers": isinstance(self.providers, list) and bool(self.providers)}
+        for k, ok in checks.items():
+            if not ok:
+                raise ProfileError(f"profile {self.name}: field {k!r} has an invalid value {getattr(self, k)!r}")
+
+
+def list_profiles() -> list[str]:
+    return sorted(p.stem for p in _DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> DeviceProfile:
+    p = Path(name_or_path)
+    if not p.is_file():
+        p = _DIR / f"{name_or_path}.yaml"
+    if not p.is_file():
+        raise ProfileError(f"unknown device profile {name_or_path!r}; known: {', '.join(list_profiles())} (or a YAML path)")
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ProfileError(f"{p} must hold a mapping")
+    names = {f.name for f in dataclasses.fields(DeviceProfile)}
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ProfileError(f"{p}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
+    data.setdefault("name", p.stem)
+    try:
+        return DeviceProfile(**data)
+    except TypeError as exc:
+        raise ProfileError(f"{p}: {exc}") from None

@@ -1,0 +1,265 @@
+"""Torch-free transcription from a bundle: log-mel (numpy) → ONNX encoder → ONNX decoder with KV cache.
+
+    from whisper_edge.runtime.transcribe import Transcriber
+    text = Transcriber("bundle/").transcribe("clip.wav")
+
+Decoding follows transformers' Whisper generate (so fp32 bundles give the same tokens): prompt
+``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>``, ``suppress_tokens`` at every step,
+``begin_suppress_tokens`` at the first, greedy or beam search, a token cap and a repetition guard.
+Audio longer than the window is cut into consecutive windows (not truncated) and the texts joined.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, AudioError, load_audio
+from .bundle import BundleError, open_bundle, verify_bundle
+from .features import log_mel
+
+__all__ = ["Transcriber", "DecodeOptions"]
+
+log = logging.getLogger("whisper_edge")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    beam: int = 1
+    max_new_tokens: int = 200
+    language: str | None = None  # None: the bundle's
+    repetition_guard: int = 0  # stop when the last n-gram (n ≤ 16) repeats this many times; 0 = off
+    length_penalty: float = 1.0
+
+    def __post_init__(self):
+        if self.beam < 1:
+            raise ValueError(f"beam must be ≥ 1, got {self.beam}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
+
+
+def _repeats(tokens: list[int], times: int) -> bool:
+    if times < 2:
+        return False
+    for n in range(1, 17):
+        if len(tokens) < n * times:
+            break
+        tail = tokens[-n:]
+        if all(tokens[-(k + 1) * n: len(tokens) - k * n] == tail for k in range(1, times)):
+            return True
+    return False
+
+
+@dataclass
+class Timings:
+    encoder_s: float = 0.0
+    decoder_s: float = 0.0
+    tokens: int = 0
+    windows: int = 0
+    mel_s: float = 0.0
+    steps: list = field(default_factory=list)
+
+
+class Transcriber:
+    def __init__(self, bundle: str | os.PathLike, *, threads: int | None = None, providers: list[str] | None = None,
+                 verify: bool = True, session_options: dict | None = None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.path = open_bundle(bundle)
+        self.manifest = verify_bundle(self.path, checksums=verify)
+        m = self.manifest
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        for k, v in (session_options or {}).items():
+            setattr(so, k, v)
+        available = ort.get_available_providers()
+        wanted = providers or ["CPUExecutionProvider"]
+        use = [p for p in wanted if p in available]
+        for p in wanted:
+            if p not in available:
+                log.warning("execution provider %s is not available here (have %s); falling back", p, ", ".join(available))
+        if "CPUExecutionProvider" not in use:
+            use.append("CPUExecutionProvider")
+        self.providers = use
+        try:
+            self.encoder = ort.InferenceSession(str(self.path / m["graphs"]["encoder"]["file"]), so, providers=use)
+            self.decoder = ort.InferenceSession(str(self.path / m["graphs"]["decoder"]["file"]), so, providers=use)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BundleError(f"{self.path}: onnxruntime cannot load the graphs: {exc}") from None
+        self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        arch = m["architecture"]
+        self.audio_ctx = int(m["audio_ctx"])
+        self.n_samples = self.audio_ctx * 2 * 160
+        self.n_mels = int(m.get("n_mels", 80))
+        self.head_dim = int(arch.get("head_dim", 64))
+        self.self_layers = [i for i, l in enumerate(arch["decoder"]) if l["self_heads"]]
+        self.self_heads = {i: arch["decoder"][i]["self_heads"] for i in self.self_layers}
+        self.cross_names = list(m["graphs"]["encoder"]["outputs"])
+        self.float_type = np.float16 if m.get("quantization") == "fp16" and m.get("io_dtype") == "float16" else np.float32
+        t = m["tokens"]
+        vmap = m.get("vocab_map")
+        self.to_old = np.asarray(vmap, dtype=np.int64) if vmap else None
+        self.to_new = {int(o): n for n, o in enumerate(vmap)} if vmap else None
+        self.tok = {k: self._new(t[k]) for k in ("sot", "eot", "transcribe", "no_timestamps")}
+        self.languages = {k: self._new(v) for k, v in t["languages"].items() if self._new(v) is not None}
+        self.suppress = np.asarray([x for x in (self._new(v) for v in t.get("suppress", [])) if x is not None], dtype=np.int64)
+        self.begin_suppress = np.asarray([x for x in (self._new(v) for v in t.get("begin_suppress", [])) if x is not None], dtype=np.int64)
+        self.language = m.get("language", "hi")
+        self.timings = Timings()
+
+    def _new(self, old_id: int):
+        if self.to_new is None:
+            return int(old_id)
+        return self.to_new.get(int(old_id))
+
+    # ---------------------------------------------------------------- features and graphs
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        return log_mel(audio, n_samples=self.n_samples, n_mels=self.n_mels)
+
+    def encode(self, mel: np.ndarray) -> dict[str, np.ndarray]:
+        t0 = time.perf_counter()
+        outs = self.encoder.run(None, {"mel": mel.astype(self.float_type)})
+        self.timings.encoder_s += time.perf_counter() - t0
+        return dict(zip(self.cross_names, outs))
+
+    def _empty_cache(self, batch: int) -> dict[str, np.ndarray]:
+        cache = {}
+        for i in self.self_layers:
+            z = np.zeros((batch, self.self_heads[i], 0, self.head_dim), dtype=self.float_type)
+            cache[f"self_k_{i}"], cache[f"self_v_{i}"] = z, z
+        return cache
+
+    def step(self, tokens: np.ndarray, offset: int, cache: dict, cross: dict) -> tuple[np.ndarray, dict]:
+        t0 = time.perf_counter()
+        feeds = {"tokens": tokens.astype(np.int64), "offset": np.asarray(offset, dtype=np.int64), **cache, **cross}
+        outs = self.decoder.run(None, feeds)
+        self.timings.decoder_s += time.perf_counter() - t0
+        self.timings.tokens += tokens.shape[0] * tokens.shape[1] if tokens.shape[1] == 1 else 0
+        new_cache = {}
+        for j, i in enumerate(self.self_layers):
+            new_cache[f"self_k_{i}"], new_cache[f"self_v_{i}"] = outs[1 + 2 * j], outs[2 + 2 * j]
+        return outs[0][:, -1, :].astype(np.float32), new_cache
+
+    def prompt(self, language: str | None) -> list[int]:
+        lang = language or self.language
+        if lang not in self.languages:
+            raise ValueError(f"language {lang!r} is not in this bundle (has {', '.join(sorted(self.languages)[:12])}…)")
+        return [self.tok["sot"], self.languages[lang], self.tok["transcribe"], self.tok["no_timestamps"]]
+
+    def _mask(self, logits: np.ndarray, first: bool) -> np.ndarray:
+        if len(self.suppress):
+            logits[:, self.suppress] = -np.inf
+        if first and len(self.begin_suppress):
+            logits[:, self.begin_suppress] = -np.inf
+        return logits
+
+    # ---------------------------------------------------------------- decoding
+    def decode_greedy(self, cross: dict, opts: DecodeOptions) -> list[int]:
+        prompt = self.prompt(opts.language)
+        logits, cache = self.step(np.asarray([prompt]), 0, self._empty_cache(1), cross)
+        out: list[int] = []
+        offset = len(prompt)
+        eot = self.tok["eot"]
+        for k in range(opts.max_new_tokens):
+            tok = int(np.argmax(self._mask(logits, k == 0)[0]))
+            if tok == eot:
+                break
+            out.append(tok)
+            if opts.repetition_guard and _repeats(out, opts.repetition_guard):
+                log.warning("repetition guard: stopping a loop after %d tokens", len(out))
+                break
+            if k == opts.max_new_tokens - 1:
+                break
+            logits, cache = self.step(np.asarray([[tok]]), offset, cache, cross)
+            offset += 1
+        return out
+
+    def decode_beam(self, cross: dict, opts: DecodeOptions) -> list[int]:
+        """Beam search (log-probabilities, finished hypotheses ranked by score / length^penalty)."""
+        b = opts.beam
+        prompt = self.prompt(opts.language)
+        cross_b = {k: np.repeat(v, b, axis=0) for k, v in cross.items()}
+        logits, cache = self.step(np.asarray([prompt] * b), 0, self._empty_cache(b), cross_b)
+        beams = [([], 0.0)] * b
+        finished: list[tuple[list[int], float]] = []
+        offset = len(prompt)
+        eot = self.tok["eot"]
+        for k in range(opts.max_new_tokens):
+            logits = self._mask(logits, k == 0)
+            logp = logits - logits.max(axis=1, keepdims=True)
+            logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+            cand = []
+            rows = 1 if k == 0 else b  # at the first step every beam is the same
+            for r in range(rows):
+                top = np.argpartition(-logp[r], 2 * b)[: 2 * b]
+                for t in top:
+                    cand.append((beams[r][1] + float(logp[r, t]), r, int(t)))
+            cand.sort(key=lambda c: -c[0])
+            new, src = [], []
+            for score, r, t in cand:
+                seq = beams[r][0] + [t]
+                if t == eot:
+                    finished.append((beams[r][0], score))
+                else:
+                    new.append((seq, score))
+                    src.append(r)
+                if len(new) == b:
+                    break
+            if len(finished) >= b or k == opts.max_new_tokens - 1:
+                break
+            best_fin = max((s / max(1, len(q)) ** opts.length_penalty for q, s in finished), default=-np.inf)
+            if best_fin > max(s / max(1, len(q)) ** opts.length_penalty for q, s in new) and len(finished) >= b:
+                break
+            beams = new
+            idx = np.asarray(src)
+            cache = {n: v[idx] for n, v in cache.items()}
+            logits, cache = self.step(np.asarray([[q[-1]] for q, _ in beams]), offset, cache, cross_b)
+            offset += 1
+            if opts.repetition_guard and all(_repeats(q, opts.repetition_guard) for q, _ in beams):
+                break
+        pool = finished or beams
+        best = max(pool, key=lambda x: x[1] / max(1, len(x[0])) ** opts.length_penalty)
+        return best[0]
+
+    def text(self, ids: list[int]) -> str:
+        if self.to_old is not None:
+            ids = [int(self.to_old[i]) for i in ids]
+        first_timestamp = self.manifest["tokens"]["no_timestamps"] + 1
+        ids = [i for i in ids if i < first_timestamp]  # timestamp tokens carry no text
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def transcribe(self, audio, *, options: DecodeOptions = DecodeOptions(), return_tokens: bool = False):
+        """Transcribe a path, bytes or a 16-kHz mono float array. Long audio is split into windows."""
+        if isinstance(audio, np.ndarray):
+            wav = audio.astype(np.float32)
+            name = "array"
+        else:
+            name = str(audio)
+            wav = load_audio(audio)
+        if wav.ndim != 1:
+            raise AudioError(f"{name}: expected 16-kHz mono samples (1-D), got shape {wav.shape}")
+        if len(wav) == 0 or not np.isfinite(wav).all():
+            raise AudioError(f"{name}: the audio is empty or holds NaN/inf samples")
+        texts, tokens = [], []
+        for start in range(0, len(wav), self.n_samples):
+            chunk = wav[start: start + self.n_samples]
+            if start and len(chunk) < 0.2 * SAMPLE_RATE:  # a tail under 0.2 s holds no word
+                break
+            t0 = time.perf_counter()
+            mel = self.features(chunk)[None]
+            self.timings.mel_s += time.perf_counter() - t0
+            cross = self.encode(mel)
+            self.timings.windows += 1
+            ids = self.decode_beam(cross, options) if options.beam > 1 else self.decode_greedy(cross, options)
+            tokens.append(ids)
+            texts.append(self.text(ids))
+        text = " ".join(t for t in texts if t)
+        return (text, tokens) if return_tokens else text

@@ -1,0 +1,157 @@
+"""ONNX export of dense and pruned checkpoints: validation, quantization, vocabulary trimming, bundles."""
+
+import json
+import os
+import tarfile
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from whisper_edge.cli import main
+from whisper_edge.exporter.export import ExportOptions, ValidationError, export_bundle
+from whisper_edge.runtime.bundle import BundleError, pack_archive, unpack_archive, verify_bundle
+from whisper_edge.runtime.transcribe import DecodeOptions, Transcriber
+from whisper_edge.training.architecture import load_checkpoint
+
+
+def _onnx_bytes(bundle):
+    m = json.loads((bundle / "manifest.json").read_text())
+    return sum(v["bytes"] for k, v in m["files"].items() if k.endswith(".onnx"))
+
+
+def test_dense_bundle_validates_and_records_everything(tiny_bundle):
+    m = verify_bundle(tiny_bundle)
+    v = m["validation"]["fp32"]
+    assert all(r["ok"] for r in v["tensors"]) and all(t["same_tokens"] for t in v["tokens"])
+    assert m["graphs"]["decoder"]["inputs"][:4] == ["tokens", "offset", "self_k_0", "self_v_0"]
+    meta = {p.key: p.value for p in onnx.load(str(tiny_bundle / "encoder.onnx")).metadata_props}
+    assert json.loads(meta["whisper_edge.architecture"]) == m["architecture"]
+    assert m["audio_ctx"] == 300
+
+
+def test_pruned_bundle_is_smaller_and_matches_pytorch(tiny_pruned, tiny_bundle, tmp_path, clips):
+    out = tmp_path / "pruned"
+    assert main(["export", "--model", str(tiny_pruned), "--out", str(out)]) == 0
+    m = verify_bundle(out)
+    assert m["graphs"]["decoder"]["inputs"] == ["tokens", "offset", "self_k_1", "self_v_1", "cross_k_0", "cross_v_0",
+                                                "cross_k_1", "cross_v_1"]
+    # bytes fall at least by the removed share of the encoder/decoder layer weights
+    from whisper_edge.training.counts import model_counts
+
+    model, _ = load_checkpoint(tiny_pruned)
+    removed = model_counts(model)["params"]["removed"] * 4
+    assert _onnx_bytes(tiny_bundle) - _onnx_bytes(out) >= 0.95 * removed
+    # the runtime's greedy decode equals PyTorch generate on a real clip
+    tr = Transcriber(out)
+    wav = __import__("whisper_edge.runtime.audio", fromlist=["load_audio"]).load_audio(clips[0]["path"])
+    ids = tr.decode_greedy(tr.encode(tr.features(wav)[None]), DecodeOptions(max_new_tokens=20))
+    with torch.no_grad():
+        ref = model.generate(input_features=torch.from_numpy(tr.features(wav)[None]), language="hi", task="transcribe",
+                             max_new_tokens=20)[0].tolist()
+    ref = ref[4:] if ref[:1] == [50258] else ref  # generate may return the prompt
+    ref = [t for t in ref if t != 50257]
+    assert ids == ref
+
+
+@pytest.mark.parametrize("quant", ["int8", "fp16"])
+def test_quantized_bundles_are_smaller_and_validated(tiny_model, tiny_bundle, tmp_path, quant):
+    m = export_bundle(tiny_model, tmp_path / quant, ExportOptions(quantize=quant))
+    assert m["quantization"] == quant and all(r["ok"] for r in m["validation"][quant]["tensors"])
+    assert _onnx_bytes(tmp_path / quant) < (0.35 if quant == "int8" else 0.6) * _onnx_bytes(tiny_bundle)
+    text = Transcriber(tmp_path / quant).transcribe(np.zeros(16000, dtype=np.float32), options=DecodeOptions(max_new_tokens=3))
+    assert isinstance(text, str)
+
+
+def test_vocabulary_trimming_keeps_hindi_and_maps_ids_back(tiny_model, speech_corpus, tmp_path, tiny_bundle):
+    out = tmp_path / "vocab"
+    assert main(["export", "--model", str(tiny_model), "--out", str(out), "--vocab", "hi", "--data", str(speech_corpus),
+                 "--samples", "2"]) == 0
+    m = verify_bundle(out)
+    assert 1700 < len(m["vocab_map"]) < 6000 and m["vocab_map"] == sorted(m["vocab_map"])
+    assert all(t["same_tokens"] for t in m["validation"]["fp32"]["tokens"])
+    assert _onnx_bytes(out) < 0.3 * _onnx_bytes(tiny_bundle)
+    tr = Transcriber(out)
+    sentence = "मेरा भाई शहर के अस्पताल में काम करता है।"
+    new_ids = [tr.to_new[i] for i in tr.tokenizer.encode(sentence, add_special_tokens=False).ids]
+    assert tr.text(new_ids) == sentence
+
+
+def test_tampered_missing_and_newer_bundles_are_refused(tiny_bundle, tmp_path):
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    with open(b / "encoder.onnx", "r+b") as f:
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(BundleError, match="encoder.onnx fails its sha256"):
+        verify_bundle(b)
+    assert main(["bundle", "verify", str(b)]) == 2
+    with pytest.raises(BundleError, match="sha256"):
+        Transcriber(b)
+    (b / "encoder.onnx").unlink()
+    with pytest.raises(BundleError, match="encoder.onnx is missing"):
+        verify_bundle(b)
+    shutil.rmtree(b)
+    shutil.copytree(tiny_bundle, b)
+    m = json.loads((b / "manifest.json").read_text())
+    (b / "manifest.json").write_text(json.dumps(m | {"format_version": 99}))
+    with pytest.raises(BundleError, match="newer than this runtime"):
+        Transcriber(b)
+    with pytest.raises(BundleError, match="no manifest.json"):
+        verify_bundle(tmp_path)
+
+
+def test_archive_round_trip_and_unsafe_members(tiny_bundle, tmp_path):
+    arc = pack_archive(tiny_bundle, tmp_path / "tiny.tar")
+    out = unpack_archive(arc, tmp_path / "unpacked")
+    assert verify_bundle(out)["files"] == verify_bundle(tiny_bundle)["files"]
+    assert Transcriber(arc).path != tiny_bundle  # an archive opens through the cache
+    for name, kind in (("../evil", tarfile.REGTYPE), ("/abs", tarfile.REGTYPE), ("link", tarfile.SYMTYPE)):
+        bad = tmp_path / f"bad-{kind!r}.tar"
+        with tarfile.open(bad, "w") as tar:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind == tarfile.SYMTYPE:
+                info.linkname = "/etc/passwd"
+                tar.addfile(info)
+            else:
+                data = b"x"
+                info.size = 1
+                import io
+
+                tar.addfile(info, io.BytesIO(data))
+        with pytest.raises(BundleError, match="refusing"):
+            unpack_archive(bad, tmp_path / "never")
+        assert not (tmp_path / "never").exists()
+
+
+def test_checkpoint_without_its_record_is_a_clear_error(tiny_pruned, tmp_path):
+    import shutil
+
+    bad = tmp_path / "norecord"
+    shutil.copytree(tiny_pruned, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    del cfg["whisper_edge"]["architecture"]
+    (bad / "config.json").write_text(json.dumps(cfg))
+    assert main(["export", "--model", str(bad), "--out", str(tmp_path / "x")]) == 2
+    with pytest.raises(ValueError, match=r"layer 0 \(.*\) has shape .* no whisper_edge.architecture record"):
+        export_bundle(bad, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_unwritable_output_leaves_no_half_bundle(tiny_pruned, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        assert main(["export", "--model", str(tiny_pruned), "--out", str(ro / "b"), "--no-verify"]) == 2
+        assert not (ro / "b").exists()
+    finally:
+        os.chmod(ro, 0o700)
