@@ -21,7 +21,36 @@ def export_optimum(model_dir, out) -> Path:
                          "layers: export it with 'whisper-edge export' instead")
     from optimum.exporters.onnx import main_export
 
+    import json
+    import shutil
+    import tempfile
+
+    with atomic_dir(out) as tmp, tempfile.TemporaryDirectory() as src:
+        src = Path(src) / "model"
+        shutil.copytree(model_dir, src)
+        if cfg.max_source_positions != 1500:
+            # optimum sizes its dummy mel input from the feature extractor: make it match a trimmed audio context
+            pp = src / "preprocessor_config.json"
+            fe = json.loads(pp.read_text())
+            fe.update(nb_max_frames=2 * cfg.max_source_positions, n_samples=320 * cfg.max_source_positions,
+                      chunk_length=cfg.max_source_positions // 50)
+            pp.write_text(json.dumps(fe, indent=2))
+        main_export(str(src), output=str(tmp), task="automatic-speech-recognition-with-past", opset=17,
+                    device="cpu", no_post_process=False, nb_max_frames=2 * cfg.max_source_positions)
+    return Path(out)
+
+
+def export_ctranslate2(model_dir, out, quantization: str = "int8") -> Path:
+    """The dense checkpoint converted to CTranslate2 (faster-whisper's engine) for the bench."""
+    import shutil
+
+    import ctranslate2
+
+    model_dir = resolve_model_dir(model_dir)
     with atomic_dir(out) as tmp:
-        main_export(str(model_dir), output=str(tmp), task="automatic-speech-recognition-with-past", opset=17,
-                    device="cpu", no_post_process=False)
+        ctranslate2.converters.TransformersConverter(str(model_dir), copy_files=["tokenizer.json", "preprocessor_config.json"]).convert(
+            str(tmp / "m"), quantization=quantization, force=True)
+        for f in (tmp / "m").iterdir():
+            shutil.move(str(f), tmp / f.name)
+        (tmp / "m").rmdir()
     return Path(out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +58,11 @@ def _repeats(tokens: list[int], times: int) -> bool:
 @dataclass
 class Timings:
     encoder_s: float = 0.0
-    decoder_s: float = 0.0
+    decoder_s: float = 0.0  # single-token decoder steps only (a beam step counts once)
+    prompt_s: float = 0.0
     tokens: int = 0
     windows: int = 0
     mel_s: float = 0.0
-    steps: list = field(default_factory=list)
 
 
 class Transcriber:
@@ -141,8 +141,11 @@ class Transcriber:
         t0 = time.perf_counter()
         feeds = {"tokens": tokens.astype(np.int64), "offset": np.asarray(offset, dtype=np.int64), **cache, **cross}
         outs = self.decoder.run(None, feeds)
-        self.timings.decoder_s += time.perf_counter() - t0
-        self.timings.tokens += tokens.shape[0] * tokens.shape[1] if tokens.shape[1] == 1 else 0
+        if tokens.shape[1] == 1:  # one new token per sequence: the per-token cost
+            self.timings.decoder_s += time.perf_counter() - t0
+            self.timings.tokens += 1
+        else:  # the prompt
+            self.timings.prompt_s += time.perf_counter() - t0
         new_cache = {}
         for j, i in enumerate(self.self_layers):
             new_cache[f"self_k_{i}"], new_cache[f"self_v_{i}"] = outs[1 + 2 * j], outs[2 + 2 * j]

@@ -192,3 +192,44 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
                     extra_files={"prune_report.json": report})
     atomic_write_json(out / "report.json", report)
     return report
+
+
+ABLATION = (
+    ("two passes, per-layer (default)", {}),
+    ("one pass, per-layer", {"passes": 1}),
+    ("two passes, global", {"scope": "global"}),
+    ("one pass, global", {"passes": 1, "scope": "global"}),
+)
+
+
+def ablation(model_dir, data, *, opts: AdaptiveOptions = AdaptiveOptions(), eval_split: str = "validation",
+             eval_limit: int = 48, language: str = "hi") -> list[dict]:
+    """Validation WER and size of the rule's variants on one checkpoint (docs/pruning.md)."""
+    import copy
+
+    from .architecture import load_checkpoint
+    from .counts import model_counts
+    from .data import load_speech_dataset
+
+    model, processor = load_checkpoint(model_dir)
+    ds = load_speech_dataset(data, eval_split)
+    base = model_counts(model)
+    rows = [{"variant": "unpruned", "params": base["params"]["total"], "removed_pct": 0.0,
+             "encoder_gflops": base["flops"]["encoder"] / 1e9, "wer": _val_wer(model, processor, ds, eval_limit, language)}]
+    for name, change in ABLATION:
+        trial = copy.deepcopy(model)
+        prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, **change}))
+        c = model_counts(trial)
+        rows.append({"variant": name, "params": c["params"]["total"],
+                     "removed_pct": 100 * c["params"]["removed"] / c["params"]["dense_total"],
+                     "encoder_gflops": c["flops"]["encoder"] / 1e9,
+                     "wer": _val_wer(trial, processor, ds, eval_limit, language)})
+        log.info("%s: %.1f %% removed, WER %.2f", name, rows[-1]["removed_pct"], rows[-1]["wer"])
+    return rows
+
+
+def format_ablation(rows: list[dict]) -> str:
+    lines = ["| variant | parameters | removed % | encoder GFLOPs | validation WER % |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['params']:,} | {r['removed_pct']:.1f} | {r['encoder_gflops']:.2f} | {r['wer']:.2f} |")
+    return "\n".join(lines)

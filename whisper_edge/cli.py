@@ -110,6 +110,17 @@ def _cmd_prune(args) -> int:
     from .training.pruning import AdaptiveOptions, prune
 
     opts = AdaptiveOptions(k1=args.k1, k2=args.k2, strength=args.strength, passes=args.passes, scope=args.scope)
+    if args.ablation:
+        from .training.pruning import ablation, format_ablation
+
+        if not args.data:
+            raise ValueError("--ablation needs --data (validation WER of every variant)")
+        rows = ablation(args.model, args.data, opts=opts, eval_limit=args.eval_limit or 48)
+        print(format_ablation(rows))
+        from .runtime.fsutil import atomic_write_json
+
+        atomic_write_json(Path(args.out) / "ablation.json", {"model": args.model, "options": opts.__dict__, "rows": rows})
+        return 0
     overrides = _overrides(args.set)
     if args.method == "imp":
         overrides = {"imp.target_sparsity": args.target_sparsity, "imp.rounds": args.rounds} | (
@@ -203,6 +214,53 @@ def _cmd_transcribe(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from .runtime.bench import format_table, run_bench
+
+    out = Path(args.out)
+    targets = [(Path(b).name, "ours", b) for b in args.bundle or []]
+    compare = [c.strip() for c in (args.compare or "").split(",") if c.strip()]
+    unknown = set(compare) - {"pytorch", "optimum", "ctranslate2"}
+    if unknown:
+        raise ValueError(f"--compare: unknown {sorted(unknown)}; choose from pytorch, optimum, ctranslate2")
+    if compare and not args.model and set(compare) - {"ctranslate2"}:
+        raise ValueError("--compare pytorch/optimum needs --model (the dense checkpoint the peers run)")
+    for peer in compare:
+        if peer == "pytorch":
+            targets.append(("pytorch fp32", "pytorch", args.model))
+        elif peer == "optimum":
+            path = args.optimum
+            if not path:
+                from .exporter.baseline import export_optimum
+
+                path = out / "optimum"
+                if not (path / "encoder_model.onnx").is_file():
+                    export_optimum(args.model, path)
+            targets.append(("optimum fp32", "optimum", str(path)))
+        else:
+            path = args.ct2
+            if not path and args.model:
+                from .exporter.baseline import export_ctranslate2
+
+                path = out / "ct2-int8"
+                if not (path / "model.bin").is_file():
+                    export_ctranslate2(args.model, path)
+            targets.append(("ctranslate2 int8", "ctranslate2", str(path or "bundled-base")))
+    if not targets:
+        raise ValueError("nothing to bench: give --bundle and/or --compare")
+    threads, providers, beam = args.threads, None, args.beam
+    if args.profile:
+        from .runtime.profiles import load_profile
+
+        prof = load_profile(args.profile)
+        threads, providers, beam = args.threads or prof.threads, prof.providers, args.beam or prof.beam
+    report = run_bench(targets, args.data, out, split=args.split, limit=args.limit or None, threads=threads or 2,
+                       providers=providers, beam=beam or 1, repeats=args.repeats)
+    print(format_table(report))
+    print(f"wrote {out / 'bench.json'}, bench.md, bench.png")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -272,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--passes", type=int, default=2, choices=[1, 2])
     s.add_argument("--scope", default="layer", choices=["layer", "global"], help="statistics per layer (default) or pooled")
     s.add_argument("--recover-steps", type=int, default=0, help="short dense fine-tune after pruning")
+    s.add_argument("--ablation", action="store_true", help="compare one/two passes and per-layer/global statistics "
+                   "(validation WER and size; writes OUT/ablation.json, no checkpoint)")
     s.add_argument("--eval-limit", type=int, default=48, help="validation utterances (0 = skip the validation WER)")
     s.add_argument("--target-sparsity", type=float, default=0.35, help="imp: share of attention/FFN weights at zero")
     s.add_argument("--rounds", type=int, default=4, help="imp: pruning rounds")
@@ -322,6 +382,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--repetition-guard", type=int, default=4, help="stop a loop of the same n-gram repeated N times (0 = off)")
     s.set_defaults(func=_cmd_transcribe)
+
+    s = sub.add_parser("bench", help="latency, memory and WER of bundles side by side with PyTorch, optimum, CTranslate2")
+    s.add_argument("--bundle", nargs="*", help="our bundles (folders or archives)")
+    s.add_argument("--data", required=True, help="clips with references (saved dataset, audiofolder, manifest …)")
+    s.add_argument("--split", default="test")
+    s.add_argument("--limit", type=int, default=20, help="clips (0 = all)")
+    s.add_argument("--compare", help="comma list of pytorch,optimum,ctranslate2")
+    s.add_argument("--model", help="dense checkpoint for the peers (optimum and CTranslate2 exports are made from it)")
+    s.add_argument("--optimum", help="an existing optimum export folder")
+    s.add_argument("--ct2", help="an existing CTranslate2 folder (default: converted from --model, else the bundled base)")
+    s.add_argument("--profile", help="device profile (threads, providers, beam)")
+    s.add_argument("--threads", type=int, help="intra-op threads per backend (default 2, or the profile's)")
+    s.add_argument("--beam", type=int)
+    s.add_argument("--repeats", type=int, default=2, help="timed runs per clip (the best counts) after one warm-up")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_bench)
 
     s = sub.add_parser("demo", help="short end-to-end run on small data (what `make demo` runs)")
     s.add_argument("--out", default="demo-out")

@@ -155,3 +155,12 @@ def test_unwritable_output_leaves_no_half_bundle(tiny_pruned, tmp_path):
         assert not (ro / "b").exists()
     finally:
         os.chmod(ro, 0o700)
+
+
+def test_optimum_baseline_exports_dense_and_refuses_pruned(tiny_model, tiny_pruned, tmp_path):
+    assert main(["export", "--baseline", "optimum", "--model", str(tiny_model), "--out", str(tmp_path / "opt")]) == 0
+    assert (tmp_path / "opt" / "encoder_model.onnx").is_file() and (tmp_path / "opt" / "decoder_model_merged.onnx").is_file()
+    from whisper_edge.exporter.baseline import export_optimum
+
+    with pytest.raises(ValueError, match="pruned"):
+        export_optimum(tiny_pruned, tmp_path / "opt2")

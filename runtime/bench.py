@@ -1,0 +1,235 @@
+"""``whisper-edge bench``: our bundles side by side with PyTorch, optimum and CTranslate2 on the same clips.
+
+Each backend runs in its own process (so peak RSS is that backend's alone): load, warm up on the
+first clip, then transcribe every clip ``repeats`` times. Reported per backend: encoder ms per
+window, decoder ms per token, end-to-end real-time factor (compute seconds / audio seconds, best
+of the repeats per clip), peak RSS, load seconds, WER/CER under our Hindi normalizer. Output:
+DIR/bench.json, DIR/bench.md and DIR/bench.png.
+
+This module and the worker for our bundles are torch-free; the peer backends live in
+``whisper_edge.bench_peers`` and import their own libraries in their own process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, load_audio
+from .fsutil import atomic_write_json, atomic_write_text
+from .metrics import error_rates
+from .metrics import NORMALIZERS
+
+__all__ = ["run_bench", "load_clips", "format_table", "worker_main"]
+
+log = logging.getLogger("whisper_edge")
+
+
+def load_clips(data: str | os.PathLike, split: str = "test", limit: int | None = None) -> list[dict]:
+    """Clips as (id, 16-kHz array, reference). A folder with metadata.csv is read torch-free; any other
+    source goes through training.data (needs the [train] extra)."""
+    data = Path(data)
+    rows = []
+    if (data / "metadata.csv").is_file():
+        import csv
+
+        with open(data / "metadata.csv", newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                rows.append({"id": r["file_name"], "path": str(data / r["file_name"]), "sentence": r.get("sentence") or r.get("transcription", "")})
+    else:
+        from ..training.data import load_speech_dataset
+
+        ds = load_speech_dataset(data, split)
+        n = len(ds) if limit is None else min(limit, len(ds))
+        for i in range(n):
+            item = ds[i]
+            a = item["audio"]
+            rows.append({"id": str(item.get("id") or a.get("path") or i), "bytes": a.get("bytes"), "path": a.get("path"),
+                         "sentence": item["sentence"]})
+    rows = rows[:limit] if limit else rows
+    clips = []
+    for r in rows:
+        wav = load_audio(r["bytes"] if r.get("bytes") else r["path"])
+        clips.append({"id": r["id"], "audio": wav, "sentence": r["sentence"], "seconds": len(wav) / SAMPLE_RATE})
+    if not clips:
+        raise ValueError(f"no clips in {data} (split {split})")
+    return clips
+
+
+# ------------------------------------------------------------------------------------------ worker
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024 if sys.platform != "darwin" else r / 2**20
+
+
+class _OursBackend:
+    def __init__(self, target: str, threads: int, providers: list[str] | None, beam: int):
+        from .transcribe import DecodeOptions, Transcriber
+
+        self.tr = Transcriber(target, threads=threads, providers=providers)
+        self.opts = DecodeOptions(beam=beam, repetition_guard=4)
+
+    def transcribe(self, wav):
+        t = self.tr.timings
+        before = (t.encoder_s, t.decoder_s, t.tokens, t.windows)
+        text = self.tr.transcribe(wav, options=self.opts)
+        return text, {"encoder_s": t.encoder_s - before[0], "decoder_s": t.decoder_s - before[1],
+                      "tokens": t.tokens - before[2], "windows": t.windows - before[3]}
+
+
+def worker_main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--backend", required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--clips", required=True)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--providers", default="")
+    p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--language", default="hi")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
+    npz = np.load(a.clips, allow_pickle=False)
+    audios = [npz[k] for k in sorted(npz.files, key=lambda k: int(k.split("_")[1]))]
+    rss0 = _peak_rss_mb()
+    t0 = time.perf_counter()
+    if a.backend == "ours":
+        backend = _OursBackend(a.target, a.threads, [x for x in a.providers.split(",") if x] or None, a.beam)
+    else:
+        from ..bench_peers import make_peer
+
+        backend = make_peer(a.backend, a.target, threads=a.threads, beam=a.beam, language=a.language)
+    load_s = time.perf_counter() - t0
+    backend.transcribe(audios[0])  # warm-up
+    results = []
+    for wav in audios:
+        best = None
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            text, parts = backend.transcribe(wav)
+            wall = time.perf_counter() - t0
+            if best is None or wall < best[1]:
+                best = (text, wall, parts)
+        results.append({"text": best[0], "seconds": best[1], **best[2]})
+    out = {"backend": a.backend, "target": a.target, "threads": a.threads, "load_s": load_s, "results": results,
+           "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": rss0}
+    Path(a.out).write_text(json.dumps(out))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ parent
+
+def _summarize(res: dict, clips: list[dict]) -> dict:
+    rs = res["results"]
+    audio_s = sum(c["seconds"] for c in clips)
+    enc = sum(r.get("encoder_s", 0) for r in rs)
+    win = sum(r.get("windows", 0) for r in rs)
+    dec = sum(r.get("decoder_s", 0) for r in rs)
+    tok = sum(r.get("tokens", 0) for r in rs)
+    norm = NORMALIZERS["hindi"]
+    rates = error_rates([c["sentence"] for c in clips], [r["text"] for r in rs], norm)
+    return {"encoder_ms": 1000 * enc / win if win else None, "decoder_ms_per_token": 1000 * dec / tok if tok else None,
+            "rtf": sum(r["seconds"] for r in rs) / audio_s, "peak_rss_mb": res["peak_rss_mb"], "load_s": res["load_s"],
+            "wer": rates["wer"], "cer": rates["cer"], "tokens": tok}
+
+
+def run_bench(targets: list[tuple[str, str, str]], data, out, *, split: str = "test", limit: int | None = 20,
+              threads: int = 2, providers: list[str] | None = None, beam: int = 1, repeats: int = 2,
+              language: str = "hi") -> dict:
+    """targets: (label, backend, path) with backend ∈ ours | pytorch | optimum | ctranslate2."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = load_clips(data, split, limit)
+    np.savez(out / "clips.npz", **{f"clip_{i}": c["audio"] for i, c in enumerate(clips)})
+    rows = []
+    for label, backend, path in targets:
+        res_path = out / f"raw-{len(rows)}.json"
+        cmd = [sys.executable, "-m", "whisper_edge.runtime.bench", "--backend", backend, "--target", str(path),
+               "--clips", str(out / "clips.npz"), "--threads", str(threads), "--beam", str(beam), "--repeats", str(repeats),
+               "--language", language, "--out", str(res_path), "--providers", ",".join(providers or [])]
+        env = os.environ | {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+        log.info("bench %s (%s)…", label, backend)
+        print(f"bench: {label} ({backend}) on {len(clips)} clips…", file=sys.stderr, flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-3:]
+            log.warning("backend %s failed: %s", label, " | ".join(tail))
+            rows.append({"label": label, "backend": backend, "target": str(path), "error": " | ".join(tail)})
+            continue
+        res = json.loads(res_path.read_text())
+        rows.append({"label": label, "backend": backend, "target": str(path)} | _summarize(res, clips)
+                    | {"transcripts": [r["text"] for r in res["results"]]})
+    report = {"clips": len(clips), "audio_seconds": round(sum(c["seconds"] for c in clips), 2), "threads": threads,
+              "beam": beam, "repeats": repeats, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
+    atomic_write_json(out / "bench.json", report)
+    atomic_write_text(out / "bench.md", format_table(report) + "\n")
+    try:
+        _plot(report, out / "bench.png")
+    except ImportError:
+        log.warning("matplotlib is not installed: no bench.png (pip install whisper-edge[bench])")
+    return report
+
+
+def _machine() -> dict:
+    import platform
+
+    import onnxruntime
+
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__}
+
+
+def _f(x, fmt):
+    return "—" if x is None else format(x, fmt)
+
+
+def format_table(report: dict) -> str:
+    lines = [f"{report['clips']} clips, {report['audio_seconds']} s of audio, {report['threads']} threads, beam {report['beam']}",
+             "", "| backend | encoder ms / window | decoder ms / token | RTF | peak RSS MiB | WER % | CER % |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['label']} | failed: {r['error'][:80]} | | | | | |")
+            continue
+        lines.append(f"| {r['label']} | {_f(r['encoder_ms'], '.0f')} | {_f(r['decoder_ms_per_token'], '.1f')} | "
+                     f"{r['rtf']:.3f} | {r['peak_rss_mb']:.0f} | {r['wer']:.2f} | {r['cer']:.2f} |")
+    return "\n".join(lines)
+
+
+def _plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["rows"] if "error" not in r]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in rows:
+        a.scatter(r["rtf"], r["wer"], s=40)
+        a.annotate(r["label"], (r["rtf"], r["wer"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    a.set_xlabel("real-time factor (lower is faster)")
+    a.set_ylabel("WER % (Hindi normalizer)")
+    a.set_title("latency vs WER")
+    b.barh([r["label"] for r in rows], [r["peak_rss_mb"] for r in rows])
+    b.set_xlabel("peak RSS (MiB)")
+    b.set_title("memory")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())

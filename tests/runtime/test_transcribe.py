@@ -1,0 +1,90 @@
+"""Runtime: log-mel against transformers, long audio in windows, bad input, profiles, and the bench."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from whisper_edge.runtime.audio import AudioError
+from whisper_edge.runtime.features import log_mel, mel_filters
+from whisper_edge.runtime.profiles import ProfileError, list_profiles, load_profile
+from whisper_edge.runtime.transcribe import DecodeOptions, Transcriber, _repeats
+
+
+def test_log_mel_equals_transformers_feature_extractor(whisper_base, clips):
+    from transformers import WhisperFeatureExtractor
+
+    from whisper_edge.runtime.audio import load_audio
+
+    fe = WhisperFeatureExtractor.from_pretrained(whisper_base)
+    assert np.abs(fe.mel_filters - mel_filters(80)).max() < 1e-6
+    for wav in (load_audio(clips[0]["path"]), np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32) * 0.1):
+        ref = fe(wav, sampling_rate=16000, return_tensors="np").input_features[0]
+        assert np.abs(ref - log_mel(wav, n_samples=480000)).max() < 1e-4
+        ref10 = fe(wav, sampling_rate=16000, return_tensors="np", padding="max_length", max_length=160000).input_features[0]
+        assert ref10.shape == (80, 1000) and np.abs(ref10 - log_mel(wav, n_samples=160000)).max() < 1e-4
+
+
+def test_long_audio_is_split_into_windows_not_truncated(tiny_bundle):
+    tr = Transcriber(tiny_bundle)  # 6-s windows
+    wav = np.random.default_rng(1).standard_normal(16000 * 14).astype(np.float32) * 0.05
+    text, tokens = tr.transcribe(wav, options=DecodeOptions(max_new_tokens=3), return_tokens=True)
+    assert len(tokens) == 3 and tr.timings.windows == 3
+
+
+def test_bad_audio_is_an_error_naming_the_file(tiny_bundle, tmp_path):
+    tr = Transcriber(tiny_bundle)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    with pytest.raises(AudioError, match="bad.wav"):
+        tr.transcribe(bad)
+    with pytest.raises(AudioError, match="empty"):
+        tr.transcribe(np.zeros(0, dtype=np.float32))
+    with pytest.raises(ValueError, match="language 'xx'"):
+        tr.transcribe(np.zeros(16000, dtype=np.float32), options=DecodeOptions(language="xx"))
+
+
+def test_beam_search_and_repetition_guard(tiny_bundle):
+    tr = Transcriber(tiny_bundle)
+    wav = np.random.default_rng(2).standard_normal(16000 * 2).astype(np.float32) * 0.05
+    text, tokens = tr.transcribe(wav, options=DecodeOptions(beam=3, max_new_tokens=6), return_tokens=True)
+    assert isinstance(text, str) and len(tokens[0]) <= 6
+    assert _repeats([1, 2, 3, 2, 3, 2, 3, 2, 3], 4) and not _repeats([1, 2, 3, 4, 5, 6], 2)
+    guarded = tr.transcribe(wav, options=DecodeOptions(max_new_tokens=60, repetition_guard=3), return_tokens=True)[1][0]
+    free = tr.transcribe(wav, options=DecodeOptions(max_new_tokens=60), return_tokens=True)[1][0]
+    assert len(guarded) <= len(free)
+
+
+def test_profiles_load_validate_and_fall_back(tiny_bundle, tmp_path, caplog):
+    assert set(list_profiles()) >= {"raspberry-pi-4", "raspberry-pi-5", "jetson-orin-nano", "x86-laptop", "generic-arm64"}
+    for name in list_profiles():
+        p = load_profile(name)
+        assert p.reasons and p.threads >= 1
+    with pytest.raises(ProfileError, match="unknown device profile 'pi9'"):
+        load_profile("pi9")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("threads: 2\nturbo: true\n")
+    with pytest.raises(ProfileError, match="unknown key 'turbo'"):
+        load_profile(bad)
+    bad.write_text("threads: 0\n")
+    with pytest.raises(ProfileError, match="'threads'"):
+        load_profile(bad)
+    jetson = load_profile("jetson-orin-nano")
+    with caplog.at_level(logging.WARNING, logger="whisper_edge"):
+        tr = Transcriber(tiny_bundle, providers=jetson.providers)
+    assert tr.providers == ["CPUExecutionProvider"] and "not available" in caplog.text
+
+
+def test_bench_compares_backends_on_the_same_clips(tiny_bundle, tiny_model, speech_corpus, tmp_path):
+    from whisper_edge.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "--bundle", str(tiny_bundle), "--data", str(speech_corpus), "--limit", "2", "--repeats", "1",
+                 "--compare", "pytorch", "--model", str(tiny_model), "--out", str(out)]) == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert [r["backend"] for r in report["rows"]] == ["ours", "pytorch"]
+    for r in report["rows"]:
+        assert "error" not in r, r
+        assert r["peak_rss_mb"] > 10 and r["rtf"] > 0 and r["encoder_ms"] > 0 and r["wer"] >= 0
+    assert "| tiny |" in (out / "bench.md").read_text() and (out / "bench.png").stat().st_size > 1000
