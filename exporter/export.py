@@ -252,7 +252,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
             tokens = _token_checks(reference, processor, tmp, samples, opts.language, vocab_map)
             validation["fp32"] = {"tensors": rows, "tokens": tokens}
             table = format_validation(rows, tokens)
-            log.info("validation (fp32):\n%s", table)
+            log.debug("validation (fp32):\n%s", table)
             if not all(r["ok"] for r in rows) or not all(t["same_tokens"] for t in tokens):
                 raise ValidationError(f"the fp32 ONNX graphs disagree with PyTorch:\n{table}")
         if opts.quantize != "none":
@@ -261,7 +261,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
                 rows = _tensor_checks(model, tmp, names, opts.quantize, mels, prompt)
                 validation[opts.quantize] = {"tensors": rows}
                 table = format_validation(rows)
-                log.info("validation (%s):\n%s", opts.quantize, table)
+                log.debug("validation (%s):\n%s", opts.quantize, table)
                 if not all(r["ok"] for r in rows):
                     raise ValidationError(f"the {opts.quantize} graphs are beyond tolerance:\n{table}")
         manifest["validation"] = validation

@@ -73,11 +73,11 @@ def _peak_rss_mb() -> float:
 
 
 class _OursBackend:
-    def __init__(self, target: str, threads: int, providers: list[str] | None, beam: int):
+    def __init__(self, target: str, threads: int, providers: list[str] | None, beam: int, max_new_tokens: int = 200):
         from .transcribe import DecodeOptions, Transcriber
 
         self.tr = Transcriber(target, threads=threads, providers=providers)
-        self.opts = DecodeOptions(beam=beam, repetition_guard=4)
+        self.opts = DecodeOptions(beam=beam, repetition_guard=4, max_new_tokens=max_new_tokens)
 
     def transcribe(self, wav):
         t = self.tr.timings
@@ -99,6 +99,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--language", default="hi")
+    p.add_argument("--max-new-tokens", type=int, default=200)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
@@ -107,11 +108,12 @@ def worker_main(argv: list[str] | None = None) -> int:
     rss0 = _peak_rss_mb()
     t0 = time.perf_counter()
     if a.backend == "ours":
-        backend = _OursBackend(a.target, a.threads, [x for x in a.providers.split(",") if x] or None, a.beam)
+        backend = _OursBackend(a.target, a.threads, [x for x in a.providers.split(",") if x] or None, a.beam, a.max_new_tokens)
     else:
         from ..bench_peers import make_peer
 
-        backend = make_peer(a.backend, a.target, threads=a.threads, beam=a.beam, language=a.language)
+        backend = make_peer(a.backend, a.target, threads=a.threads, beam=a.beam, language=a.language,
+                            max_new_tokens=a.max_new_tokens)
     load_s = time.perf_counter() - t0
     backend.transcribe(audios[0])  # warm-up
     results = []
@@ -148,7 +150,7 @@ def _summarize(res: dict, clips: list[dict]) -> dict:
 
 def run_bench(targets: list[tuple[str, str, str]], data, out, *, split: str = "test", limit: int | None = 20,
               threads: int = 2, providers: list[str] | None = None, beam: int = 1, repeats: int = 2,
-              language: str = "hi") -> dict:
+              language: str = "hi", max_new_tokens: int = 200) -> dict:
     """targets: (label, backend, path) with backend ∈ ours | pytorch | optimum | ctranslate2."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +161,7 @@ def run_bench(targets: list[tuple[str, str, str]], data, out, *, split: str = "t
         res_path = out / f"raw-{len(rows)}.json"
         cmd = [sys.executable, "-m", "whisper_edge.runtime.bench", "--backend", backend, "--target", str(path),
                "--clips", str(out / "clips.npz"), "--threads", str(threads), "--beam", str(beam), "--repeats", str(repeats),
-               "--language", language, "--out", str(res_path), "--providers", ",".join(providers or [])]
+               "--language", language, "--out", str(res_path), "--max-new-tokens", str(max_new_tokens), "--providers", ",".join(providers or [])]
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
         log.info("bench %s (%s)…", label, backend)
         print(f"bench: {label} ({backend}) on {len(clips)} clips…", file=sys.stderr, flush=True)
@@ -173,7 +175,7 @@ def run_bench(targets: list[tuple[str, str, str]], data, out, *, split: str = "t
         rows.append({"label": label, "backend": backend, "target": str(path)} | _summarize(res, clips)
                     | {"transcripts": [r["text"] for r in res["results"]]})
     report = {"clips": len(clips), "audio_seconds": round(sum(c["seconds"] for c in clips), 2), "threads": threads,
-              "beam": beam, "repeats": repeats, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
+              "beam": beam, "repeats": repeats, "max_new_tokens": max_new_tokens, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
     atomic_write_json(out / "bench.json", report)
     atomic_write_text(out / "bench.md", format_table(report) + "\n")
     try:

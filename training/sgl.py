@@ -23,8 +23,8 @@ Two ways to apply it:
   lr·Ω — element-wise soft-thresholding by lr·λ·α, then group shrinkage
   ``W_g ← max(0, 1 − lr·λ·(1−α)·√p_g / ‖W_g‖₂) · W_g`` — which yields exact zeros.
 
-Both are vectorized per sublayer (a head's four slices are reshaped views, no Python loop over
-groups). :func:`group_scores` returns per-group norms for pruning.
+Both are vectorized: one contiguous reduction or scaling per weight tensor, no Python loop over
+groups. :func:`group_scores` returns per-group norms for pruning.
 """
 
 from __future__ import annotations
@@ -59,44 +59,51 @@ class SGLConfig:
             raise ValueError(f"sgl.mode must be 'loss' or 'proximal', got {self.mode!r}")
 
 
-def _head_views(att, hd: int) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
-    """(tensor view shaped (H, ...) or (..., H, ...), reduce dims) for every slice of a head group."""
-    h = att.num_heads
-    d = att.q_proj.in_features
-    views = [(att.q_proj.weight.view(h, hd, d), (1, 2)), (att.k_proj.weight.view(h, hd, d), (1, 2)),
-             (att.v_proj.weight.view(h, hd, d), (1, 2)), (att.out_proj.weight.view(d, h, hd).transpose(0, 1), (1, 2))]
-    for lin in (att.q_proj, att.v_proj):
-        if lin.bias is not None:
-            views.append((lin.bias.view(h, hd), (1,)))
-    return views
+# A group family is stored as "parts": (tensor, layout) with layout "rows" (group g = a block of rows,
+# tensor.view(G, -1)[g]) or "cols" (group g = a block of columns, tensor.view(out, G, -1)[:, g]).
+# Every reduction and scaling below is one contiguous op per tensor, whatever the number of groups.
+
+def _head_parts(att) -> list[tuple[torch.Tensor, str]]:
+    parts = [(att.q_proj.weight, "rows"), (att.k_proj.weight, "rows"), (att.v_proj.weight, "rows"), (att.out_proj.weight, "cols")]
+    parts += [(lin.bias, "rows") for lin in (att.q_proj, att.v_proj) if lin.bias is not None]
+    return parts
 
 
-def _ffn_views(layer) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
-    return [(layer.fc1.weight, (1,)), (layer.fc1.bias.unsqueeze(1), (1,)), (layer.fc2.weight.t(), (1,))]
+def _ffn_parts(layer) -> list[tuple[torch.Tensor, str]]:
+    return [(layer.fc1.weight, "rows"), (layer.fc1.bias, "rows"), (layer.fc2.weight, "cols")]
+
+
+def _grouped(w: torch.Tensor, layout: str, groups: int) -> torch.Tensor:
+    return w.view(groups, -1) if layout == "rows" else w.view(w.shape[0], groups, -1)
+
+
+def _reduce(x: torch.Tensor, layout: str) -> torch.Tensor:
+    return x.sum(1) if layout == "rows" else x.sum((0, 2))
 
 
 def iter_groups(model):
-    """Yield (side, layer index, kind, views) for every group family: kind ∈ self_heads, cross_heads, ffn."""
-    hd = model.config.d_model // model.config.encoder_attention_heads
+    """Yield (side, layer index, kind, (parts, G)) for every group family: kind ∈ heads / self_heads / cross_heads / ffn."""
     m = model.model
     for side, layers in (("encoder", m.encoder.layers), ("decoder", m.decoder.layers)):
         for i, layer in enumerate(layers):
             for kind, att in (("self_heads", layer.self_attn), ("cross_heads", getattr(layer, "encoder_attn", None))):
                 if att is not None and not isinstance(att, EmptyAttention):
-                    yield side, i, ("heads" if side == "encoder" else kind), _head_views(att, hd)
+                    yield side, i, ("heads" if side == "encoder" else kind), (_head_parts(att), att.num_heads)
             if layer.fc1.out_features:
-                yield side, i, "ffn", _ffn_views(layer)
+                yield side, i, "ffn", (_ffn_parts(layer), layer.fc1.out_features)
 
 
-def _group_l1_l2sq(views) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _group_l1_l2sq(family) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per-group L1 norm, squared L2 norm, and the group size p_g."""
+    parts, groups = family
     l1 = l2 = None
     p = 0
-    for v, dims in views:
-        a = v.abs().sum(dims)
-        s = v.pow(2).sum(dims)
+    for w, layout in parts:
+        g = _grouped(w, layout, groups)
+        a, s = _reduce(g.abs(), layout), _reduce(g.pow(2), layout)
         l1 = a if l1 is None else l1 + a
         l2 = s if l2 is None else l2 + s
-        p += math.prod(v.shape[d] for d in dims)
+        p += w.numel() // groups
     return l1, l2, p
 
 
@@ -116,10 +123,10 @@ def sgl_penalty(model, cfg: SGLConfig) -> torch.Tensor:
     """The SGL penalty Ω(W) (a differentiable scalar)."""
     total = None
     lam = {"encoder": cfg.lambda_enc, "decoder": cfg.lambda_dec}
-    for side, _, _, views in iter_groups(model):
+    for side, _, _, family in iter_groups(model):
         if not lam[side]:
             continue
-        l1, l2sq, p = _group_l1_l2sq(views)
+        l1, l2sq, p = _group_l1_l2sq(family)
         term = lam[side] * (cfg.alpha * l1.sum() + (1 - cfg.alpha) * math.sqrt(p) * l2sq.clamp_min(_EPS).sqrt().sum())
         total = term if total is None else total + term
     if cfg.column_weight:
@@ -137,24 +144,26 @@ def sgl_penalty(model, cfg: SGLConfig) -> torch.Tensor:
 def sgl_prox_(model, cfg: SGLConfig, lr: float) -> None:
     """Apply the proximal operator of lr·Ω in place (exact zeros for whole groups)."""
     lam = {"encoder": cfg.lambda_enc, "decoder": cfg.lambda_dec}
-    for side, _, _, views in iter_groups(model):
+    for side, _, _, family in iter_groups(model):
         t = lr * lam[side]
         if not t:
             continue
+        parts, groups = family
         if cfg.alpha:
-            for v, _ in views:
-                v.copy_(torch.sign(v) * (v.abs() - t * cfg.alpha).clamp_min(0))
-        _, l2sq, p = _group_l1_l2sq(views)
+            for w, _ in parts:  # element-wise soft-thresholding, one fused kernel per tensor
+                w.copy_(torch.nn.functional.softshrink(w, t * cfg.alpha))
+        _, l2sq, p = _group_l1_l2sq(family)
         scale = (1 - t * (1 - cfg.alpha) * math.sqrt(p) / l2sq.clamp_min(_EPS).sqrt()).clamp_min(0)
-        for v, dims in views:
-            v.mul_(scale.view(scale.shape + (1,) * len(dims)))
+        for w, layout in parts:
+            g = _grouped(w, layout, groups)
+            g.mul_(scale[:, None] if layout == "rows" else scale[None, :, None])
     if cfg.column_weight:
         for side, w in _columns(model):
             t = lr * lam[side] * cfg.column_weight
             if not t:
                 continue
             if cfg.alpha:
-                w.copy_(torch.sign(w) * (w.abs() - t * cfg.alpha).clamp_min(0))
+                w.copy_(torch.nn.functional.softshrink(w, t * cfg.alpha))
             n = w.pow(2).sum(0).clamp_min(_EPS).sqrt()
             w.mul_((1 - t * (1 - cfg.alpha) * math.sqrt(w.shape[0]) / n).clamp_min(0))
 
@@ -163,8 +172,8 @@ def sgl_prox_(model, cfg: SGLConfig, lr: float) -> None:
 def group_scores(model) -> list[dict]:
     """Per group family: side, layer, kind, L2 norms, RMS (norm/√p) and p. Used by pruning and inspect."""
     out = []
-    for side, i, kind, views in iter_groups(model):
-        _, l2sq, p = _group_l1_l2sq([(v.float(), d) for v, d in views])
+    for side, i, kind, family in iter_groups(model):
+        _, l2sq, p = _group_l1_l2sq(family)
         norm = l2sq.sqrt()
         out.append({"side": side, "layer": i, "kind": kind, "norm": norm.cpu(), "rms": (norm / math.sqrt(p)).cpu(), "p": p})
     return out

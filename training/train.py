@@ -137,10 +137,12 @@ def imp_prune_(model, sparsity: float, structured: bool = False) -> None:
         order = torch.argsort(rms)
         cut = int(torch.searchsorted(torch.cumsum(sizes[order], 0), sparsity * sizes.sum()))
         thr = rms[order[min(cut, len(order) - 1)]]
-        for views, _, l2, p in fams:
-            keep = ((l2.sqrt() / math.sqrt(p)) >= thr).to(views[0][0].dtype)
-            for v, dims in views:
-                v.mul_(keep.view(keep.shape + (1,) * len(dims)))
+        from .sgl import _grouped
+
+        for (parts, groups), _, l2, p in fams:
+            keep = ((l2.sqrt() / math.sqrt(p)) >= thr).to(parts[0][0].dtype)
+            for w, layout in parts:
+                _grouped(w, layout, groups).mul_(keep[:, None] if layout == "rows" else keep[None, :, None])
         return
     flat = torch.cat([w.detach().abs().reshape(-1).float() for w in weights])
     k = int(sparsity * flat.numel())

@@ -23,6 +23,9 @@ class _PyTorch:
         self.beam, self.language = beam, language
         self.frames = 2 * self.model.config.max_source_positions
 
+    def _encode(self, feats):
+        return self.model.model.encoder(feats)
+
     def transcribe(self, wav):
         torch = self.torch
         n = self.frames * 160
@@ -32,10 +35,10 @@ class _PyTorch:
                                                      padding="max_length", max_length=n).input_features[..., : self.frames]
             with torch.inference_mode():
                 t0 = time.perf_counter()
-                enc = self.model.model.encoder(feats)
+                enc = self._encode(feats)
                 t1 = time.perf_counter()
                 out = self.model.generate(encoder_outputs=enc, language=self.language, task="transcribe",
-                                          num_beams=self.beam, do_sample=False, max_new_tokens=200)
+                                          num_beams=self.beam, do_sample=False, max_new_tokens=self.max_new_tokens)
                 t2 = time.perf_counter()
             ids = out[0].tolist()
             text.append(self.processor.decode(ids, skip_special_tokens=True).strip())
@@ -63,27 +66,8 @@ class _Optimum(_PyTorch):
         self.beam, self.language = beam, language
         self.frames = 2 * self.model.config.max_source_positions
 
-    def transcribe(self, wav):
-        torch = self.torch
-        n = self.frames * 160
-        text, enc_s, dec_s, tokens, windows = [], 0.0, 0.0, 0, 0
-        for start in range(0, len(wav), n):
-            feats = self.processor.feature_extractor(wav[start:start + n], sampling_rate=16000, return_tensors="pt",
-                                                     padding="max_length", max_length=n).input_features[..., : self.frames]
-            with torch.inference_mode():
-                t0 = time.perf_counter()
-                enc = self.model.encoder(input_features=feats)
-                t1 = time.perf_counter()
-                out = self.model.generate(encoder_outputs=enc, language=self.language, task="transcribe",
-                                          num_beams=self.beam, do_sample=False, max_new_tokens=200)
-                t2 = time.perf_counter()
-            ids = out[0].tolist()
-            text.append(self.processor.decode(ids, skip_special_tokens=True).strip())
-            enc_s += t1 - t0
-            dec_s += t2 - t1
-            tokens += len(ids)
-            windows += 1
-        return " ".join(text), {"encoder_s": enc_s, "decoder_s": dec_s, "tokens": tokens, "windows": windows}
+    def _encode(self, feats):
+        return self.model.encoder(input_features=feats)
 
 
 class _CTranslate2:
@@ -115,7 +99,7 @@ class _CTranslate2:
             t0 = time.perf_counter()
             enc = self.model.encode(sv, to_cpu=False)
             t1 = time.perf_counter()
-            res = self.model.generate(enc, [self.prompt], beam_size=self.beam, max_length=200)
+            res = self.model.generate(enc, [self.prompt], beam_size=self.beam, max_length=self.max_new_tokens)
             t2 = time.perf_counter()
             ids = res[0].sequences_ids[0]
             text.append(self.tok.decode(ids, skip_special_tokens=True).strip())
@@ -126,8 +110,10 @@ class _CTranslate2:
         return " ".join(text), {"encoder_s": enc_s, "decoder_s": dec_s, "tokens": tokens, "windows": windows}
 
 
-def make_peer(backend: str, target: str, *, threads: int, beam: int, language: str):
+def make_peer(backend: str, target: str, *, threads: int, beam: int, language: str, max_new_tokens: int = 200):
     cls = {"pytorch": _PyTorch, "optimum": _Optimum, "ctranslate2": _CTranslate2}.get(backend)
     if cls is None:
         raise ValueError(f"unknown bench backend {backend!r}; choose ours, pytorch, optimum or ctranslate2")
-    return cls(target, threads, beam, language)
+    peer = cls(target, threads, beam, language)
+    peer.max_new_tokens = max_new_tokens
+    return peer

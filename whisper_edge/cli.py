@@ -255,9 +255,18 @@ def _cmd_bench(args) -> int:
         prof = load_profile(args.profile)
         threads, providers, beam = args.threads or prof.threads, prof.providers, args.beam or prof.beam
     report = run_bench(targets, args.data, out, split=args.split, limit=args.limit or None, threads=threads or 2,
-                       providers=providers, beam=beam or 1, repeats=args.repeats)
+                       providers=providers, beam=beam or 1, repeats=args.repeats, max_new_tokens=args.max_new_tokens)
     print(format_table(report))
     print(f"wrote {out / 'bench.json'}, bench.md, bench.png")
+    return 0
+
+
+def _cmd_experiment(args) -> int:
+    from .experiment import run_experiment
+
+    results = run_experiment(args.config, args.out)
+    print((Path(args.out) / "results.md").read_text())
+    print(f"wrote {Path(args.out) / 'results.json'} in {results['seconds']:.0f} s")
     return 0
 
 
@@ -396,8 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, help="intra-op threads per backend (default 2, or the profile's)")
     s.add_argument("--beam", type=int)
     s.add_argument("--repeats", type=int, default=2, help="timed runs per clip (the best counts) after one warm-up")
+    s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bench)
+
+    s = sub.add_parser("experiment", help="the paper's comparison end to end (dense, SGL+adaptive, IMP; export; bench); resumable")
+    s.add_argument("--config", default="recipes/paper.yaml")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_experiment)
 
     s = sub.add_parser("demo", help="short end-to-end run on small data (what `make demo` runs)")
     s.add_argument("--out", default="demo-out")

@@ -1,0 +1,32 @@
+"""The whole pipeline on the tiny model: train dense/SGL/IMP, prune, export, bench, results; resumes."""
+
+import json
+
+import yaml
+
+from whisper_edge.cli import main
+
+
+def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path):
+    cfg = {
+        "model": str(tiny_model), "data": str(speech_corpus), "steps": 2,
+        "dense": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40},
+        "sgl": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40, "learning_rate": 1e-3,
+                "sgl.lambda_enc": 50.0, "sgl.lambda_dec": 50.0, "sgl.alpha": 0.0},
+        "imp": {"rounds": 2}, "prune": {"wer_budget": None, "recover_steps": 0, "eval_limit": 2},
+        "export": ["none"], "eval": {"split": "test", "limit": 2, "max_new_tokens": 8},
+        "bench": {"limit": 2, "compare": ["pytorch"], "threads": 1, "repeats": 1, "max_new_tokens": 8},
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "exp"
+    assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["models"]) == {"base (zero-shot)", "dense", "sgl", "sgl+adaptive", "imp"}
+    assert res["models"]["sgl+adaptive"]["params"]["total"] < res["models"]["dense"]["params"]["total"]
+    labels = [r["label"] for r in res["bench"]["rows"]]
+    assert "pytorch fp32" in labels and any("sgl" in l for l in labels)
+    assert "| sgl+adaptive |" in (out / "results.md").read_text()
+    mtime = (out / "sgl" / "summary.json").stat().st_mtime
+    assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0  # every stage is skipped
+    assert (out / "sgl" / "summary.json").stat().st_mtime == mtime
