@@ -52,6 +52,9 @@ class ExportOptions:
     samples: tuple = ()  # 16-kHz arrays for token-level validation (a tone and noise when empty)
     language: str = "hi"
     profile: str | None = None
+    int8_encoder: bool = False  # int8 also for the encoder (off: its activations have outliers that per-tensor
+    #                              dynamic quantization turns into errors of the size of the outputs themselves)
+    wer_clips: tuple = ()  # (16-kHz array, reference) pairs: WER of fp32 and of the quantized variant → manifest
 
     def __post_init__(self):
         if self.quantize not in TOLERANCES:
@@ -85,14 +88,17 @@ def _export_onnx(model, tmp: Path, names: dict) -> None:
             onnx.save_model(m, str(tmp / f), save_as_external_data=True, location=f + ".data")
 
 
-def _quantize(tmp: Path, kind: str) -> None:
-    for f in ("encoder.onnx", "decoder.onnx"):
+def _quantize(tmp: Path, kind: str, int8_encoder: bool = False) -> None:
+    files = ("encoder.onnx", "decoder.onnx") if kind != "int8" or int8_encoder else ("decoder.onnx",)
+    for f in files:
         src, dst = tmp / f, tmp / f"{f}.q"
         if kind == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            # Per-channel int8 weights of the MatMul ops only: the convolutions of the encoder stem and the
-            # LayerNorms stay fp32 (naive int8 of every op broke Hindi, ../shared/SOURCES.md).
+            # Per-channel int8 weights of the MatMul/Gather ops of the decoder (the per-token cost and most of the
+            # bytes: the embedding table); the encoder, the convolutions and the LayerNorms stay fp32 (naive int8 of
+            # every op broke Hindi, ../shared/SOURCES.md; one int8 MatMul in encoder layer 0 already moves the
+            # cross-attention keys by about 2 on Whisper-base).
             quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
                              op_types_to_quantize=["MatMul", "Gemm", "Gather"], extra_options={"MatMulConstBOnly": True})
         else:
@@ -183,6 +189,15 @@ def _token_checks(model, processor, bundle: Path, samples: list[np.ndarray], lan
     return rows
 
 
+def _bundle_wer(bundle: Path, clips, language: str) -> float:
+    from ..runtime.metrics import NORMALIZERS, error_rates
+    from ..runtime.transcribe import DecodeOptions, Transcriber
+
+    tr = Transcriber(bundle, verify=False)
+    hyps = [tr.transcribe(wav, options=DecodeOptions(language=language, repetition_guard=4)) for wav, _ in clips]
+    return round(error_rates([r for _, r in clips], hyps, NORMALIZERS["hindi"])["wer"], 2)
+
+
 def format_validation(rows: list[dict], tokens: list[dict] | None = None) -> str:
     lines = ["| graph | output | max abs diff | tolerance | |", "|---|---|---:|---:|---|"]
     for r in rows:
@@ -255,8 +270,18 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
             log.debug("validation (fp32):\n%s", table)
             if not all(r["ok"] for r in rows) or not all(t["same_tokens"] for t in tokens):
                 raise ValidationError(f"the fp32 ONNX graphs disagree with PyTorch:\n{table}")
+        wer = {}
+        if opts.wer_clips:
+            _write_manifest(tmp, manifest)
+            wer["fp32"] = _bundle_wer(tmp, opts.wer_clips, opts.language)
         if opts.quantize != "none":
-            _quantize(tmp, opts.quantize)
+            _quantize(tmp, opts.quantize, opts.int8_encoder)
+            manifest["int8_encoder"] = bool(opts.int8_encoder) if opts.quantize == "int8" else None
+            if opts.wer_clips:
+                _write_manifest(tmp, manifest)
+                wer[opts.quantize] = _bundle_wer(tmp, opts.wer_clips, opts.language)
+        if wer:
+            manifest["metrics"]["validation_wer"] = wer | {"clips": len(opts.wer_clips), "normalizer": "hindi"}
             if opts.verify:
                 rows = _tensor_checks(model, tmp, names, opts.quantize, mels, prompt)
                 validation[opts.quantize] = {"tensors": rows}

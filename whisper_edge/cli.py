@@ -157,7 +157,7 @@ def _cmd_export(args) -> int:
         return 0
     from .exporter.export import ExportOptions, export_bundle, format_validation
 
-    texts, samples = (), ()
+    texts, samples, wer_clips = (), (), ()
     if args.data:
         from .runtime.audio import load_audio
         from .training.data import load_speech_dataset
@@ -166,14 +166,19 @@ def _cmd_export(args) -> int:
             texts = tuple(load_speech_dataset(args.data, "train")["sentence"])
         val = load_speech_dataset(args.data, args.sample_split)
         samples = tuple(load_audio(a["bytes"] or a["path"]) for a in val.select(range(min(args.samples, len(val))))["audio"])
+        n = min(args.wer_clips, len(val))
+        wer_clips = tuple((load_audio(r["audio"]["bytes"] or r["audio"]["path"]), r["sentence"]) for r in val.select(range(n)))
     elif args.vocab:
         raise ValueError("--vocab hi needs --data (its training transcripts define the kept tokens)")
     opts = ExportOptions(quantize=args.quantize, vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
-                         samples=samples, language=args.language, profile=args.profile)
+                         samples=samples, language=args.language, profile=args.profile, int8_encoder=args.int8_encoder,
+                         wer_clips=wer_clips)
     m = export_bundle(args.model, args.out, opts)
     for name, v in m.get("validation", {}).items():
         print(f"validation ({name}):")
         print(format_validation(v["tensors"], v.get("tokens")))
+    if m["metrics"].get("validation_wer"):
+        print("validation WER %: " + ", ".join(f"{k} {v}" for k, v in m["metrics"]["validation_wer"].items()))
     total = sum(f["bytes"] for f in m["files"].values())
     parts = ", ".join(f"{k} {v['bytes'] / 2**20:.1f}" for k, v in m["files"].items())
     print(f"wrote {args.out}: {total / 2**20:.1f} MiB ({parts})")
@@ -362,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="speech data: validation clips for the token check, train transcripts for --vocab")
     s.add_argument("--samples", type=int, default=4, help="clips for the greedy-token check")
     s.add_argument("--sample-split", default="validation")
+    s.add_argument("--wer-clips", type=int, default=16, help="validation clips for the WER of fp32 and the quantized variant (0 = skip)")
+    s.add_argument("--int8-encoder", action="store_true", help="int8 for the encoder too (off: it costs accuracy on Whisper)")
     s.add_argument("--language", default="hi")
     s.add_argument("--profile", help="device profile the bundle is meant for (recorded in the manifest)")
     s.add_argument("--no-verify", action="store_true", help="skip validation against PyTorch")
