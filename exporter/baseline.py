@@ -53,4 +53,13 @@ def export_ctranslate2(model_dir, out, quantization: str = "int8") -> Path:
         for f in (tmp / "m").iterdir():
             shutil.move(str(f), tmp / f.name)
         (tmp / "m").rmdir()
+        import json
+
+        from transformers import WhisperConfig
+
+        positions = WhisperConfig.from_pretrained(model_dir).max_source_positions
+        pp = tmp / "preprocessor_config.json"
+        fe = json.loads(pp.read_text())
+        fe.update(nb_max_frames=2 * positions, n_samples=320 * positions)  # the window the encoder takes
+        pp.write_text(json.dumps(fe, indent=2))
     return Path(out)

@@ -66,6 +66,15 @@ def load_clips(data: str | os.PathLike, split: str = "test", limit: int | None =
 # ------------------------------------------------------------------------------------------ worker
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process since exec (Linux VmHWM; ru_maxrss elsewhere, which on Linux would
+    also count the parent's pages copied by fork before exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -67,7 +67,8 @@ class _Optimum(_PyTorch):
         self.frames = 2 * self.model.config.max_source_positions
 
     def _encode(self, feats):
-        return self.model.encoder(input_features=feats)
+        mask = self.torch.ones(feats.shape[0], feats.shape[-1], dtype=self.torch.long)
+        return self.model.encoder(input_features=feats, attention_mask=mask)
 
 
 class _CTranslate2:

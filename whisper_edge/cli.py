@@ -172,11 +172,14 @@ def _cmd_export(args) -> int:
         raise ValueError("--vocab hi needs --data (its training transcripts define the kept tokens)")
     opts = ExportOptions(quantize=args.quantize, vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
                          samples=samples, language=args.language, profile=args.profile, int8_encoder=args.int8_encoder,
-                         wer_clips=wer_clips)
+                         wer_clips=wer_clips, max_wer_increase=args.max_wer_increase)
     m = export_bundle(args.model, args.out, opts)
     for name, v in m.get("validation", {}).items():
         print(f"validation ({name}):")
         print(format_validation(v["tensors"], v.get("tokens")))
+        if v.get("wer"):
+            w = v["wer"]
+            print(f"validation WER: fp32 {w['fp32']:.2f} → {name} {w[name]:.2f} (allowed +{w['max_increase']}) {'✓' if w['ok'] else '✗'}")
     if m["metrics"].get("validation_wer"):
         print("validation WER %: " + ", ".join(f"{k} {v}" for k, v in m["metrics"]["validation_wer"].items()))
     total = sum(f["bytes"] for f in m["files"].values())
@@ -368,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", type=int, default=4, help="clips for the greedy-token check")
     s.add_argument("--sample-split", default="validation")
     s.add_argument("--wer-clips", type=int, default=16, help="validation clips for the WER of fp32 and the quantized variant (0 = skip)")
+    s.add_argument("--max-wer-increase", type=float, default=1.0, help="a quantized variant may raise the validation WER this much")
     s.add_argument("--int8-encoder", action="store_true", help="int8 for the encoder too (off: it costs accuracy on Whisper)")
     s.add_argument("--language", default="hi")
     s.add_argument("--profile", help="device profile the bundle is meant for (recorded in the manifest)")

@@ -27,7 +27,7 @@ DEFAULTS = {
     "data": None,
     "steps": 200,
     "dense": {},
-    "sgl": {"sgl.lambda_enc": 5.0, "sgl.lambda_dec": 5.0},
+    "sgl": {"sgl.lambda_enc": 1.5, "sgl.lambda_dec": 1.5},
     "imp": {"rounds": 4},
     "prune": {"wer_budget": 0.5, "recover_steps": 50, "eval_limit": 48},
     "export": ["none", "int8"],
