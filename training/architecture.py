@@ -399,3 +399,33 @@ def save_checkpoint(model, processor, out: str | Path, *, extra_files: dict[str,
         for name, obj in (extra_files or {}).items():
             (tmp / name).write_text(obj if isinstance(obj, str) else json.dumps(obj, indent=2, ensure_ascii=False), encoding="utf-8")
     return out
+
+
+@torch.no_grad()
+def fold_removed_biases(model, keep: dict) -> None:
+    """Before removing groups, move what they still add as constants into the biases that stay.
+
+    A removed FFN channel j adds ``fc2[:, j] · gelu(fc1_j·x + b_j)``; with its weights near zero that is the
+    constant ``fc2[:, j] · gelu(b_j)``, which goes into fc2.bias. A removed head adds ``out_proj[:, h] ·
+    (attention-weighted v)``; the value bias passes through attention unchanged (weights sum to one), so
+    ``out_proj[:, h] · v_bias_h`` goes into out_proj.bias. Exact when the removed weights are zero (SGL's
+    proximal step); a first-order correction otherwise.
+    """
+    hd = model.config.d_model // model.config.encoder_attention_heads
+    for side, i, layer in _sublayers(model):
+        layers = keep.get(side) or []
+        spec = layers[i] if i < len(layers) else {}
+        names = (("heads", "self_attn"),) if side == "encoder" else (("self_heads", "self_attn"), ("cross_heads", "encoder_attn"))
+        for key, attr in names:
+            att = getattr(layer, attr)
+            if key not in spec or isinstance(att, EmptyAttention) or att.v_proj.bias is None:
+                continue
+            drop = sorted(set(range(att.num_heads)) - set(spec[key]))
+            if drop:
+                rows = _head_rows(torch.tensor(drop, device=att.v_proj.bias.device), hd)
+                att.out_proj.bias += att.out_proj.weight[:, rows] @ att.v_proj.bias[rows]
+        if "ffn" in spec and layer.fc1.out_features:
+            drop = sorted(set(range(layer.fc1.out_features)) - set(spec["ffn"]))
+            if drop:
+                d = torch.tensor(drop, device=layer.fc1.bias.device)
+                layer.fc2.bias += layer.fc2.weight[:, d] @ nn.functional.gelu(layer.fc1.bias[d])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .architecture import Architecture, apply_surgery, architecture_of
+from .architecture import Architecture, apply_surgery, architecture_of, fold_removed_biases
 from .sgl import group_scores
 
 __all__ = ["AdaptiveOptions", "adaptive_keep", "prune_adaptive", "keep_from_zeros"]
@@ -108,6 +108,7 @@ def keep_from_zeros(model) -> dict:
 def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions()) -> tuple[Architecture, list[dict]]:
     """Apply the adaptive rule and remove the groups physically; returns the new record and the report."""
     keep, report = adaptive_keep(model, opts)
+    fold_removed_biases(model, keep)
     arch = apply_surgery(model, keep)
     return arch, report
 

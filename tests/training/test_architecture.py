@@ -131,3 +131,29 @@ def test_record_round_trip_and_validation():
         Architecture.from_dict(rec | {"encoder": [{"heads": -1, "ffn": 4}]})
     with pytest.raises(ArchitectureError, match="newer"):
         Architecture.from_dict(rec | {"format": 99})
+
+
+def test_bias_folding_makes_removal_of_weightless_groups_exact(tiny):
+    from whisper_edge.training.architecture import fold_removed_biases
+
+    model, _ = tiny
+    with torch.no_grad():
+        f = model.model.decoder.layers[0]
+        f.fc1.weight[3] = 0
+        f.fc1.bias[3] = 0.7  # a channel that only adds a constant
+        a = model.model.encoder.layers[0].self_attn
+        for lin in (a.q_proj, a.k_proj, a.v_proj):
+            lin.weight[64:] = 0
+        a.v_proj.bias[64:] = 0.3  # a head whose output is a constant
+    keep = {"encoder": [{"heads": [0]}], "decoder": [{"ffn": [j for j in range(256) if j != 3]}]}
+    pruned = copy.deepcopy(model)
+    fold_removed_biases(pruned, keep)
+    apply_surgery(pruned, keep)
+    plain = copy.deepcopy(model)
+    apply_surgery(plain, keep)
+    x = torch.randn(1, 80, 600)
+    ids = torch.tensor([PROMPT])
+    with torch.no_grad():
+        ref = model(input_features=x, decoder_input_ids=ids).logits
+        assert (pruned(input_features=x, decoder_input_ids=ids).logits - ref).abs().max() < 1e-4
+        assert (plain(input_features=x, decoder_input_ids=ids).logits - ref).abs().max() > 1e-3
