@@ -282,8 +282,6 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
             if opts.wer_clips:
                 _write_manifest(tmp, manifest)
                 wer[opts.quantize] = _bundle_wer(tmp, opts.wer_clips, opts.language)
-        if wer:
-            manifest["metrics"]["validation_wer"] = wer | {"clips": len(opts.wer_clips), "normalizer": "hindi"}
             if opts.verify:
                 rows = _tensor_checks(model, tmp, names, opts.quantize, mels, prompt)
                 validation[opts.quantize] = {"tensors": rows}
@@ -301,6 +299,8 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
                 log.debug("validation (%s):\n%s", opts.quantize, table)
                 if failed:
                     raise ValidationError(f"the {opts.quantize} graphs are beyond tolerance:\n{table}")
+        if wer:
+            manifest["metrics"]["validation_wer"] = wer | {"clips": len(opts.wer_clips), "normalizer": "hindi"}
         manifest["validation"] = validation
         manifest["metrics"]["export_seconds"] = round(time.perf_counter() - t0, 1)
         _write_manifest(tmp, manifest)
