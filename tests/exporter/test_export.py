@@ -58,9 +58,11 @@ def test_pruned_bundle_is_smaller_and_matches_pytorch(tiny_pruned, tiny_bundle, 
 @pytest.mark.parametrize("quant", ["int8", "fp16"])
 def test_quantized_bundles_are_smaller_and_validated(tiny_model, tiny_bundle, tmp_path, quant):
     clip = (np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.05, "नमस्ते")
-    m = export_bundle(tiny_model, tmp_path / quant, ExportOptions(quantize=quant, int8_encoder=True, wer_clips=(clip,)))
+    clips = (clip,) if quant == "int8" else ()  # judged by WER with clips, by tensor tolerances without
+    m = export_bundle(tiny_model, tmp_path / quant, ExportOptions(quantize=quant, int8_encoder=True, wer_clips=clips))
     assert m["quantization"] == quant and all(r["ok"] for r in m["validation"][quant]["tensors"])
-    assert set(m["metrics"]["validation_wer"]) >= {"fp32", quant, "clips"}
+    if clips:
+        assert set(m["metrics"]["validation_wer"]) >= {"fp32", quant, "clips"} and "wer" in m["validation"][quant]
     assert _onnx_bytes(tmp_path / quant) < (0.35 if quant == "int8" else 0.6) * _onnx_bytes(tiny_bundle)
     text = Transcriber(tmp_path / quant).transcribe(np.zeros(16000, dtype=np.float32), options=DecodeOptions(max_new_tokens=3))
     assert isinstance(text, str)
