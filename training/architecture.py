@@ -214,6 +214,15 @@ def _keep_channels(layer, channels: list[int], side: str, idx: int) -> None:
     layer.fc2 = _narrow_linear(layer.fc2, cols=idx_t)
 
 
+def _layer_specs(model, keep: dict):
+    """(side, index, layer, spec, ((record key, attention attribute), …)) for every layer, spec from ``keep``."""
+    for side, i, layer in _sublayers(model):
+        layers = keep.get(side) or []
+        spec = layers[i] if i < len(layers) else {}
+        names = (("heads", "self_attn"),) if side == "encoder" else (("self_heads", "self_attn"), ("cross_heads", "encoder_attn"))
+        yield side, i, layer, spec, names
+
+
 def apply_surgery(model, keep: dict) -> Architecture:
     """Physically remove heads and channels. ``keep`` mirrors the record with index lists::
 
@@ -223,10 +232,7 @@ def apply_surgery(model, keep: dict) -> Architecture:
     A missing key keeps everything. Returns the new record, which is also written to the config.
     """
     hd = model.config.d_model // model.config.encoder_attention_heads
-    for side, i, layer in _sublayers(model):
-        layers = keep.get(side) or []
-        spec = layers[i] if i < len(layers) else {}
-        names = (("heads", "self_attn"),) if side == "encoder" else (("self_heads", "self_attn"), ("cross_heads", "encoder_attn"))
+    for side, i, layer, spec, names in _layer_specs(model, keep):
         for key, attr in names:
             if key in spec:
                 _keep_heads(layer, attr, list(spec[key]), hd, side, i)
@@ -284,10 +290,7 @@ def mask_model(model, keep: dict) -> None:
     """
     hd = model.config.d_model // model.config.encoder_attention_heads
     with torch.no_grad():
-        for side, i, layer in _sublayers(model):
-            layers = keep.get(side) or []
-            spec = layers[i] if i < len(layers) else {}
-            names = (("heads", "self_attn"),) if side == "encoder" else (("self_heads", "self_attn"), ("cross_heads", "encoder_attn"))
+        for side, i, layer, spec, names in _layer_specs(model, keep):
             for key, attr in names:
                 if key not in spec:
                     continue
@@ -412,10 +415,7 @@ def fold_removed_biases(model, keep: dict) -> None:
     proximal step); a first-order correction otherwise.
     """
     hd = model.config.d_model // model.config.encoder_attention_heads
-    for side, i, layer in _sublayers(model):
-        layers = keep.get(side) or []
-        spec = layers[i] if i < len(layers) else {}
-        names = (("heads", "self_attn"),) if side == "encoder" else (("self_heads", "self_attn"), ("cross_heads", "encoder_attn"))
+    for side, i, layer, spec, names in _layer_specs(model, keep):
         for key, attr in names:
             att = getattr(layer, attr)
             if key not in spec or isinstance(att, EmptyAttention) or att.v_proj.bias is None:
