@@ -103,7 +103,7 @@ class Transcriber:
         self.self_layers = [i for i, l in enumerate(arch["decoder"]) if l["self_heads"]]
         self.self_heads = {i: arch["decoder"][i]["self_heads"] for i in self.self_layers}
         self.cross_names = list(m["graphs"]["encoder"]["outputs"])
-        self.float_type = np.float16 if m.get("quantization") == "fp16" and m.get("io_dtype") == "float16" else np.float32
+        self.float_type = np.float32  # every graph takes and returns float32 (fp16 bundles keep fp32 inputs/outputs)
         t = m["tokens"]
         vmap = m.get("vocab_map")
         self.to_old = np.asarray(vmap, dtype=np.int64) if vmap else None
