@@ -240,7 +240,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
     t0 = time.perf_counter()
     with atomic_dir(out) as tmp:
         _export_onnx(model, tmp, names)
-        mels = [_mel(processor, model, s) for s in samples]
+        mels = [_mel(model, s) for s in samples]
         processor.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -310,7 +310,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
     return manifest
 
 
-def _mel(processor, model, wav: np.ndarray) -> np.ndarray:
+def _mel(model, wav: np.ndarray) -> np.ndarray:
     from ..runtime.features import log_mel
 
     return log_mel(wav, n_samples=model.config.max_source_positions * 320, n_mels=model.config.num_mel_bins)

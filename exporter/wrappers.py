@@ -33,6 +33,12 @@ def _split(x: torch.Tensor, heads: int, hd: int) -> torch.Tensor:
     return x.view(b, t, heads, hd).transpose(1, 2)
 
 
+def _qkv(att, h: torch.Tensor, hd: int):
+    """Query (pre-scaled, as in Whisper), key and value of ``h``, split into heads."""
+    n = att.num_heads
+    return (_split(att.q_proj(h) * (hd ** -0.5), n, hd), _split(att.k_proj(h), n, hd), _split(att.v_proj(h), n, hd))
+
+
 def _ffn(layer, h: torch.Tensor) -> torch.Tensor:
     if layer.fc1.out_features == 0:
         return layer.fc2.bias
@@ -67,10 +73,7 @@ class EncoderWrapper(nn.Module):
             att = layer.self_attn
             if _has(att):
                 h = layer.self_attn_layer_norm(x)
-                q = _split(att.q_proj(h) * (self.hd ** -0.5), att.num_heads, self.hd)
-                k = _split(att.k_proj(h), att.num_heads, self.hd)
-                v = _split(att.v_proj(h), att.num_heads, self.hd)
-                x = x + att.out_proj(_merge(_attend(q, k, v)))
+                x = x + att.out_proj(_merge(_attend(*_qkv(att, h, self.hd))))
             else:
                 x = x + att.bias
             x = x + _ffn(layer, x)
@@ -115,9 +118,9 @@ class DecoderWrapper(nn.Module):
             att = layer.self_attn
             if _has(att):
                 h = layer.self_attn_layer_norm(x)
-                q = _split(att.q_proj(h) * (self.hd ** -0.5), att.num_heads, self.hd)
-                k = torch.cat([self_kv[i][0], _split(att.k_proj(h), att.num_heads, self.hd)], dim=2)
-                v = torch.cat([self_kv[i][1], _split(att.v_proj(h), att.num_heads, self.hd)], dim=2)
+                q, k_new, v_new = _qkv(att, h, self.hd)
+                k = torch.cat([self_kv[i][0], k_new], dim=2)
+                v = torch.cat([self_kv[i][1], v_new], dim=2)
                 new_caches += [k, v]
                 full_mask = torch.cat([torch.zeros(t, k.shape[2] - t, dtype=mask.dtype, device=mask.device), mask], dim=1)
                 x = x + att.out_proj(_merge(_attend(q, k, v, full_mask)))

@@ -45,8 +45,9 @@ def window_seconds(model) -> float:
 
 
 def features_for(processor, model, audios: list[np.ndarray]) -> torch.Tensor:
-    feats = processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-    return feats[..., : 2 * model.config.max_source_positions]  # trimmed audio context takes fewer frames
+    n = model.config.max_source_positions * 2 * 160  # a trimmed audio context takes a shorter window
+    return processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt", padding="max_length",
+                                       max_length=n, truncation=True).input_features
 
 
 @torch.inference_mode()

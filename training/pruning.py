@@ -99,10 +99,12 @@ def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions()) -> tuple[dic
     return keep, report
 
 
+ZEROS_ONLY = AdaptiveOptions(k1=0.0, k2=0.0, passes=1)
+
+
 def keep_from_zeros(model) -> dict:
     """Keep every group that is not entirely zero (what physical removal of an IMP or SGL model can cut)."""
-    opts = AdaptiveOptions(k1=0.0, k2=0.0, passes=1)
-    return adaptive_keep(model, opts)[0]
+    return adaptive_keep(model, ZEROS_ONLY)[0]
 
 
 def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions()) -> tuple[Architecture, list[dict]]:
@@ -140,6 +142,11 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
     if (wer_budget is not None or recover_steps or method == "imp") and data is None:
         raise ValueError("--data is needed for --wer-budget, --recover-steps and --method imp")
     report: dict = {"model": str(model_dir), "method": method}
+    val_ds = None
+    if data is not None and (wer_budget is not None or eval_limit):
+        from .data import load_speech_dataset
+
+        val_ds = load_speech_dataset(data, eval_split)
     if method == "imp":
         overrides = {"select": "last"} | (recipe_overrides or {})
         recipe = load_recipe("imp", overrides)
@@ -152,11 +159,9 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
         before = model_counts(model)
         report["sparsity_before"] = sparsity_report(model)
         if method == "zeros":
-            opts = AdaptiveOptions(k1=0.0, k2=0.0, passes=1)
+            opts = ZEROS_ONLY
         elif wer_budget is not None:
-            from .data import load_speech_dataset
-
-            ds = load_speech_dataset(data, eval_split)
+            ds = val_ds
             base = _val_wer(model, processor, ds, eval_limit, language)
             search = []
             chosen = 0.0
@@ -185,10 +190,8 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
                                        "audio_ctx": None, "eval_every": 0} | (recipe_overrides or {}))
         report["recovery"] = train(out / "pruned", data, recipe, out / "recovery")
         model, processor = load_checkpoint(out / "recovery" / "model")
-    if data is not None and eval_limit:
-        from .data import load_speech_dataset
-
-        report["val_wer"] = _val_wer(model, processor, load_speech_dataset(data, eval_split), eval_limit, language)
+    if val_ds is not None and eval_limit:
+        report["val_wer"] = _val_wer(model, processor, val_ds, eval_limit, language)
     save_checkpoint(model, processor, out / "model", generation_config=model.generation_config,
                     extra_files={"prune_report.json": report})
     atomic_write_json(out / "report.json", report)

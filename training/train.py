@@ -210,7 +210,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     out = Path(out)
     ckpt_root = out / "checkpoints"
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)  # "Removed shared tensor" on every save: tied embeddings
-    tb = recipe.eval_every and _has_tensorboard()
+    tb = _has_tensorboard()
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # several CPU processes (torchrun / accelerate launch) then use gloo
         gradient_accumulation_steps=recipe.grad_accum, mixed_precision=_mixed_precision(recipe.mixed_precision),

@@ -11,7 +11,26 @@ import numpy as np
 __all__ = ["make_peer"]
 
 
-class _PyTorch:
+class _Peer:
+    """Cuts the audio into the model's windows and adds up each window's text, encoder and decoder time."""
+
+    frames: int
+    max_new_tokens: int = 200
+
+    def _window(self, chunk, n: int) -> tuple[str, float, float, int]:
+        raise NotImplementedError
+
+    def transcribe(self, wav):
+        n = self.frames * 160
+        texts, enc_s, dec_s, tokens, windows = [], 0.0, 0.0, 0, 0
+        for start in range(0, len(wav), n):
+            text, e, d, t = self._window(wav[start:start + n], n)
+            texts.append(text)
+            enc_s, dec_s, tokens, windows = enc_s + e, dec_s + d, tokens + t, windows + 1
+        return " ".join(texts), {"encoder_s": enc_s, "decoder_s": dec_s, "tokens": tokens, "windows": windows}
+
+
+class _PyTorch(_Peer):
     def __init__(self, target, threads, beam, language):
         import torch
 
@@ -26,27 +45,18 @@ class _PyTorch:
     def _encode(self, feats):
         return self.model.model.encoder(feats)
 
-    def transcribe(self, wav):
-        torch = self.torch
-        n = self.frames * 160
-        text, enc_s, dec_s, tokens, windows = [], 0.0, 0.0, 0, 0
-        for start in range(0, len(wav), n):
-            feats = self.processor.feature_extractor(wav[start:start + n], sampling_rate=16000, return_tensors="pt",
-                                                     padding="max_length", max_length=n).input_features[..., : self.frames]
-            with torch.inference_mode():
-                t0 = time.perf_counter()
-                enc = self._encode(feats)
-                t1 = time.perf_counter()
-                out = self.model.generate(encoder_outputs=enc, language=self.language, task="transcribe",
-                                          num_beams=self.beam, do_sample=False, max_new_tokens=self.max_new_tokens)
-                t2 = time.perf_counter()
-            ids = out[0].tolist()
-            text.append(self.processor.decode(ids, skip_special_tokens=True).strip())
-            enc_s += t1 - t0
-            dec_s += t2 - t1
-            tokens += len(ids)
-            windows += 1
-        return " ".join(text), {"encoder_s": enc_s, "decoder_s": dec_s, "tokens": tokens, "windows": windows}
+    def _window(self, chunk, n):
+        feats = self.processor.feature_extractor(chunk, sampling_rate=16000, return_tensors="pt", padding="max_length",
+                                                 max_length=n).input_features
+        with self.torch.inference_mode():
+            t0 = time.perf_counter()
+            enc = self._encode(feats)
+            t1 = time.perf_counter()
+            out = self.model.generate(encoder_outputs=enc, language=self.language, task="transcribe",
+                                      num_beams=self.beam, do_sample=False, max_new_tokens=self.max_new_tokens)
+            t2 = time.perf_counter()
+        ids = out[0].tolist()
+        return self.processor.decode(ids, skip_special_tokens=True).strip(), t1 - t0, t2 - t1, len(ids)
 
 
 class _Optimum(_PyTorch):
@@ -71,7 +81,7 @@ class _Optimum(_PyTorch):
         return self.model.encoder(input_features=feats, attention_mask=mask)
 
 
-class _CTranslate2:
+class _CTranslate2(_Peer):
     def __init__(self, target, threads, beam, language):
         import ctranslate2
         from tokenizers import Tokenizer
@@ -85,30 +95,22 @@ class _CTranslate2:
         self.beam = beam
         self.prompt = [self.tok.token_to_id(t) for t in ("<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>", "<|notimestamps|>")]
         import json
+        from pathlib import Path
 
-        cfg = json.loads(open(f"{path}/preprocessor_config.json").read()) if __import__("os").path.exists(f"{path}/preprocessor_config.json") else {}
-        self.frames = int(cfg.get("nb_max_frames", 3000))
+        pp = Path(path) / "preprocessor_config.json"  # its window (a trimmed audio context has fewer frames)
+        self.frames = int(json.loads(pp.read_text()).get("nb_max_frames", 3000)) if pp.is_file() else 3000
 
-    def transcribe(self, wav):
+    def _window(self, chunk, n):
         from .runtime.features import log_mel
 
-        n = self.frames * 160
-        text, enc_s, dec_s, tokens, windows = [], 0.0, 0.0, 0, 0
-        for start in range(0, len(wav), n):
-            mel = log_mel(wav[start:start + n], n_samples=n)[None]
-            sv = self.ct2.StorageView.from_array(np.ascontiguousarray(mel))
-            t0 = time.perf_counter()
-            enc = self.model.encode(sv, to_cpu=False)
-            t1 = time.perf_counter()
-            res = self.model.generate(enc, [self.prompt], beam_size=self.beam, max_length=self.max_new_tokens)
-            t2 = time.perf_counter()
-            ids = res[0].sequences_ids[0]
-            text.append(self.tok.decode(ids, skip_special_tokens=True).strip())
-            enc_s += t1 - t0
-            dec_s += t2 - t1
-            tokens += len(ids)
-            windows += 1
-        return " ".join(text), {"encoder_s": enc_s, "decoder_s": dec_s, "tokens": tokens, "windows": windows}
+        sv = self.ct2.StorageView.from_array(np.ascontiguousarray(log_mel(chunk, n_samples=n)[None]))
+        t0 = time.perf_counter()
+        enc = self.model.encode(sv, to_cpu=False)
+        t1 = time.perf_counter()
+        res = self.model.generate(enc, [self.prompt], beam_size=self.beam, max_length=self.max_new_tokens)
+        t2 = time.perf_counter()
+        ids = res[0].sequences_ids[0]
+        return self.tok.decode(ids, skip_special_tokens=True).strip(), t1 - t0, t2 - t1, len(ids)
 
 
 def make_peer(backend: str, target: str, *, threads: int, beam: int, language: str, max_new_tokens: int = 200):
