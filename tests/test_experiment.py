@@ -5,6 +5,7 @@ import json
 import yaml
 
 from whisper_edge.cli import main
+from whisper_edge.results import bundle_rows
 
 
 def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path):
@@ -26,7 +27,24 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path):
     assert res["models"]["sgl+adaptive"]["params"]["total"] < res["models"]["dense"]["params"]["total"]
     labels = [r["label"] for r in res["bench"]["rows"]]
     assert "pytorch fp32" in labels and any("sgl" in l for l in labels)
-    assert "| sgl+adaptive |" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "| sgl+adaptive |" in md and "## Targets" in md and "SGL+adaptive WER < IMP WER" in md
+    assert (out / "pareto.png").stat().st_size > 1000 and (out / "widths.png").stat().st_size > 1000
+    assert res["bundles"]["sgl+adaptive int8 vocab-hi"]["vocab"] < res["models"]["dense"]["vocab"]
+    rows = {r["label"]: r for r in bundle_rows(res)}
+    assert rows["sgl+adaptive int8 vocab-hi"]["params"] < rows["sgl+adaptive fp32"]["params"] < rows["dense fp32"]["params"]
+    assert "rtf" in rows["dense fp32"] and rows["dense fp32"]["bytes"] > rows["sgl+adaptive fp32"]["bytes"]
     mtime = (out / "sgl" / "summary.json").stat().st_mtime
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0  # every stage is skipped
     assert (out / "sgl" / "summary.json").stat().st_mtime == mtime
+
+
+def test_demo_config_is_a_valid_experiment():
+    from whisper_edge.demo import demo_config
+    from whisper_edge.experiment import load_config
+    from whisper_edge.training.recipes import load_recipe
+
+    cfg = load_config(demo_config("corpus-small"))
+    assert cfg["imp"] is None and cfg["data"] == "corpus-small"
+    for name in ("dense", "sgl"):
+        load_recipe(name, {"max_steps": cfg["steps"]} | cfg[name])  # raises on a bad field

@@ -124,7 +124,8 @@ def _val_wer(model, processor, dataset, limit: int, language: str) -> float:
 
 def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = AdaptiveOptions(),
           wer_budget: float | None = None, data=None, eval_split: str = "validation", eval_limit: int = 48,
-          recover_steps: int = 0, recipe_overrides: dict | None = None, language: str = "hi") -> dict:
+          recover_steps: int = 0, recipe_overrides: dict | None = None, language: str = "hi",
+          strengths: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)) -> dict:
     """``whisper-edge prune``. Output layout: OUT/model (final checkpoint), OUT/report.json, and for
     recovery or IMP the training run's files (log.csv, checkpoints/) under OUT/."""
     import copy
@@ -165,12 +166,14 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
             base = _val_wer(model, processor, ds, eval_limit, language)
             search = []
             chosen = 0.0
-            for s in (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0):
+            for s in sorted(strengths):
                 trial = copy.deepcopy(model)
                 prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, "strength": s}))
                 wer = _val_wer(trial, processor, ds, eval_limit, language)
-                n = sum(p.numel() for p in trial.parameters())
-                search.append({"strength": s, "wer": wer, "params": n})
+                c = model_counts(trial)
+                n = c["params"]["total"]
+                search.append({"strength": s, "wer": wer, "params": n, "encoder_flops": c["flops"]["encoder"],
+                               "decoder_flops_per_token": c["flops"]["decoder_per_token"]})
                 log.info("strength %.2f: validation WER %.2f (base %.2f), %d parameters", s, wer, base, n)
                 if wer > base + wer_budget:
                     break

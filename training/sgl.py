@@ -23,6 +23,10 @@ Two ways to apply it:
   lr·Ω — element-wise soft-thresholding by lr·λ·α, then group shrinkage
   ``W_g ← max(0, 1 − lr·λ·(1−α)·√p_g / ‖W_g‖₂) · W_g`` — which yields exact zeros.
 
+Adaptive SGL (``gamma`` > 0): every group's term is multiplied by a fixed weight w_g computed once
+before training from the group's activation-aware importance (training/importance.py), so that the
+shrinkage falls on the groups that contribute least within their own sublayer.
+
 Both are vectorized: one contiguous reduction or scaling per weight tensor, no Python loop over
 groups. :func:`group_scores` returns per-group norms for pruning.
 """
@@ -48,6 +52,11 @@ class SGLConfig:
     alpha: float = 0.5
     mode: str = "proximal"  # "loss" | "proximal"
     column_weight: float = 0.0
+    # Adaptive SGL (training/importance.py): each group's term is weighted by
+    # w_g = min(w_max, (median importance of its sublayer / its importance)^gamma); 0 = plain SGL.
+    gamma: float = 0.0
+    w_max: float = 20.0
+    calib_batches: int = 8  # training batches that measure the importance (once, before step 1)
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
@@ -55,6 +64,8 @@ class SGLConfig:
         for k in ("lambda_enc", "lambda_dec", "column_weight"):
             if getattr(self, k) < 0:
                 raise ValueError(f"sgl.{k} must be ≥ 0, got {getattr(self, k)}")
+        if self.gamma < 0 or self.w_max <= 0 or self.calib_batches < 1:
+            raise ValueError("sgl.gamma must be ≥ 0, sgl.w_max > 0 and sgl.calib_batches ≥ 1")
         if self.mode not in ("loss", "proximal"):
             raise ValueError(f"sgl.mode must be 'loss' or 'proximal', got {self.mode!r}")
 
@@ -119,15 +130,19 @@ def _columns(model):
                 yield side, w
 
 
-def sgl_penalty(model, cfg: SGLConfig) -> torch.Tensor:
-    """The SGL penalty Ω(W) (a differentiable scalar)."""
+def sgl_penalty(model, cfg: SGLConfig, weights: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """The SGL penalty Ω(W) (a differentiable scalar); ``weights``: per-group weights, one tensor per
+    family in :func:`iter_groups` order (adaptive SGL), None = all ones."""
     total = None
     lam = {"encoder": cfg.lambda_enc, "decoder": cfg.lambda_dec}
-    for side, _, _, family in iter_groups(model):
+    for k, (side, _, _, family) in enumerate(iter_groups(model)):
         if not lam[side]:
             continue
         l1, l2sq, p = _group_l1_l2sq(family)
-        term = lam[side] * (cfg.alpha * l1.sum() + (1 - cfg.alpha) * math.sqrt(p) * l2sq.clamp_min(_EPS).sqrt().sum())
+        per_group = cfg.alpha * l1 + (1 - cfg.alpha) * math.sqrt(p) * l2sq.clamp_min(_EPS).sqrt()
+        if weights is not None:
+            per_group = per_group * weights[k].to(per_group)
+        term = lam[side] * per_group.sum()
         total = term if total is None else total + term
     if cfg.column_weight:
         for side, w in _columns(model):
@@ -141,19 +156,27 @@ def sgl_penalty(model, cfg: SGLConfig) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sgl_prox_(model, cfg: SGLConfig, lr: float) -> None:
-    """Apply the proximal operator of lr·Ω in place (exact zeros for whole groups)."""
+def sgl_prox_(model, cfg: SGLConfig, lr: float, weights: list[torch.Tensor] | None = None) -> None:
+    """Apply the proximal operator of lr·Ω in place (exact zeros for whole groups); ``weights`` as in
+    :func:`sgl_penalty` (the thresholds of group g are scaled by w_g)."""
     lam = {"encoder": cfg.lambda_enc, "decoder": cfg.lambda_dec}
-    for side, _, _, family in iter_groups(model):
+    for k, (side, _, _, family) in enumerate(iter_groups(model)):
         t = lr * lam[side]
         if not t:
             continue
         parts, groups = family
+        wg = weights[k].to(parts[0][0]) if weights is not None else None
         if cfg.alpha:
-            for w, _ in parts:  # element-wise soft-thresholding, one fused kernel per tensor
-                w.copy_(torch.nn.functional.softshrink(w, t * cfg.alpha))
+            for w, layout in parts:  # element-wise soft-thresholding, one fused kernel per tensor
+                if wg is None:
+                    w.copy_(torch.nn.functional.softshrink(w, t * cfg.alpha))
+                else:
+                    g = _grouped(w, layout, groups)
+                    thr = t * cfg.alpha * (wg[:, None] if layout == "rows" else wg[None, :, None])
+                    g.copy_(g.sign() * (g.abs() - thr).clamp_min(0))
         _, l2sq, p = _group_l1_l2sq(family)
-        scale = (1 - t * (1 - cfg.alpha) * math.sqrt(p) / l2sq.clamp_min(_EPS).sqrt()).clamp_min(0)
+        shrink = t * (1 - cfg.alpha) * math.sqrt(p) * (wg if wg is not None else 1.0)
+        scale = (1 - shrink / l2sq.clamp_min(_EPS).sqrt()).clamp_min(0)
         for w, layout in parts:
             g = _grouped(w, layout, groups)
             g.mul_(scale[:, None] if layout == "rows" else scale[None, :, None])

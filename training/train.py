@@ -274,6 +274,10 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     accelerator.register_for_checkpointing(sched)
     raw = accelerator.unwrap_model(model)
 
+    sgl_weights = None
+    if recipe.method == "sgl" and recipe.sgl.gamma > 0:
+        sgl_weights = _sgl_weights(accelerator, raw, recipe, SpeechDataset(train_ds, rows), collate, out)
+
     # resume
     state = {"step": 0, "best_wer": None, "best_step": None, "imp_round": 0}
     latest = _latest_checkpoint(ckpt_root)
@@ -319,7 +323,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                 loss = out_.loss
                 penalty = None
                 if recipe.method == "sgl" and recipe.sgl.mode == "loss":
-                    penalty = sgl_penalty(raw, recipe.sgl)
+                    penalty = sgl_penalty(raw, recipe.sgl, sgl_weights)
                     loss = loss + penalty
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and recipe.max_grad_norm:
@@ -335,7 +339,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             t_sgl = 0.0
             if recipe.method == "sgl" and recipe.sgl.mode == "proximal":
                 ts = time.perf_counter()
-                sgl_prox_(raw, recipe.sgl, lr=lr_used)
+                sgl_prox_(raw, recipe.sgl, lr=lr_used, weights=sgl_weights)
                 t_sgl = time.perf_counter() - ts
             if imp_masks is not None:
                 with torch.no_grad():
@@ -345,7 +349,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             row = {"step": step, "epoch": epoch, "loss": float(np.mean(losses)), "lr": lr_used,
                    "step_seconds": time.perf_counter() - t0, "sgl_seconds": t_sgl,
                    "penalty": float(penalty.detach()) if penalty is not None else (
-                       float(sgl_penalty(raw, recipe.sgl).detach()) if recipe.method == "sgl" and step % 10 == 0 else "")}
+                       float(sgl_penalty(raw, recipe.sgl, sgl_weights).detach()) if recipe.method == "sgl" and step % 10 == 0 else "")}
             losses = []
             if recipe.method != "dense" and (step % 10 == 0 or step == recipe.max_steps):
                 row.update({k: v for k, v in sparsity_report(raw).items() if k in LOG_FIELDS})
@@ -400,6 +404,29 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     if tb:
         accelerator.end_training()
     return summary
+
+
+def _sgl_weights(accelerator, raw, recipe: Recipe, dataset, collate, out: Path) -> list[torch.Tensor]:
+    """Adaptive SGL weights, measured once on the starting model and kept in OUT/sgl_weights.pt, so a
+    resumed run (and every process) uses exactly the same ones."""
+    from .importance import adaptive_weights, group_importance
+
+    path = out / "sgl_weights.pt"
+    if accelerator.is_main_process and not path.is_file():
+        loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, collate_fn=collate,
+                                             generator=torch.Generator().manual_seed(recipe.seed + 1))
+        batches = []
+        for batch in loader:
+            batches.append(batch)
+            if len(batches) >= recipe.sgl.calib_batches:
+                break
+        log.info("measuring group importance on %d batches for adaptive SGL", len(batches))
+        imp = group_importance(raw, tqdm(batches, desc="importance", unit="batch", leave=False))
+        tmp = path.with_suffix(".tmp")
+        torch.save({"importance": imp, "weights": adaptive_weights(imp, recipe.sgl.gamma, recipe.sgl.w_max)}, tmp)
+        os.replace(tmp, path)
+    accelerator.wait_for_everyone()
+    return [w.to(accelerator.device) for w in torch.load(path)["weights"]]
 
 
 def _validate(accelerator, raw, processor, eval_ds, recipe: Recipe):

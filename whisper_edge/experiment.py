@@ -1,10 +1,13 @@
 """``whisper-edge experiment``: the paper's comparison end to end, resumable stage by stage.
 
 Stages (each skipped when its output is complete, so a killed run continues where it stopped):
-import → dense fine-tune → SGL fine-tune → adaptive prune (+ recovery) → IMP at the pruned model's
-sparsity and the same step budget → export (fp32, int8; pruned also with Hindi vocabulary) →
-bench against PyTorch, optimum and CTranslate2 → test-split WER of every model → results.json and
-results.md (+ plots).
+import → dense fine-tune → SGL fine-tune → adaptive prune (strength search under a WER budget,
++ recovery) → IMP at the pruned model's sparsity and the same step budget → test-split WER of every
+model → export (fp32, int8; pruned also int8 with the Hindi vocabulary) → bench against PyTorch,
+optimum and CTranslate2 → results.json, results.md and plots (whisper_edge/results.py).
+
+SGL and IMP both start from the dense fine-tuned model (``start: dense``) and get the same number of
+optimizer steps (``steps``): the comparison is between the two ways of compressing one model.
 """
 
 from __future__ import annotations
@@ -18,33 +21,40 @@ import yaml
 
 from .runtime.fsutil import atomic_write_json, atomic_write_text
 
-__all__ = ["run_experiment", "load_config"]
+__all__ = ["run_experiment", "load_config", "DEFAULTS"]
 
 log = logging.getLogger("whisper_edge")
 
 DEFAULTS = {
     "model": "bundled-base",
     "data": None,
-    "steps": 200,
+    "steps": 200,  # SGL and IMP fine-tuning steps (matched); dense uses it too unless dense.max_steps says otherwise
+    "start": "dense",  # where SGL and IMP start: dense (the fine-tuned model) | base (the imported model, as the paper)
     "dense": {},
     "sgl": {"sgl.lambda_enc": 1.5, "sgl.lambda_dec": 1.5},
-    "imp": {"rounds": 4},
-    "prune": {"wer_budget": 0.5, "recover_steps": 50, "eval_limit": 48},
+    "imp": {"rounds": 4},  # null: no IMP baseline
+    "prune": {"wer_budget": 0.5, "recover_steps": 50, "eval_limit": 48, "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]},
     "export": ["none", "int8"],
-    "eval": {"split": "test", "limit": None},
+    "vocab": True,  # also export the pruned model int8 with the Hindi vocabulary
+    "eval": {"split": "test", "limit": None, "zero_shot": True},  # zero_shot: also the imported model (30-s windows: slow)
     "bench": {"limit": 40, "compare": ["pytorch", "optimum", "ctranslate2"], "threads": 2, "repeats": 1},
 }
 
 
-def load_config(path) -> dict:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+def load_config(path_or_dict) -> dict:
+    if isinstance(path_or_dict, dict):
+        data, where = path_or_dict, "config"
+    else:
+        data, where = yaml.safe_load(Path(path_or_dict).read_text(encoding="utf-8")) or {}, str(path_or_dict)
     unknown = set(data) - set(DEFAULTS)
     if unknown:
-        raise ValueError(f"{path}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(DEFAULTS)}")
+        raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(DEFAULTS)}")
     cfg = {k: (DEFAULTS[k] | data[k] if isinstance(DEFAULTS[k], dict) and isinstance(data.get(k), dict) else data.get(k, DEFAULTS[k]))
            for k in DEFAULTS}
     if not cfg["data"]:
-        raise ValueError(f"{path}: 'data' (a corpus folder from 'whisper-edge data build') is required")
+        raise ValueError(f"{where}: 'data' (a corpus folder from 'whisper-edge data build') is required")
+    if cfg["start"] not in ("dense", "base"):
+        raise ValueError(f"{where}: 'start' must be dense or base, got {cfg['start']!r}")
     return cfg
 
 
@@ -56,18 +66,29 @@ def _stage(name: str, done: bool):
     return not done
 
 
-def run_experiment(config_path, out) -> dict:
-    from .exporter.export import ExportOptions, export_bundle
+def _imp_target(pruned_model, dense_model) -> float:
+    """The share of attention/FFN weights that SGL+adaptive removed or left at zero (IMP is matched to it)."""
     from .training.architecture import load_checkpoint
     from .training.counts import model_counts
-    from .training.data import load_speech_dataset
-    from .training.evaluate import EvalOptions, evaluate
+    from .training.train import prunable_weights, sparsity_report
+
+    model, _ = load_checkpoint(pruned_model)
+    c = model_counts(model)["params"]
+    dense, _ = load_checkpoint(dense_model)
+    prunable = sum(w.numel() for w in prunable_weights(dense))
+    zero_after = c["removed"] + sparsity_report(model)["weight_sparsity"] * (prunable - c["removed"])
+    return min(0.95, max(0.05, zero_after / prunable))
+
+
+def run_experiment(config, out) -> dict:
+    from .exporter.export import ExportOptions, export_bundle
     from .training.model_import import import_model
     from .training.pruning import AdaptiveOptions, prune
     from .training.recipes import load_recipe
     from .training.train import train
+    from .results import write_results
 
-    cfg = load_config(config_path)
+    cfg = load_config(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "experiment.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
@@ -77,103 +98,102 @@ def run_experiment(config_path, out) -> dict:
     base = out / "base"
     if _stage("import", (base / "config.json").is_file()):
         import_model(cfg["model"], base)
-    runs = {}
-    for name in ("dense", "sgl"):
-        run = out / name
-        if _stage(f"train {name}", (run / "summary.json").is_file()):
-            train(base, data, load_recipe(name, {"max_steps": steps} | cfg[name]), run)
-        runs[name] = run / "model"
+    runs = {"base (zero-shot)": base}
+    if _stage("train dense", (out / "dense" / "summary.json").is_file()):
+        train(base, data, load_recipe("dense", {"max_steps": steps} | cfg["dense"]), out / "dense")
+    runs["dense"] = out / "dense" / "model"
+    start = runs["dense"] if cfg["start"] == "dense" else base
+    if _stage("train sgl", (out / "sgl" / "summary.json").is_file()):
+        train(start, data, load_recipe("sgl", {"max_steps": steps} | cfg["sgl"]), out / "sgl")
+    runs["sgl"] = out / "sgl" / "model"
     pr = cfg["prune"]
     pruned = out / "sgl-pruned"
     if _stage("prune adaptive", (pruned / "report.json").is_file()):
         prune(runs["sgl"], pruned, method="adaptive", opts=AdaptiveOptions(), wer_budget=pr.get("wer_budget"), data=data,
-              recover_steps=int(pr.get("recover_steps") or 0), eval_limit=int(pr.get("eval_limit") or 48))
-    runs["sgl-pruned"] = pruned / "model"
-    # IMP at the pruned model's sparsity: the share of attention/FFN weights SGL+adaptive removed or zeroed
-    imp = out / "imp"
-    if _stage("train imp", (imp / "report.json").is_file()):
-        model, _ = load_checkpoint(runs["sgl-pruned"])
-        c = model_counts(model)["params"]
-        from .training.train import prunable_weights, sparsity_report
+              recover_steps=int(pr.get("recover_steps") or 0), eval_limit=int(pr.get("eval_limit") or 48),
+              strengths=tuple(pr.get("strengths") or DEFAULTS["prune"]["strengths"]))
+    runs["sgl+adaptive"] = pruned / "model"
+    if cfg["imp"] is not None:
+        imp = out / "imp"
+        if _stage("train imp", (imp / "report.json").is_file()):
+            target = _imp_target(runs["sgl+adaptive"], runs["dense"])
+            prune(start, imp, method="imp", data=data, eval_limit=0,
+                  recipe_overrides={"max_steps": steps, "imp.target_sparsity": round(target, 4),
+                                    "imp.rounds": int(cfg["imp"].get("rounds", 4))})
+        runs["imp"] = imp / "model"
 
-        dense_model, _ = load_checkpoint(runs["dense"])
-        prunable = sum(w.numel() for w in prunable_weights(dense_model))
-        zero_after = c["removed"] + sparsity_report(model)["weight_sparsity"] * (prunable - c["removed"])
-        target = min(0.95, max(0.05, zero_after / prunable))
-        prune(base, imp, method="imp", data=data, recipe_overrides={"max_steps": steps, "imp.target_sparsity": round(target, 4),
-                                                                     "imp.rounds": int(cfg["imp"].get("rounds", 4))})
-    runs["imp"] = imp / "model"
+    results = _evaluate_all(runs, data, cfg["eval"], out)
 
-    # test-split WER of every model
-    ev = cfg["eval"]
-    results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {"models": {}}
-    for name, path in [("base (zero-shot)", base), ("dense", runs["dense"]), ("sgl", runs["sgl"]),
-                       ("sgl+adaptive", runs["sgl-pruned"]), ("imp", runs["imp"])]:
-        if name in results["models"]:
-            continue
-        print(f"[experiment] eval {name}…", flush=True)
-        rep = evaluate(path, data, EvalOptions(split=ev.get("split", "test"), limit=ev.get("limit"),
-                                               max_new_tokens=int(ev.get("max_new_tokens", 200))))
-        model, _ = load_checkpoint(path)
-        counts = model_counts(model)
-        results["models"][name] = {"path": str(path), "wer": rep["wer"], "cer": rep["cer"], "by_group": rep.get("by_group"),
-                                   "utterances": rep["utterances"], "rtf_pytorch": rep["rtf"], "params": counts["params"],
-                                   "flops": {k: counts["flops"][k] for k in ("encoder", "cross_kv", "decoder_per_token")},
-                                   "architecture": counts["architecture"]}
-        atomic_write_json(out / "results.json", results)
-
-    # bundles
-    texts = tuple(load_speech_dataset(data, "train")["sentence"])
-    val = load_speech_dataset(data, "validation")
+    from .training.data import load_speech_dataset
     from .runtime.audio import load_audio
 
+    texts = tuple(load_speech_dataset(data, "train")["sentence"])
+    val = load_speech_dataset(data, "validation")
     samples = tuple(load_audio(a["bytes"] or a["path"]) for a in val.select(range(min(4, len(val))))["audio"])
     bundles = {}
-    for name in ("dense", "sgl+adaptive", "imp"):
-        src = {"dense": runs["dense"], "sgl+adaptive": runs["sgl-pruned"], "imp": runs["imp"]}[name]
-        variants = [(q, None) for q in cfg["export"]] + ([("int8", "hi")] if name == "sgl+adaptive" else [])
+    for name in [n for n in ("dense", "sgl+adaptive", "imp") if n in runs]:
+        variants = [(q, None) for q in cfg["export"]] + ([("int8", "hi")] if name == "sgl+adaptive" and cfg["vocab"] else [])
         for q, vocab in variants:
             label = f"{name} {'fp32' if q == 'none' else q}{' vocab-hi' if vocab else ''}"
             path = out / "bundles" / label.replace(" ", "-").replace("+", "-")
             if _stage(f"export {label}", (path / "manifest.json").is_file()):
-                export_bundle(src, path, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples))
-            bundles[label] = path
+                export_bundle(runs[name], path, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples))
+            bundles[label] = {"path": str(path), "model": name}
 
     b = cfg["bench"]
     bench_dir = out / "bench"
-    if _stage("bench", (bench_dir / "bench.json").is_file()):
+    if b and _stage("bench", (bench_dir / "bench.json").is_file()):
         from .cli import main as cli_main
 
         args = ["bench", "--data", str(data), "--limit", str(b["limit"]), "--threads", str(b["threads"]),
-                "--repeats", str(b["repeats"]), "--out", str(bench_dir), "--max-new-tokens", str(b.get("max_new_tokens", 200)), "--model", str(runs["dense"]),
-                "--compare", ",".join(b["compare"]), "--bundle", *[str(p) for p in bundles.values()]]
+                "--repeats", str(b["repeats"]), "--out", str(bench_dir), "--max-new-tokens", str(b.get("max_new_tokens", 200)),
+                "--model", str(runs["dense"]), "--bundle", *[v["path"] for v in bundles.values()]]
+        if b.get("compare"):
+            args += ["--compare", ",".join(b["compare"])]
         if cli_main(args) != 0:
             raise RuntimeError("bench failed; see the messages above")
-    results["bench"] = json.loads((bench_dir / "bench.json").read_text())
-    results["bundles"] = {k: sum(f["bytes"] for f in json.loads((p / "manifest.json").read_text())["files"].values())
-                          for k, p in bundles.items()}
+    if b:
+        results["bench"] = json.loads((bench_dir / "bench.json").read_text())
+    for label, v in bundles.items():
+        manifest = json.loads((Path(v["path"]) / "manifest.json").read_text())
+        v["bytes"] = sum(f["bytes"] for f in manifest["files"].values())
+        v["vocab"] = len(manifest["vocab_map"]) if manifest.get("vocab_map") else manifest["vocab_size"]
+        v["quantization"] = manifest["quantization"]
+        v["validation_wer"] = manifest.get("metrics", {}).get("validation_wer")
+    results["bundles"] = bundles
+    prune_report = json.loads((pruned / "report.json").read_text())
+    results["prune"] = {k: prune_report.get(k) for k in ("wer_budget", "options", "families", "val_wer")}
+    imp_report = out / "imp" / "report.json"
+    if imp_report.is_file():
+        results["imp_target"] = json.loads(imp_report.read_text()).get("train", {}).get("recipe", {}).get("imp")
+    results["config"] = cfg
     results["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "results.md", format_results(results))
+    write_results(results, out)
     return results
 
 
-def format_results(results: dict) -> str:
-    models = results["models"]
-    dense = models.get("dense")
-    lines = ["| model | WER % (test) | seen | unseen | parameters | removed | encoder GFLOPs | decoder MFLOPs/token |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, m in models.items():
-        g = m.get("by_group") or {}
-        p, f = m["params"], m["flops"]
-        rel = f" ({100 * (p['total'] - dense['params']['total']) / dense['params']['total']:+.1f} %)" if dense else ""
-        lines.append(f"| {name} | {m['wer']:.2f} | {g.get('seen', {}).get('wer', float('nan')):.2f} | "
-                     f"{g.get('unseen', {}).get('wer', float('nan')):.2f} | {p['total']:,}{rel} | {p['removed']:,} | "
-                     f"{f['encoder'] / 1e9:.2f} | {f['decoder_per_token'] / 1e6:.1f} |")
-    if "bench" in results:
-        from .runtime.bench import format_table
+def _evaluate_all(runs: dict, data, ev: dict, out: Path) -> dict:
+    """Test-split WER (PyTorch, greedy) and counts of every model; each model's result is kept as it lands."""
+    from .training.architecture import load_checkpoint
+    from .training.counts import model_counts
+    from .training.evaluate import EvalOptions, evaluate
 
-        lines += ["", format_table(results["bench"])]
-    if "bundles" in results:
-        lines += ["", "| bundle | bytes |", "|---|---:|"] + [f"| {k} | {v / 2**20:.1f} MiB |" for k, v in results["bundles"].items()]
-    return "\n".join(lines) + "\n"
+    path = out / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results.setdefault("models", {})
+    for name, model_dir in runs.items():
+        if name in results["models"] or (name == "base (zero-shot)" and not ev.get("zero_shot", True)):
+            continue
+        print(f"[experiment] eval {name}…", flush=True)
+        rep = evaluate(model_dir, data, EvalOptions(split=ev.get("split", "test"), limit=ev.get("limit"),
+                                                    max_new_tokens=int(ev.get("max_new_tokens", 200))))
+        model, _ = load_checkpoint(model_dir)
+        counts = model_counts(model)
+        results["models"][name] = {"path": str(model_dir), "wer": rep["wer"], "cer": rep["cer"], "by_group": rep.get("by_group"),
+                                   "utterances": rep["utterances"], "rtf_pytorch": rep["rtf"], "params": counts["params"],
+                                   "flops": {k: counts["flops"][k] for k in ("encoder", "cross_kv", "decoder_per_token")},
+                                   "d_model": model.config.d_model, "vocab": model.config.vocab_size,
+                                   "architecture": counts["architecture"]}
+        atomic_write_json(path, results)
+    return results

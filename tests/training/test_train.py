@@ -76,6 +76,21 @@ def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, t
     assert main(["inspect", str(tmp_path / "pruned")]) == 0
 
 
+def test_adaptive_sgl_weights_are_measured_once_and_kept_across_resume(tiny_model, speech_corpus, tmp_path):
+    recipe = load_recipe("sgl", FAST | {"max_steps": 3, "learning_rate": 1e-3, "sgl.lambda_enc": 5.0, "sgl.lambda_dec": 5.0,
+                                        "sgl.gamma": 2.0, "sgl.calib_batches": 2})
+    run = tmp_path / "asgl"
+    assert train(tiny_model, speech_corpus, recipe, run, stop_after=1) == {"stopped_at": 1}
+    saved = torch.load(run / "sgl_weights.pt")
+    assert len(saved["weights"]) == len(saved["importance"]) == 2 * 2 + 2 * 3  # heads+ffn per encoder layer, self+cross+ffn per decoder layer
+    stamp = os.stat(run / "sgl_weights.pt").st_mtime_ns
+    summary = train(tiny_model, speech_corpus, recipe, run)  # resumes: the weights are read back, not measured again
+    assert summary["steps"] == 3 and os.stat(run / "sgl_weights.pt").st_mtime_ns == stamp
+    assert any(float(w.max()) > 1.0 for w in saved["weights"]) and any(float(w.min()) < 1.0 for w in saved["weights"])
+    with pytest.raises(RecipeError, match="gamma"):
+        load_recipe("sgl", {"sgl.gamma": -1.0})
+
+
 def test_adaptive_rule_per_layer_two_passes(tiny_model):
     model, _ = load_checkpoint(tiny_model)
     with torch.no_grad():

