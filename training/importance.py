@@ -23,7 +23,7 @@ import torch
 from .architecture import EmptyAttention
 from .sgl import iter_groups
 
-__all__ = ["group_importance", "adaptive_weights"]
+__all__ = ["group_importance", "adaptive_weights", "calibration_batches"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -89,3 +89,31 @@ def adaptive_weights(importance: list[torch.Tensor], gamma: float, w_max: float)
         med = imp.median().clamp_min(1e-12)
         out.append((med / imp.clamp_min(1e-12)).pow(gamma).clamp(max=w_max))
     return out
+
+
+def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, audio_ctx: int, language: str = "hi",
+                        max_label_tokens: int = 200, seed: int = 0) -> list[dict]:
+    """``n_batches`` training batches (random rows that decode and fit the window), collated as in training."""
+    import random
+
+    from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
+    from .train import SpeechCollator
+
+    collate = SpeechCollator(processor, audio_ctx, language, max_label_tokens)
+    order = list(range(len(dataset)))
+    random.Random(seed).shuffle(order)
+    items, window = [], audio_ctx * 2 * 160 / SAMPLE_RATE
+    for i in order:
+        row = dataset[i]
+        a = row["audio"]
+        try:
+            wav = load_audio(a["bytes"] if a.get("bytes") else a["path"])
+        except (AudioError, OSError):
+            continue
+        if len(wav) / SAMPLE_RATE <= window:
+            items.append((wav, row["sentence"]))
+        if len(items) >= n_batches * batch_size:
+            break
+    if not items:
+        raise ValueError("no usable calibration clip (every clip unreadable or longer than the model's window)")
+    return [collate(items[k:k + batch_size]) for k in range(0, len(items), batch_size)]

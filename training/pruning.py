@@ -2,8 +2,10 @@
 
 The rule (docs/pruning.md has the reasoning and the ablation):
 
-* score of a group g (a head or an FFN channel) = RMS of its weights, ‖W_g‖₂ / √p_g, so that heads and
-  channels, and layers of different scale, are read on the same footing;
+* score of a group g (a head or an FFN channel): by default its activation-aware importance, the mean
+  norm of what it adds to the residual stream on a few training batches (training/importance.py);
+  ``score="rms"`` uses the RMS of its weights, ‖W_g‖₂ / √p_g, instead (the weights-only rule: on
+  Whisper-base the two are often *negatively* correlated within a layer, docs/pruning.md);
 * a *family* is the set of groups of one kind in one sublayer (the heads of encoder layer 3's
   self-attention; the channels of decoder layer 5's FFN); statistics are taken per family;
 * pass 0: groups that are exactly zero (SGL's proximal step makes these) are removed;
@@ -42,8 +44,12 @@ class AdaptiveOptions:
     scope: str = "layer"  # layer | global
     min_heads: int = 0  # keep at least this many heads per attention sublayer
     min_channels: int = 0
+    score: str = "activation"  # activation | rms
+    calib_batches: int = 8  # training batches that measure the activation score
 
     def __post_init__(self):
+        if self.score not in ("activation", "rms"):
+            raise ValueError(f"score must be 'activation' or 'rms', got {self.score!r}")
         if self.passes not in (1, 2):
             raise ValueError(f"passes must be 1 or 2, got {self.passes}")
         if self.scope not in ("layer", "global"):
@@ -56,9 +62,19 @@ def _family_key(side: str, kind: str) -> str:
     return f"{side}/{kind}"
 
 
-def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions()) -> tuple[dict, list[dict]]:
-    """Decide which groups stay. Returns (keep spec for apply_surgery, per-family report)."""
+def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions(), importance: list | None = None) -> tuple[dict, list[dict]]:
+    """Decide which groups stay. Returns (keep spec for apply_surgery, per-family report).
+
+    ``importance``: per-family activation scores (training.importance.group_importance) for
+    ``score="activation"``; exact zeros are always read off the weights."""
     fams = group_scores(model)
+    if opts.score == "activation" and opts.strength > 0:
+        if importance is None:
+            raise ValueError("the activation score needs calibration data: give --data, or use --score rms")
+        if len(importance) != len(fams):
+            raise ValueError("importance was measured on a model with other sublayers")
+        fams = [f | {"rms": torch.where(f["norm"] == 0, torch.zeros_like(imp), imp.clamp_min(1e-30))}
+                for f, imp in zip(fams, importance)]
     s = opts.strength
     k1, k2 = opts.k1 * s, (opts.k2 / s if s > 0 else float("inf"))
     pooled: dict[str, torch.Tensor] = {}
@@ -99,7 +115,7 @@ def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions()) -> tuple[dic
     return keep, report
 
 
-ZEROS_ONLY = AdaptiveOptions(k1=0.0, k2=0.0, passes=1)
+ZEROS_ONLY = AdaptiveOptions(k1=0.0, k2=0.0, passes=1, score="rms")
 
 
 def keep_from_zeros(model) -> dict:
@@ -107,12 +123,24 @@ def keep_from_zeros(model) -> dict:
     return adaptive_keep(model, ZEROS_ONLY)[0]
 
 
-def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions()) -> tuple[Architecture, list[dict]]:
+def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions(), importance: list | None = None) -> tuple[Architecture, list[dict]]:
     """Apply the adaptive rule and remove the groups physically; returns the new record and the report."""
-    keep, report = adaptive_keep(model, opts)
+    keep, report = adaptive_keep(model, opts, importance)
     fold_removed_biases(model, keep)
     arch = apply_surgery(model, keep)
     return arch, report
+
+
+def _importance(model, processor, data, n_batches: int, language: str) -> list:
+    """Activation scores of every group on ``n_batches`` training batches of ``data``."""
+    if data is None:
+        raise ValueError("the activation score needs calibration data: give --data, or use --score rms")
+    from .data import load_speech_dataset
+    from .importance import calibration_batches, group_importance
+
+    batches = calibration_batches(processor, load_speech_dataset(data, "train"), n_batches=n_batches, batch_size=8,
+                                  audio_ctx=model.config.max_source_positions, language=language)
+    return group_importance(model, batches)
 
 
 def _val_wer(model, processor, dataset, limit: int, language: str) -> float:
@@ -159,16 +187,19 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
         model, processor = load_checkpoint(model_dir)
         before = model_counts(model)
         report["sparsity_before"] = sparsity_report(model)
+        importance = None
         if method == "zeros":
             opts = ZEROS_ONLY
-        elif wer_budget is not None:
+        elif opts.score == "activation":
+            importance = _importance(model, processor, data, opts.calib_batches, language)
+        if method != "zeros" and wer_budget is not None:
             ds = val_ds
             base = _val_wer(model, processor, ds, eval_limit, language)
             search = []
             chosen = 0.0
             for s in sorted(strengths):
                 trial = copy.deepcopy(model)
-                prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, "strength": s}))
+                prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, "strength": s}), importance)
                 wer = _val_wer(trial, processor, ds, eval_limit, language)
                 c = model_counts(trial)
                 n = c["params"]["total"]
@@ -180,7 +211,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
                 chosen = s
             report["wer_budget"] = {"budget": wer_budget, "base_wer": base, "search": search, "strength": chosen}
             opts = AdaptiveOptions(**{**opts.__dict__, "strength": chosen})
-        arch, fam_report = prune_adaptive(model, opts)
+        arch, fam_report = prune_adaptive(model, opts, importance)
         report["options"] = opts.__dict__
         report["families"] = fam_report
     counts = model_counts(model)
@@ -202,7 +233,9 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
 
 
 ABLATION = (
+    ("exact zeros only", {"strength": 0.0}),
     ("two passes, per-layer (default)", {}),
+    ("two passes, per-layer, weight-RMS score", {"score": "rms"}),
     ("one pass, per-layer", {"passes": 1}),
     ("two passes, global", {"scope": "global"}),
     ("one pass, global", {"passes": 1, "scope": "global"}),
@@ -221,11 +254,12 @@ def ablation(model_dir, data, *, opts: AdaptiveOptions = AdaptiveOptions(), eval
     model, processor = load_checkpoint(model_dir)
     ds = load_speech_dataset(data, eval_split)
     base = model_counts(model)
+    importance = _importance(model, processor, data, opts.calib_batches, language) if opts.score == "activation" else None
     rows = [{"variant": "unpruned", "params": base["params"]["total"], "removed_pct": 0.0,
              "encoder_gflops": base["flops"]["encoder"] / 1e9, "wer": _val_wer(model, processor, ds, eval_limit, language)}]
     for name, change in ABLATION:
         trial = copy.deepcopy(model)
-        prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, **change}))
+        prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, **change}), importance)
         c = model_counts(trial)
         rows.append({"variant": name, "params": c["params"]["total"],
                      "removed_pct": 100 * c["params"]["removed"] / c["params"]["dense_total"],

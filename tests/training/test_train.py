@@ -102,18 +102,40 @@ def test_adaptive_rule_per_layer_two_passes(tiny_model):
         # a layer mostly at a smaller scale: per-layer statistics leave it whole, pooled (global) ones cut it
         model.model.encoder.layers[1].fc1.weight[:200].mul_(0.1)
         model.model.encoder.layers[1].fc2.weight[:, :200].mul_(0.1)
-    keep2, rep2 = adaptive_keep(model, AdaptiveOptions(k1=0.3, k2=1.2))
-    keep1, _ = adaptive_keep(model, AdaptiveOptions(k1=0.3, passes=1))
+    keep2, rep2 = adaptive_keep(model, AdaptiveOptions(k1=0.3, k2=1.2, score="rms"))
+    keep1, _ = adaptive_keep(model, AdaptiveOptions(k1=0.3, passes=1, score="rms"))
     fam = next(r for r in rep2 if r["side"] == "encoder" and r["layer"] == 0 and r["kind"] == "ffn")
     assert fam["pass1"] == 10 and fam["pass2"] >= 5
     assert len(keep2["encoder"][0]["ffn"]) < len(keep1["encoder"][0]["ffn"]) == 246
-    none = adaptive_keep(model, AdaptiveOptions(strength=0.0))[0]  # strength 0: only exact zeros go
+    none = adaptive_keep(model, AdaptiveOptions(strength=0.0, score="rms"))[0]  # strength 0: only exact zeros go
     assert len(none["encoder"][0]["ffn"]) == 256
-    glob = adaptive_keep(model, AdaptiveOptions(k1=0.3, passes=1, scope="global"))[0]
+    glob = adaptive_keep(model, AdaptiveOptions(k1=0.3, passes=1, scope="global", score="rms"))[0]
     assert len(keep1["encoder"][1]["ffn"]) == 256 and len(glob["encoder"][1]["ffn"]) == 56
     pruned = copy.deepcopy(model)
-    arch, _ = prune_adaptive(pruned, AdaptiveOptions(k1=0.3, k2=1.2))
+    arch, _ = prune_adaptive(pruned, AdaptiveOptions(k1=0.3, k2=1.2, score="rms"))
     assert arch.encoder[0]["ffn"] == len(keep2["encoder"][0]["ffn"])
+
+
+def test_activation_score_removes_silent_groups_that_weights_call_strong(tiny_model):
+    """A channel with large weights that never activates (fc1 bias far negative) carries nothing: the
+    activation score removes it, the weight-RMS score keeps it; the importance comes from real batches."""
+    from whisper_edge.training.importance import group_importance
+
+    model, _ = load_checkpoint(tiny_model)
+    with torch.no_grad():
+        f = model.model.encoder.layers[0]
+        f.fc1.weight[:8] *= 3.0
+        f.fc1.bias[:8] = -1e4  # gelu(-1e4) = 0: silent
+        f.fc2.weight[:, :8] *= 3.0
+    feats = torch.randn(2, 80, 2 * model.config.max_source_positions)
+    labels = torch.tensor([[50259, 50276, 50359, 400, 500]] * 2)
+    imp = group_importance(model, [{"input_features": feats, "labels": labels}])
+    act, _ = adaptive_keep(model, AdaptiveOptions(k1=0.3, passes=1), imp)
+    rms, _ = adaptive_keep(model, AdaptiveOptions(k1=0.3, passes=1, score="rms"))
+    assert not set(range(8)) & set(act["encoder"][0]["ffn"])
+    assert set(range(8)) <= set(rms["encoder"][0]["ffn"])
+    with pytest.raises(ValueError, match="calibration data"):
+        adaptive_keep(model, AdaptiveOptions())
 
 
 def test_imp_prunes_to_target_and_keeps_masks(tiny_model, speech_corpus, tmp_path):
