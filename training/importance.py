@@ -20,24 +20,17 @@ import logging
 
 import torch
 
-from .architecture import EmptyAttention
-from .sgl import iter_groups
+from .sgl import iter_families, iter_groups
 
-__all__ = ["group_importance", "adaptive_weights", "calibration_batches"]
+__all__ = ["group_importance", "adaptive_weights", "calibration_batches", "importance_stats", "format_importance"]
 
 log = logging.getLogger("whisper_edge")
 
 
 def _hook_points(model):
-    """(side, layer, kind, module, heads or 0) in the order of :func:`training.sgl.iter_groups`."""
-    m = model.model
-    for side, layers in (("encoder", m.encoder.layers), ("decoder", m.decoder.layers)):
-        for i, layer in enumerate(layers):
-            for kind, att in (("self_heads", layer.self_attn), ("cross_heads", getattr(layer, "encoder_attn", None))):
-                if att is not None and not isinstance(att, EmptyAttention):
-                    yield side, i, ("heads" if side == "encoder" else kind), att.out_proj, att.num_heads
-            if layer.fc1.out_features:
-                yield side, i, "ffn", layer.fc2, 0
+    """(side, layer, kind, Linear whose input carries the groups, heads or 0), in ``iter_groups`` order."""
+    for side, i, kind, mod in iter_families(model):
+        yield (side, i, kind, mod.fc2, 0) if kind == "ffn" else (side, i, kind, mod.out_proj, mod.num_heads)
 
 
 @torch.no_grad()
@@ -117,3 +110,31 @@ def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, 
     if not items:
         raise ValueError("no usable calibration clip (every clip unreadable or longer than the model's window)")
     return [collate(items[k:k + batch_size]) for k in range(0, len(items), batch_size)]
+
+
+def importance_stats(model, importance: list[torch.Tensor]) -> list[dict]:
+    """Per family: median importance, quantiles of importance / median, and the correlation of the
+    importance with the weight RMS (how far a weights-only score can be trusted)."""
+    from .sgl import group_scores
+
+    qs = torch.tensor([0.05, 0.25, 0.75, 0.95])
+    out = []
+    for f, imp in zip(group_scores(model), importance):
+        imp = imp.float()
+        med = float(imp.median())
+        ratio = imp / med if med > 0 else imp
+        corr = float(torch.corrcoef(torch.stack([imp, f["rms"].float()]))[0, 1]) if len(imp) > 2 and imp.std() > 0 else float("nan")
+        out.append({"side": f["side"], "layer": f["layer"], "kind": f["kind"], "groups": len(imp), "median": med,
+                    "ratio_quantiles": dict(zip(("q05", "q25", "q75", "q95"), [float(x) for x in torch.quantile(ratio, qs)])),
+                    "below_half_median": int((ratio < 0.5).sum()), "corr_with_rms": corr})
+    return out
+
+
+def format_importance(stats: list[dict]) -> str:
+    lines = ["| sublayer | groups | median importance | q05 / q25 / q75 / q95 (× median) | below ½ median | corr. with weight RMS |",
+             "|---|---:|---:|---|---:|---:|"]
+    for s in stats:
+        q = s["ratio_quantiles"]
+        lines.append(f"| {s['side']} {s['layer']} {s['kind']} | {s['groups']} | {s['median']:.3g} | "
+                     f"{q['q05']:.2f} / {q['q25']:.2f} / {q['q75']:.2f} / {q['q95']:.2f} | {s['below_half_median']} | {s['corr_with_rms']:+.2f} |")
+    return "\n".join(lines)

@@ -223,8 +223,23 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
         recipe = load_recipe("dense", {"max_steps": recover_steps, "select": "last", "warmup_steps": min(10, recover_steps // 5),
                                        "audio_ctx": None, "eval_every": 0} | (recipe_overrides or {}))
         report["recovery"] = train(out / "pruned", data, recipe, out / "recovery")
-        model, processor = load_checkpoint(out / "recovery" / "model")
-    if val_ds is not None and eval_limit:
+        recovered, processor = load_checkpoint(out / "recovery" / "model")
+        # keep the recovered weights only if they are not worse on the validation clips than the
+        # pruned model before recovery (a short fine-tune at a fresh learning rate can perturb a
+        # model whose removed groups were already zero)
+        if val_ds is not None and eval_limit:
+            searched = [t["wer"] for t in report.get("wer_budget", {}).get("search", []) if t["strength"] == opts.strength]
+            before_wer = searched[0] if searched else _val_wer(model, processor, val_ds, eval_limit, language)
+            after_wer = _val_wer(recovered, processor, val_ds, eval_limit, language)
+            kept = "recovered" if after_wer <= before_wer else "pruned"
+            report["recovery_selection"] = {"val_wer_before": before_wer, "val_wer_after": after_wer, "kept": kept}
+            report["val_wer"] = after_wer if kept == "recovered" else before_wer
+            log.info("recovery: validation WER %.2f → %.2f; keeping the %s weights", before_wer, after_wer, kept)
+            if kept == "recovered":
+                model = recovered
+        else:
+            model = recovered
+    elif val_ds is not None and eval_limit:
         report["val_wer"] = _val_wer(model, processor, val_ds, eval_limit, language)
     save_checkpoint(model, processor, out / "model", generation_config=model.generation_config,
                     extra_files={"prune_report.json": report})

@@ -40,7 +40,7 @@ import torch
 
 from .architecture import EmptyAttention
 
-__all__ = ["SGLConfig", "sgl_penalty", "sgl_prox_", "group_scores", "iter_groups"]
+__all__ = ["SGLConfig", "sgl_penalty", "sgl_prox_", "group_scores", "iter_groups", "iter_families"]
 
 _EPS = 1e-24
 
@@ -92,16 +92,27 @@ def _reduce(x: torch.Tensor, layout: str) -> torch.Tensor:
     return x.sum(1) if layout == "rows" else x.sum((0, 2))
 
 
-def iter_groups(model):
-    """Yield (side, layer index, kind, (parts, G)) for every group family: kind ∈ heads / self_heads / cross_heads / ffn."""
+def iter_families(model):
+    """Yield (side, layer index, kind, module) for every group family, in one fixed order: per layer the
+    self-attention, the cross-attention (decoder) and the FFN; module is the attention sublayer or the
+    encoder/decoder layer (for its FFN). kind ∈ heads (encoder) / self_heads / cross_heads / ffn."""
     m = model.model
     for side, layers in (("encoder", m.encoder.layers), ("decoder", m.decoder.layers)):
         for i, layer in enumerate(layers):
             for kind, att in (("self_heads", layer.self_attn), ("cross_heads", getattr(layer, "encoder_attn", None))):
                 if att is not None and not isinstance(att, EmptyAttention):
-                    yield side, i, ("heads" if side == "encoder" else kind), (_head_parts(att), att.num_heads)
+                    yield side, i, ("heads" if side == "encoder" else kind), att
             if layer.fc1.out_features:
-                yield side, i, "ffn", (_ffn_parts(layer), layer.fc1.out_features)
+                yield side, i, "ffn", layer
+
+
+def iter_groups(model):
+    """Yield (side, layer index, kind, (parts, G)) for every group family (the order of :func:`iter_families`)."""
+    for side, i, kind, mod in iter_families(model):
+        if kind == "ffn":
+            yield side, i, kind, (_ffn_parts(mod), mod.fc1.out_features)
+        else:
+            yield side, i, kind, (_head_parts(mod), mod.num_heads)
 
 
 def _group_l1_l2sq(family) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -88,7 +88,13 @@ def _overrides(pairs: list[str] | None) -> dict:
         if "=" not in pair:
             raise ValueError(f"--set expects key=value, got {pair!r}")
         k, v = pair.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        value = yaml.safe_load(v)
+        if isinstance(value, str):  # YAML 1.1 reads "2e-5" (no dot) as a string; a number was meant
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        out[k.strip()] = value
     return out
 
 
@@ -139,12 +145,18 @@ def _cmd_inspect(args) -> int:
     from .training.architecture import load_checkpoint
     from .training.counts import format_counts, model_counts
 
-    model, _ = load_checkpoint(args.model)
+    model, processor = load_checkpoint(args.model)
     counts = model_counts(model, token_ctx=args.token_ctx)
     if args.json:
         print(json.dumps(counts, indent=2))
     else:
         print(format_counts(counts))
+    if args.importance:
+        from .training.importance import format_importance, importance_stats
+        from .training.pruning import _importance
+
+        stats = importance_stats(model, _importance(model, processor, args.importance, args.calib_batches, "hi"))
+        print(json.dumps(stats, indent=2) if args.json else "\n" + format_importance(stats))
     return 0
 
 
@@ -362,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     s.add_argument("--token-ctx", type=int, default=64, help="self-attention context for the per-token decoder FLOPs")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--importance", metavar="DATA", help="also the activation-aware importance of every group, measured on "
+                   "training batches of DATA, against the weight RMS (what the adaptive SGL and the pruning score read)")
+    s.add_argument("--calib-batches", type=int, default=8)
     s.set_defaults(func=_cmd_inspect)
 
     s = sub.add_parser("export", help="a checkpoint → a verified ONNX bundle (pruned groups physically removed)")

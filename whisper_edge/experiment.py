@@ -33,9 +33,12 @@ DEFAULTS = {
     "dense": {},
     "sgl": {"sgl.lambda_enc": 1.5, "sgl.lambda_dec": 1.5},
     "imp": {"rounds": 4},  # null: no IMP baseline
-    "prune": {"wer_budget": 0.5, "recover_steps": 50, "eval_limit": 48, "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]},
+    "prune": {"wer_budget": 0.5, "recover_steps": 50, "recover_lr": None, "eval_limit": 48,
+              "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]},
     "export": ["none", "int8"],
     "vocab": True,  # also export the pruned model int8 with the Hindi vocabulary
+    "export_wer_clips": 16,  # validation clips on which an int8/fp16 bundle must stay within
+    "export_max_wer_increase": 1.0,  # … this many WER points of fp32, or the export is refused
     "eval": {"split": "test", "limit": None, "zero_shot": True},  # zero_shot: also the imported model (30-s windows: slow)
     "bench": {"limit": 40, "compare": ["pytorch", "optimum", "ctranslate2"], "threads": 2, "repeats": 1},
 }
@@ -111,7 +114,8 @@ def run_experiment(config, out) -> dict:
     if _stage("prune adaptive", (pruned / "report.json").is_file()):
         prune(runs["sgl"], pruned, method="adaptive", opts=AdaptiveOptions(), wer_budget=pr.get("wer_budget"), data=data,
               recover_steps=int(pr.get("recover_steps") or 0), eval_limit=int(pr.get("eval_limit") or 48),
-              strengths=tuple(pr.get("strengths") or DEFAULTS["prune"]["strengths"]))
+              strengths=tuple(pr.get("strengths") or DEFAULTS["prune"]["strengths"]),
+              recipe_overrides={"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else None)
     runs["sgl+adaptive"] = pruned / "model"
     if cfg["imp"] is not None:
         imp = out / "imp"
@@ -130,6 +134,9 @@ def run_experiment(config, out) -> dict:
     texts = tuple(load_speech_dataset(data, "train")["sentence"])
     val = load_speech_dataset(data, "validation")
     samples = tuple(load_audio(a["bytes"] or a["path"]) for a in val.select(range(min(4, len(val))))["audio"])
+    # a quantized variant is judged by its WER against fp32 on validation clips (docs/export.md)
+    n_wer = min(int(cfg.get("export_wer_clips") or 0), len(val))
+    wer_clips = tuple((load_audio(r["audio"]["bytes"] or r["audio"]["path"]), r["sentence"]) for r in val.select(range(n_wer)))
     bundles = {}
     for name in [n for n in ("dense", "sgl+adaptive", "imp") if n in runs]:
         variants = [(q, None) for q in cfg["export"]] + ([("int8", "hi")] if name == "sgl+adaptive" and cfg["vocab"] else [])
@@ -137,7 +144,9 @@ def run_experiment(config, out) -> dict:
             label = f"{name} {'fp32' if q == 'none' else q}{' vocab-hi' if vocab else ''}"
             path = out / "bundles" / label.replace(" ", "-").replace("+", "-")
             if _stage(f"export {label}", (path / "manifest.json").is_file()):
-                export_bundle(runs[name], path, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples))
+                export_bundle(runs[name], path, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples,
+                                                                  wer_clips=wer_clips if q != "none" else (),
+                                                                  max_wer_increase=float(cfg["export_max_wer_increase"])))
             bundles[label] = {"path": str(path), "model": name}
 
     b = cfg["bench"]

@@ -4,7 +4,6 @@ and the remaining heads and channels per layer. Reads only results.json (written
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 from .runtime.fsutil import atomic_write_text
@@ -156,12 +155,17 @@ def format_results(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_pareto(results: dict, path: Path) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_pareto(results: dict, path: Path) -> None:
+    plt = _pyplot()
     wb = (results.get("prune") or {}).get("wer_budget")
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     if wb:
@@ -184,11 +188,7 @@ def plot_pareto(results: dict, path: Path) -> None:
 
 
 def plot_widths(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     names = [n for n in ("dense", "sgl+adaptive", "imp") if n in results["models"]]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for k, name in enumerate(names):

@@ -56,7 +56,7 @@ def test_two_process_cpu_accelerate_run(tiny_model, speech_corpus, tmp_path):
     assert (run / "checkpoints" / "step-2" / "random_states_1.pkl").is_file()
 
 
-def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, tmp_path):
+def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, tmp_path, capsys):
     # a strong proximal SGL drives groups of the tiny model to zero within a few steps
     recipe = load_recipe("sgl", FAST | {"max_steps": 3, "learning_rate": 1e-3, "sgl.lambda_enc": 50.0, "sgl.lambda_dec": 50.0,
                                         "sgl.alpha": 0.0, "eval_every": 3, "eval_limit": 2})
@@ -65,8 +65,11 @@ def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, t
     rows = _rows(tmp_path / "sgl")
     assert rows[-1]["val_wer"] != "" and float(rows[0]["sgl_seconds"]) >= 0
     assert main(["prune", "--model", str(tmp_path / "sgl"), "--out", str(tmp_path / "pruned"), "--data", str(speech_corpus),
-                 "--eval-limit", "2"]) == 0
+                 "--eval-limit", "2", "--recover-steps", "1", "--set", "learning_rate=1e-5"]) == 0
     report = json.loads((tmp_path / "pruned" / "report.json").read_text())
+    sel = report["recovery_selection"]  # the recovered weights are kept only if they are not worse
+    assert report["val_wer"] == min(sel["val_wer_before"], sel["val_wer_after"])
+    assert sel["kept"] == ("recovered" if sel["val_wer_after"] <= sel["val_wer_before"] else "pruned")
     assert report["counts_after"]["params"]["total"] < report["counts_before"]["params"]["total"]
     model, _ = load_checkpoint(tmp_path / "pruned")  # the run folder resolves to model/
     arch = architecture_of(model)
@@ -74,6 +77,11 @@ def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, t
     assert json.loads((tmp_path / "pruned" / "model" / "config.json").read_text())["whisper_edge"]["architecture"]
     assert main(["eval", "--model", str(tmp_path / "pruned"), "--data", str(speech_corpus), "--limit", "2"]) == 0
     assert main(["inspect", str(tmp_path / "pruned")]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "pruned"), "--importance", str(speech_corpus), "--calib-batches", "1"]) == 0
+    table = capsys.readouterr().out
+    rows = [l for l in table.split("corr. with weight RMS")[1].splitlines() if l.startswith(("| encoder ", "| decoder "))]
+    assert rows and all(l.count("|") == 7 for l in rows)
 
 
 def test_adaptive_sgl_weights_are_measured_once_and_kept_across_resume(tiny_model, speech_corpus, tmp_path):
@@ -166,3 +174,13 @@ def test_recipe_errors_name_the_field(tmp_path):
     with pytest.raises(FileNotFoundError, match="dense, sgl, imp"):
         load_recipe("nope")
     assert main(["train", "--model", "x", "--data", "y", "--out", str(tmp_path / "o"), "--set", "foo=1"]) == 2
+
+
+def test_set_overrides_read_numbers_as_numbers():
+    from whisper_edge.cli import _overrides
+
+    got = _overrides(["learning_rate=2e-5", "sgl.mode=loss", "max_steps=3", "audio_ctx=null"])
+    assert got == {"learning_rate": 2e-5, "sgl.mode": "loss", "max_steps": 3, "audio_ctx": None}
+    assert load_recipe("dense", got).learning_rate == 2e-5
+    with pytest.raises(ValueError, match="key=value"):
+        _overrides(["learning_rate"])
