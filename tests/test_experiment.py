@@ -12,8 +12,8 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path):
     cfg = {
         "model": str(tiny_model), "data": str(speech_corpus), "steps": 2,
         "dense": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40},
-        "sgl": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40, "learning_rate": 1e-3,
-                "sgl.lambda_enc": 50.0, "sgl.lambda_dec": 50.0, "sgl.alpha": 0.0},
+        "sgl": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40, "learning_rate": 1e-3, "warmup_steps": 0,
+                "sgl.lambda_enc": 5.0, "sgl.lambda_dec": 5.0, "sgl.alpha": 0.0, "sgl.gamma": 3.0, "sgl.calib_batches": 1},
         "imp": {"rounds": 2}, "prune": {"wer_budget": None, "recover_steps": 0, "eval_limit": 2},
         "export": ["none"], "eval": {"split": "test", "limit": 2, "max_new_tokens": 8},
         "bench": {"limit": 2, "compare": ["pytorch"], "threads": 1, "repeats": 1, "max_new_tokens": 8},

@@ -78,7 +78,7 @@ def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, t
     assert main(["eval", "--model", str(tmp_path / "pruned"), "--data", str(speech_corpus), "--limit", "2"]) == 0
     assert main(["inspect", str(tmp_path / "pruned")]) == 0
     capsys.readouterr()
-    assert main(["inspect", str(tmp_path / "pruned"), "--importance", str(speech_corpus), "--calib-batches", "1"]) == 0
+    assert main(["inspect", str(tmp_path / "sgl"), "--importance", str(speech_corpus), "--calib-batches", "1"]) == 0
     table = capsys.readouterr().out
     rows = [l for l in table.split("corr. with weight RMS")[1].splitlines() if l.startswith(("| encoder ", "| decoder "))]
     assert rows and all(l.count("|") == 7 for l in rows)
