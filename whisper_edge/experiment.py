@@ -84,7 +84,7 @@ def _imp_target(pruned_model, dense_model) -> float:
 
 
 def run_experiment(config, out) -> dict:
-    from .exporter.export import ExportOptions, export_bundle
+    from .exporter.export import ExportOptions, ValidationError, export_bundle
     from .training.model_import import import_model
     from .training.pruning import AdaptiveOptions, prune
     from .training.recipes import load_recipe
@@ -137,16 +137,21 @@ def run_experiment(config, out) -> dict:
     # a quantized variant is judged by its WER against fp32 on validation clips (docs/export.md)
     n_wer = min(int(cfg.get("export_wer_clips") or 0), len(val))
     wer_clips = tuple((load_audio(r["audio"]["bytes"] or r["audio"]["path"]), r["sentence"]) for r in val.select(range(n_wer)))
-    bundles = {}
+    bundles, refused = {}, {}
     for name in [n for n in ("dense", "sgl+adaptive", "imp") if n in runs]:
         variants = [(q, None) for q in cfg["export"]] + ([("int8", "hi")] if name == "sgl+adaptive" and cfg["vocab"] else [])
         for q, vocab in variants:
             label = f"{name} {'fp32' if q == 'none' else q}{' vocab-hi' if vocab else ''}"
             path = out / "bundles" / label.replace(" ", "-").replace("+", "-")
             if _stage(f"export {label}", (path / "manifest.json").is_file()):
-                export_bundle(runs[name], path, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples,
-                                                                  wer_clips=wer_clips if q != "none" else (),
-                                                                  max_wer_increase=float(cfg["export_max_wer_increase"])))
+                try:
+                    export_bundle(runs[name], path, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples,
+                                                                      wer_clips=wer_clips if q != "none" else (),
+                                                                      max_wer_increase=float(cfg["export_max_wer_increase"])))
+                except ValidationError as exc:  # a refused variant is a result too: recorded, the rest goes on
+                    log.warning("export %s refused: %s", label, str(exc).splitlines()[-1])
+                    refused[label] = str(exc).splitlines()[-1]
+                    continue
             bundles[label] = {"path": str(path), "model": name}
 
     b = cfg["bench"]
@@ -170,6 +175,7 @@ def run_experiment(config, out) -> dict:
         v["quantization"] = manifest["quantization"]
         v["validation_wer"] = manifest.get("metrics", {}).get("validation_wer")
     results["bundles"] = bundles
+    results["refused_bundles"] = refused
     prune_report = json.loads((pruned / "report.json").read_text())
     results["prune"] = {k: prune_report.get(k) for k in ("wer_budget", "options", "families", "val_wer")}
     imp_report = out / "imp" / "report.json"

@@ -140,6 +140,8 @@ def format_results(results: dict) -> str:
                 else:
                     lines.append(f"| {r['label']} | {_nan(r['encoder_ms']):.0f} | {_nan(r['decoder_ms_per_token']):.1f} | {r['rtf']:.3f} | "
                                  f"{r['peak_rss_mb']:.0f} | {r['wer']:.2f} |")
+    for label, why in (results.get("refused_bundles") or {}).items():
+        lines += ["", f"Export of **{label}** was refused by its validation: {why}"]
     t = targets(results)
     if t:
         lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|:---:|"]
