@@ -78,6 +78,12 @@ def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, t
     assert main(["eval", "--model", str(tmp_path / "pruned"), "--data", str(speech_corpus), "--limit", "2"]) == 0
     assert main(["inspect", str(tmp_path / "pruned")]) == 0
     capsys.readouterr()
+    assert main(["prune", "--model", str(tmp_path / "sgl"), "--out", str(tmp_path / "ablation"), "--data", str(speech_corpus),
+                 "--ablation", "--eval-limit", "1"]) == 0
+    rows = json.loads((tmp_path / "ablation" / "ablation.json").read_text())["rows"]
+    assert [r["variant"] for r in rows][:3] == ["unpruned", "exact zeros only", "two passes, per-layer (default)"]
+    assert len(rows) == 7 and rows[0]["removed_pct"] == 0 and all(r["removed_pct"] >= rows[1]["removed_pct"] for r in rows[2:])
+    capsys.readouterr()
     assert main(["inspect", str(tmp_path / "sgl"), "--importance", str(speech_corpus), "--calib-batches", "1"]) == 0
     table = capsys.readouterr().out
     rows = [l for l in table.split("corr. with weight RMS")[1].splitlines() if l.startswith(("| encoder ", "| decoder "))]
