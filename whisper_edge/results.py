@@ -166,6 +166,12 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_pareto(results: dict, path: Path) -> None:
     plt = _pyplot()
     wb = (results.get("prune") or {}).get("wer_budget")
@@ -184,9 +190,7 @@ def plot_pareto(results: dict, path: Path) -> None:
     ax.set_ylabel("WER % (Hindi normalizer)")
     ax.set_title("WER against parameters")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_widths(results: dict, path: Path) -> None:
@@ -206,9 +210,7 @@ def plot_widths(results: dict, path: Path) -> None:
     a.set_title("attention heads kept (decoder: self + cross)")
     b.set_title("FFN channels kept")
     a.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def write_results(results: dict, out: Path) -> None:
