@@ -227,6 +227,10 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
     model.eval()
     model.generation_config.forced_decoder_ids = None
     arch = architecture_of(model)
+    if not any(layer["cross_heads"] for layer in arch.decoder):
+        raise ValueError(f"{model_dir}: no decoder layer has a cross-attention head left, so the transcript no longer "
+                         "depends on the audio and the encoder graph would have no output; prune less (a lower "
+                         "--strength, or a smaller sgl.lambda_dec)")
     vocab_map, reference = None, model
     if opts.vocab:
         import copy

@@ -168,3 +168,16 @@ def test_optimum_baseline_exports_dense_and_refuses_pruned(tiny_model, tiny_prun
 
     with pytest.raises(ValueError, match="pruned"):
         export_optimum(tiny_pruned, tmp_path / "opt2")
+
+
+def test_model_without_cross_attention_is_refused_before_export(tiny_model, tmp_path):
+    """With every cross-attention head removed the output ignores the audio; the exporter says so (ONNX Runtime
+    would otherwise fail on an encoder graph with no output) and writes nothing."""
+    from whisper_edge.training.architecture import apply_surgery, load_checkpoint, save_checkpoint
+
+    model, processor = load_checkpoint(tiny_model)
+    apply_surgery(model, {"decoder": [{"cross_heads": []}, {"cross_heads": []}]})
+    src = save_checkpoint(model, processor, tmp_path / "no-cross", generation_config=model.generation_config)
+    with pytest.raises(ValueError, match="no decoder layer has a cross-attention head"):
+        export_bundle(src, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()
