@@ -20,9 +20,10 @@ import logging
 
 import torch
 
-from .sgl import iter_families, iter_groups
+from .sgl import iter_families
 
-__all__ = ["group_importance", "adaptive_weights", "calibration_batches", "importance_stats", "format_importance"]
+__all__ = ["group_importance", "measure_importance", "adaptive_weights", "calibration_batches", "importance_stats",
+           "format_importance"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -69,10 +70,18 @@ def group_importance(model, batches) -> list[torch.Tensor]:
         model.train(was_training)
     if any(c == 0 for c in counts):
         raise ValueError("no batch reached every sublayer; give at least one calibration batch")
-    fams = [f for *_, f in iter_groups(model)]
-    if len(fams) != len(points):
-        raise AssertionError("importance families do not match the SGL groups")
     return [(s / c).cpu() for s, c in zip(sums, counts)]
+
+
+def measure_importance(model, processor, data, n_batches: int, language: str = "hi", seed: int = 0) -> list[torch.Tensor]:
+    """:func:`group_importance` on ``n_batches`` batches of 8 from the train split of ``data``."""
+    if data is None:
+        raise ValueError("the activation score needs calibration data: give --data, or use --score rms")
+    from .data import load_speech_dataset
+
+    batches = calibration_batches(processor, load_speech_dataset(data, "train"), n_batches=n_batches, batch_size=8,
+                                  audio_ctx=model.config.max_source_positions, language=language, seed=seed)
+    return group_importance(model, batches)
 
 
 def adaptive_weights(importance: list[torch.Tensor], gamma: float, w_max: float) -> list[torch.Tensor]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from .architecture import Architecture, apply_surgery, architecture_of, fold_removed_biases
+from .importance import measure_importance
 from .sgl import group_scores
 
 __all__ = ["AdaptiveOptions", "adaptive_keep", "prune_adaptive", "keep_from_zeros"]
@@ -131,18 +132,6 @@ def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions(), importance:
     return arch, report
 
 
-def _importance(model, processor, data, n_batches: int, language: str) -> list:
-    """Activation scores of every group on ``n_batches`` training batches of ``data``."""
-    if data is None:
-        raise ValueError("the activation score needs calibration data: give --data, or use --score rms")
-    from .data import load_speech_dataset
-    from .importance import calibration_batches, group_importance
-
-    batches = calibration_batches(processor, load_speech_dataset(data, "train"), n_batches=n_batches, batch_size=8,
-                                  audio_ctx=model.config.max_source_positions, language=language)
-    return group_importance(model, batches)
-
-
 def _val_wer(model, processor, dataset, limit: int, language: str) -> float:
     from .evaluate import EvalOptions, evaluate_model
 
@@ -191,7 +180,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
         if method == "zeros":
             opts = ZEROS_ONLY
         elif opts.score == "activation":
-            importance = _importance(model, processor, data, opts.calib_batches, language)
+            importance = measure_importance(model, processor, data, opts.calib_batches, language)
         if method != "zeros" and wer_budget is not None:
             ds = val_ds
             base = _val_wer(model, processor, ds, eval_limit, language)
@@ -269,7 +258,7 @@ def ablation(model_dir, data, *, opts: AdaptiveOptions = AdaptiveOptions(), eval
     model, processor = load_checkpoint(model_dir)
     ds = load_speech_dataset(data, eval_split)
     base = model_counts(model)
-    importance = _importance(model, processor, data, opts.calib_batches, language) if opts.score == "activation" else None
+    importance = measure_importance(model, processor, data, opts.calib_batches, language) if opts.score == "activation" else None
     rows = [{"variant": "unpruned", "params": base["params"]["total"], "removed_pct": 0.0,
              "encoder_gflops": base["flops"]["encoder"] / 1e9, "wer": _val_wer(model, processor, ds, eval_limit, language)}]
     for name, change in ABLATION:

@@ -276,7 +276,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
 
     sgl_weights = None
     if recipe.method == "sgl" and recipe.sgl.gamma > 0:
-        sgl_weights = _sgl_weights(accelerator, raw, recipe, SpeechDataset(train_ds, rows), collate, out)
+        sgl_weights = _sgl_weights(accelerator, raw, processor, recipe, train_ds, out)
 
     # resume
     state = {"step": 0, "best_wer": None, "best_step": None, "imp_round": 0}
@@ -406,20 +406,16 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     return summary
 
 
-def _sgl_weights(accelerator, raw, recipe: Recipe, dataset, collate, out: Path) -> list[torch.Tensor]:
+def _sgl_weights(accelerator, raw, processor, recipe: Recipe, train_ds, out: Path) -> list[torch.Tensor]:
     """Adaptive SGL weights, measured once on the starting model and kept in OUT/sgl_weights.pt, so a
     resumed run (and every process) uses exactly the same ones."""
-    from .importance import adaptive_weights, group_importance
+    from .importance import adaptive_weights, calibration_batches, group_importance
 
     path = out / "sgl_weights.pt"
     if accelerator.is_main_process and not path.is_file():
-        loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, collate_fn=collate,
-                                             generator=torch.Generator().manual_seed(recipe.seed + 1))
-        batches = []
-        for batch in loader:
-            batches.append(batch)
-            if len(batches) >= recipe.sgl.calib_batches:
-                break
+        batches = calibration_batches(processor, train_ds, n_batches=recipe.sgl.calib_batches, batch_size=recipe.batch_size,
+                                      audio_ctx=raw.config.max_source_positions, language=recipe.language,
+                                      max_label_tokens=recipe.max_label_tokens, seed=recipe.seed + 1)
         log.info("measuring group importance on %d batches for adaptive SGL", len(batches))
         imp = group_importance(raw, tqdm(batches, desc="importance", unit="batch", leave=False))
         tmp = path.with_suffix(".tmp")

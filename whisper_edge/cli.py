@@ -152,10 +152,9 @@ def _cmd_inspect(args) -> int:
     else:
         print(format_counts(counts))
     if args.importance:
-        from .training.importance import format_importance, importance_stats
-        from .training.pruning import _importance
+        from .training.importance import format_importance, importance_stats, measure_importance
 
-        stats = importance_stats(model, _importance(model, processor, args.importance, args.calib_batches, "hi"))
+        stats = importance_stats(model, measure_importance(model, processor, args.importance, args.calib_batches))
         print(json.dumps(stats, indent=2) if args.json else "\n" + format_importance(stats))
     return 0
 
