@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..runtime.features import window_samples
 from ..runtime.bundle import FORMAT, FORMAT_VERSION, file_entry, verify_bundle
-from ..runtime.fsutil import atomic_dir
+from ..runtime.fsutil import atomic_dir, check_output
 from ..training.architecture import architecture_of, load_checkpoint, resolve_model_dir
 from .wrappers import DecoderWrapper, EncoderWrapper, io_names
 
@@ -57,6 +58,7 @@ class ExportOptions:
     wer_clips: tuple = ()  # (16-kHz array, reference) pairs: WER of fp32 and of the quantized variant → manifest
     max_wer_increase: float = 1.0  # with wer_clips, a quantized variant passes on WER (absolute points) instead of
     #                                 on tensor tolerances, which int8 activations exceed without harm to the text
+    overwrite: bool = False  # replace an existing bundle in --out (never a folder whisper-edge did not make)
 
     def __post_init__(self):
         if self.quantize not in TOLERANCES:
@@ -168,7 +170,6 @@ def _token_checks(model, processor, bundle: Path, samples: list[np.ndarray], lan
     """Greedy tokens of the bundle (runtime decoder) against PyTorch generate (with a trimmed vocabulary:
     generate on the full model with the dropped tokens suppressed, which is the same argmax)."""
     from ..runtime.transcribe import DecodeOptions, Transcriber
-    from ..training.evaluate import EvalOptions, features_for
 
     tr = Transcriber(bundle, verify=False)
     rows = []
@@ -222,6 +223,7 @@ def _tokens_block(processor, gen) -> dict:
 
 def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict:
     """Export ``model_dir`` into the bundle folder ``out``; returns the manifest."""
+    check_output(out, "bundle", overwrite=opts.overwrite, inputs=[model_dir])  # before hours of work, not after
     model_dir = resolve_model_dir(model_dir)
     model, processor = load_checkpoint(model_dir)
     model.eval()
@@ -242,7 +244,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
     names = io_names(model)
     samples = list(opts.samples) or _default_samples()
     t0 = time.perf_counter()
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="bundle", overwrite=opts.overwrite, inputs=[model_dir]) as tmp:
         _export_onnx(model, tmp, names)
         mels = [_mel(model, s) for s in samples]
         processor.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
@@ -317,12 +319,15 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
 def _mel(model, wav: np.ndarray) -> np.ndarray:
     from ..runtime.features import log_mel
 
-    return log_mel(wav, n_samples=model.config.max_source_positions * 320, n_mels=model.config.num_mel_bins)
+    return log_mel(wav, n_samples=window_samples(model.config.max_source_positions), n_mels=model.config.num_mel_bins)
 
 
 def _write_manifest(tmp: Path, manifest: dict) -> None:
+    from ..runtime.manifest import parse_manifest
+
     files = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != "manifest.json")
     manifest["files"] = {f: file_entry(tmp / f) for f in files}
+    parse_manifest(manifest, "the manifest being written")  # the schema's one owner checks the writer too
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

@@ -6,8 +6,9 @@ window, decoder ms per token, end-to-end real-time factor (compute seconds / aud
 of the repeats per clip), peak RSS, load seconds, WER/CER under our Hindi normalizer. Output:
 DIR/bench.json, DIR/bench.md and DIR/bench.png.
 
-This module and the worker for our bundles are torch-free; the peer backends live in
-``whisper_edge.bench_peers`` and import their own libraries in their own process.
+This module and the worker for our bundles are torch-free. The peers (whisper_edge/peers/, one file each)
+and the conductor that prepares them and reads datasets (whisper_edge/benchmark.py) live outside runtime/:
+a peer runs in its own process through the same worker protocol (``worker_main(make=…)``).
 """
 
 from __future__ import annotations
@@ -32,27 +33,20 @@ __all__ = ["run_bench", "load_clips", "format_table", "worker_main"]
 log = logging.getLogger("whisper_edge")
 
 
-def load_clips(data: str | os.PathLike, split: str = "test", limit: int | None = None) -> list[dict]:
-    """Clips as (id, 16-kHz array, reference). A folder with metadata.csv is read torch-free; any other
-    source goes through training.data (needs the [train] extra)."""
+def load_clips(data: str | os.PathLike, split: str = "test", limit: int | None = None, rows: list[dict] | None = None) -> list[dict]:
+    """Clips as (id, 16-kHz array, reference), torch-free: from an audiofolder (metadata.csv with file_name and
+    sentence), or from ``rows`` ({id, bytes or path, sentence}) that the caller read from a dataset."""
     data = Path(data)
-    rows = []
-    if (data / "metadata.csv").is_file():
+    if rows is None:
+        if not (data / "metadata.csv").is_file():
+            raise ValueError(f"{data} has no metadata.csv; the torch-free bench reads an audiofolder (file_name, sentence). "
+                             "For a saved dataset or another format run 'whisper-edge bench' with the [train] extra installed")
         import csv
 
+        rows = []
         with open(data / "metadata.csv", newline="", encoding="utf-8") as f:
             for r in csv.DictReader(f):
                 rows.append({"id": r["file_name"], "path": str(data / r["file_name"]), "sentence": r.get("sentence") or r.get("transcription", "")})
-    else:
-        from ..training.data import load_speech_dataset
-
-        ds = load_speech_dataset(data, split)
-        n = len(ds) if limit is None else min(limit, len(ds))
-        for i in range(n):
-            item = ds[i]
-            a = item["audio"]
-            rows.append({"id": str(item.get("id") or a.get("path") or i), "bytes": a.get("bytes"), "path": a.get("path"),
-                         "sentence": item["sentence"]})
     rows = rows[:limit] if limit else rows
     clips = []
     for r in rows:
@@ -96,7 +90,10 @@ class _OursBackend:
                       "tokens": t.tokens - before[2], "windows": t.windows - before[3]}
 
 
-def worker_main(argv: list[str] | None = None) -> int:
+def worker_main(argv: list[str] | None = None, make=None) -> int:
+    """One backend in this process: load, warm up, transcribe every clip; writes the raw results as JSON.
+
+    ``make(backend, target, threads=, beam=, language=, max_new_tokens=)`` builds a peer; None runs our bundles."""
     import argparse
 
     p = argparse.ArgumentParser()
@@ -118,11 +115,10 @@ def worker_main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if a.backend == "ours":
         backend = _OursBackend(a.target, a.threads, [x for x in a.providers.split(",") if x] or None, a.beam, a.max_new_tokens)
+    elif make is not None:
+        backend = make(a.backend, a.target, threads=a.threads, beam=a.beam, language=a.language, max_new_tokens=a.max_new_tokens)
     else:
-        from ..bench_peers import make_peer
-
-        backend = make_peer(a.backend, a.target, threads=a.threads, beam=a.beam, language=a.language,
-                            max_new_tokens=a.max_new_tokens)
+        raise ValueError(f"backend {a.backend!r} is not ours; run it through its peer worker (whisper_edge.peers.run)")
     load_s = time.perf_counter() - t0
     backend.transcribe(audios[0])  # warm-up
     results = []
@@ -157,18 +153,22 @@ def _summarize(res: dict, clips: list[dict]) -> dict:
             "wer": rates["wer"], "cer": rates["cer"], "tokens": tok}
 
 
-def run_bench(targets: list[tuple[str, str, str]], data, out, *, split: str = "test", limit: int | None = 20,
+def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, data="", split: str = "test",
               threads: int = 2, providers: list[str] | None = None, beam: int = 1, repeats: int = 2,
-              language: str = "hi", max_new_tokens: int = 200) -> dict:
-    """targets: (label, backend, path) with backend ∈ ours | pytorch | optimum | ctranslate2."""
+              language: str = "hi", max_new_tokens: int = 200, peer_worker: str | None = None) -> dict:
+    """targets: (label, backend, path), backend "ours" or a peer run by the module ``peer_worker``;
+    clips: from :func:`load_clips`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    clips = load_clips(data, split, limit)
+    for _, backend, _ in targets:
+        if backend != "ours" and not peer_worker:
+            raise ValueError(f"backend {backend!r} needs a peer worker module (whisper_edge.benchmark passes it)")
     np.savez(out / "clips.npz", **{f"clip_{i}": c["audio"] for i, c in enumerate(clips)})
     rows = []
     for label, backend, path in targets:
         res_path = out / f"raw-{len(rows)}.json"
-        cmd = [sys.executable, "-m", "whisper_edge.runtime.bench", "--backend", backend, "--target", str(path),
+        module = __name__ if backend == "ours" else peer_worker
+        cmd = [sys.executable, "-m", module, "--backend", backend, "--target", str(path),
                "--clips", str(out / "clips.npz"), "--threads", str(threads), "--beam", str(beam), "--repeats", str(repeats),
                "--language", language, "--out", str(res_path), "--max-new-tokens", str(max_new_tokens), "--providers", ",".join(providers or [])]
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}

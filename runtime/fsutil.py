@@ -1,36 +1,169 @@
-"""Atomic writes: a reader never sees a half-written file or folder, and a failure leaves nothing behind."""
+"""Atomic writes that never lose a user's data.
+
+A reader never sees a half-written file or folder, a failure leaves nothing behind, and a folder is
+replaced only when whisper-edge made it: every output folder carries a small marker file naming its
+kind (bundle, checkpoint, corpus, …), and an existing folder is replaced only when it holds the
+marker of the same kind and the caller asked for it (``overwrite=True``, the CLI's ``--overwrite``).
+A non-empty folder without the marker is refused, and so is an output that contains one of the
+command's inputs or lies inside one. Temporary folders left by a killed run are removed by the next one.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = ["MARKER", "OutputError", "atomic_dir", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
+           "check_output", "claim_folder", "clean_stale", "output_kind", "write_marker"]
+
+log = logging.getLogger("whisper_edge")
+
+MARKER = ".whisper-edge-output"  # JSON {"kind": …}; its presence says "whisper-edge made this folder"
+
+
+class OutputError(FileExistsError):
+    """An output location that whisper-edge refuses to write (it would lose data)."""
+
+
+def output_kind(folder: Path) -> str | None:
+    """The kind of whisper-edge output ``folder`` holds, or None if it is not one of ours."""
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            return str(json.loads(marker.read_text(encoding="utf-8"))["kind"])
+        except (ValueError, KeyError, TypeError, OSError):
+            return None
+    manifest = folder / "manifest.json"  # bundles written before the marker existed
+    if manifest.is_file():
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            if json.loads(manifest.read_text(encoding="utf-8")).get("format") == "whisper-edge-bundle":
+                return "bundle"
+    return None
+
+
+def write_marker(folder: Path, kind: str) -> None:
+    (folder / MARKER).write_text(json.dumps({"kind": kind, "by": "whisper-edge"}) + "\n", encoding="utf-8")
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def check_output(target: str | os.PathLike, kind: str, *, overwrite: bool = False,
+                 inputs: Iterable[str | os.PathLike] = (), resume: bool = False) -> bool:
+    """Raise OutputError unless ``target`` may be written as a ``kind``; True if it already holds one.
+
+    ``resume``: an existing output of the same kind is continued in place (no ``overwrite`` needed).
+    """
+    target = Path(target)
+    real = target.resolve()
+    for src in inputs:
+        if src is None:
+            continue
+        src_real = Path(src).resolve()
+        if _within(src_real, real):
+            raise OutputError(f"output {target} contains the input {src}: writing it would destroy the input; "
+                              "choose an output folder outside it")
+        if _within(real, src_real):
+            raise OutputError(f"output {target} lies inside the input {src}; choose an output folder outside it")
+    if not target.exists():
+        return False
+    if not target.is_dir():
+        raise OutputError(f"output {target} exists and is a file, not a folder; choose another path")
+    entries = [p.name for p in target.iterdir()]
+    if not entries:
+        return False
+    found = output_kind(target)
+    if found == kind:
+        if overwrite or resume:
+            return True
+        raise OutputError(f"{target} already holds a {kind} made by whisper-edge; pass --overwrite to replace it, "
+                          "or choose another folder")
+    what = f"a whisper-edge {found}" if found else "files whisper-edge did not make (" + ", ".join(sorted(entries)[:4]) + \
+        (", …" if len(entries) > 4 else "") + ")"
+    raise OutputError(f"{target} is not empty: it holds {what}; nothing was changed. Choose a new or empty folder "
+                      f"for the {kind}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(target: str | os.PathLike) -> None:
+    """Remove the temporary folders and files a killed run left beside ``target`` (``.NAME.tmp-PID-…``)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    for p in target.parent.glob(f".{target.name}.*-*"):
+        kind, _, rest = p.name[len(target.name) + 2:].partition("-")
+        if kind not in ("tmp", "old"):
+            continue
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid():
+            continue  # a run in progress
+        if kind == "old" and not target.exists():
+            log.warning("restoring %s from %s (a run was killed while replacing it)", target, p)
+            os.replace(p, target)
+            continue
+        log.warning("removing %s, left by a killed run", p)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def claim_folder(target: str | os.PathLike, kind: str, *, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Make ``target`` a ``kind`` folder that whisper-edge fills in place (a run, a corpus, an experiment).
+
+    An existing folder of the same kind is continued (runs resume); a foreign non-empty one is refused.
+    """
+    target = Path(target)
+    check_output(target, kind, inputs=inputs, resume=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        if output_kind(target) != kind:
+            write_marker(target, kind)
+    except OSError as exc:
+        raise OSError(f"cannot write to {target}: {exc.strerror or exc}; choose a writable folder") from None
+    return target
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; on success it replaces ``target`` in one rename.
+def atomic_dir(target: str | os.PathLike, *, kind: str, overwrite: bool = False,
+               inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; on success it becomes ``target`` in one rename.
 
-    On an exception the temporary folder is removed and ``target`` is left as it was.
+    ``target`` must be new, empty, or (with ``overwrite``) a ``kind`` that whisper-edge made; anything else
+    raises OutputError before any work is done. On an exception the temporary folder is removed and
+    ``target`` is left as it was.
     """
     target = Path(target)
+    check_output(target, kind, overwrite=overwrite, inputs=inputs)
+    clean_stale(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; the result is an ordinary shared folder
     except OSError as exc:
         raise OSError(f"cannot write to {target.parent}: {exc.strerror or exc}; choose a writable folder") from None
     try:
         yield tmp
+        write_marker(tmp, kind)
+        check_output(target, kind, overwrite=overwrite)  # the target may have changed while we worked
         if target.exists():
-            if not overwrite:
-                raise FileExistsError(f"{target} already exists")
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
             os.replace(tmp, target)
@@ -51,7 +184,7 @@ def _umask() -> int:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -13,7 +13,7 @@ import jiwer
 
 from .normalize import PRESETS, basic_normalize
 
-__all__ = ["NORMALIZERS", "error_rates", "error_rates_by_normalizer"]
+__all__ = ["NORMALIZERS", "error_rates", "error_rates_by_normalizer", "paired_bootstrap", "utterance_errors"]
 
 NORMALIZERS: dict[str, Callable[[str], str]] = {
     "hindi": PRESETS["default"],
@@ -51,3 +51,40 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str], normalizer: Callable[[
 
 def error_rates_by_normalizer(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, dict]:
     return {name: error_rates(refs, hyps, fn) for name, fn in NORMALIZERS.items()}
+
+
+def utterance_errors(refs: Sequence[str], hyps: Sequence[str], normalizer: Callable[[str], str] = PRESETS["default"]) -> list[tuple[int, int]]:
+    """(word errors, reference words) of every utterance, after ``normalizer`` (empty references give (0, 0))."""
+    out = []
+    for r, h in zip(refs, hyps):
+        r, h = normalizer(r), normalizer(h)
+        if not r:
+            out.append((0, 0))
+            continue
+        w = jiwer.process_words(r, h or "")
+        out.append((w.substitutions + w.deletions + w.insertions, w.hits + w.substitutions + w.deletions))
+    return out
+
+
+def paired_bootstrap(errors_a: Sequence[tuple[int, int]], errors_b: Sequence[tuple[int, int]], *, n: int = 2000,
+                     seed: int = 0) -> dict:
+    """WER(b) − WER(a) in points with a 95 % interval, resampling utterances (the same draw for both systems).
+
+    ``errors_*``: per-utterance (errors, reference words) of two systems on the same utterances, in the same order.
+    """
+    import numpy as np
+
+    if len(errors_a) != len(errors_b) or not errors_a:
+        raise ValueError(f"paired bootstrap needs the same non-empty utterances for both systems "
+                         f"({len(errors_a)} vs {len(errors_b)})")
+    a, b = np.asarray(errors_a, dtype=np.float64), np.asarray(errors_b, dtype=np.float64)
+    if np.any(a[:, 1] != b[:, 1]):
+        raise ValueError("paired bootstrap: the two systems were scored on different references")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n, len(a)))
+    words = a[idx, 1].sum(1)
+    words[words == 0] = 1
+    diffs = 100.0 * (b[idx, 0].sum(1) - a[idx, 0].sum(1)) / words
+    point = 100.0 * (b[:, 0].sum() - a[:, 0].sum()) / max(a[:, 1].sum(), 1)
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"diff": float(point), "lo": float(lo), "hi": float(hi), "utterances": len(a), "resamples": n}

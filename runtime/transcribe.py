@@ -15,12 +15,13 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from .features import window_samples
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .bundle import BundleError, open_bundle, verify_bundle
+from .manifest import ManifestError, check_graphs, parse_manifest
 from .features import log_mel
 
 __all__ = ["Transcriber", "DecodeOptions"]
@@ -73,7 +74,8 @@ class Transcriber:
 
         self.path = open_bundle(bundle)
         self.manifest = verify_bundle(self.path, checksums=verify)
-        m = self.manifest
+        m = parse_manifest(self.manifest, str(self.path / "manifest.json"))
+        self.info = m
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
@@ -90,29 +92,35 @@ class Transcriber:
             use.append("CPUExecutionProvider")
         self.providers = use
         try:
-            self.encoder = ort.InferenceSession(str(self.path / m["graphs"]["encoder"]["file"]), so, providers=use)
-            self.decoder = ort.InferenceSession(str(self.path / m["graphs"]["decoder"]["file"]), so, providers=use)
+            self.encoder = ort.InferenceSession(str(self.path / m.graphs["encoder"].file), so, providers=use)
+            self.decoder = ort.InferenceSession(str(self.path / m.graphs["decoder"].file), so, providers=use)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f"{self.path}: onnxruntime cannot load the graphs: {exc}") from None
+        try:
+            check_graphs(m, self.encoder, self.decoder, str(self.path / "manifest.json"))
+        except ManifestError as exc:
+            raise BundleError(str(exc)) from None
+        if not (self.path / "tokenizer.json").is_file():
+            raise BundleError(f"{self.path}: tokenizer.json is missing; the bundle is incomplete — export or unpack it again")
         self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
-        arch = m["architecture"]
-        self.audio_ctx = int(m["audio_ctx"])
-        self.n_samples = self.audio_ctx * 2 * 160
-        self.n_mels = int(m.get("n_mels", 80))
-        self.head_dim = int(arch.get("head_dim", 64))
-        self.self_layers = [i for i, l in enumerate(arch["decoder"]) if l["self_heads"]]
-        self.self_heads = {i: arch["decoder"][i]["self_heads"] for i in self.self_layers}
-        self.cross_names = list(m["graphs"]["encoder"]["outputs"])
+        arch = m.architecture
+        self.audio_ctx = m.audio_ctx
+        self.n_samples = window_samples(self.audio_ctx)
+        self.n_mels = m.n_mels
+        self.head_dim = arch.head_dim
+        self.self_layers = arch.self_layers
+        self.self_heads = {i: arch.decoder[i]["self_heads"] for i in self.self_layers}
+        self.cross_names = list(m.graphs["encoder"].outputs)
         self.float_type = np.float32  # every graph takes and returns float32 (fp16 bundles keep fp32 inputs/outputs)
-        t = m["tokens"]
-        vmap = m.get("vocab_map")
+        t = m.tokens
+        vmap = m.vocab_map
         self.to_old = np.asarray(vmap, dtype=np.int64) if vmap else None
         self.to_new = {int(o): n for n, o in enumerate(vmap)} if vmap else None
-        self.tok = {k: self._new(t[k]) for k in ("sot", "eot", "transcribe", "no_timestamps")}
-        self.languages = {k: self._new(v) for k, v in t["languages"].items() if self._new(v) is not None}
-        self.suppress = np.asarray([x for x in (self._new(v) for v in t.get("suppress", [])) if x is not None], dtype=np.int64)
-        self.begin_suppress = np.asarray([x for x in (self._new(v) for v in t.get("begin_suppress", [])) if x is not None], dtype=np.int64)
-        self.language = m.get("language", "hi")
+        self.tok = {k: self._new(getattr(t, k)) for k in ("sot", "eot", "transcribe", "no_timestamps")}
+        self.languages = {k: self._new(v) for k, v in t.languages.items() if self._new(v) is not None}
+        self.suppress = np.asarray([x for x in (self._new(v) for v in t.suppress) if x is not None], dtype=np.int64)
+        self.begin_suppress = np.asarray([x for x in (self._new(v) for v in t.begin_suppress) if x is not None], dtype=np.int64)
+        self.language = m.language
         self.timings = Timings()
 
     def _new(self, old_id: int):
@@ -155,6 +163,10 @@ class Transcriber:
         lang = language or self.language
         if lang not in self.languages:
             raise ValueError(f"language {lang!r} is not in this bundle (has {', '.join(sorted(self.languages)[:12])}…)")
+        trimmed = self.info.extra.get("vocab")
+        if trimmed not in (None, "full") and lang != trimmed:
+            raise ValueError(f"this bundle's vocabulary was trimmed to {trimmed!r} (export --vocab {trimmed}): it cannot "
+                             f"write {lang!r} text; use a bundle exported without --vocab for other languages")
         return [self.tok["sot"], self.languages[lang], self.tok["transcribe"], self.tok["no_timestamps"]]
 
     def _mask(self, logits: np.ndarray, first: bool) -> np.ndarray:
@@ -235,7 +247,7 @@ class Transcriber:
     def text(self, ids: list[int]) -> str:
         if self.to_old is not None:
             ids = [int(self.to_old[i]) for i in ids]
-        first_timestamp = self.manifest["tokens"]["no_timestamps"] + 1
+        first_timestamp = self.info.tokens.no_timestamps + 1
         ids = [i for i in ids if i < first_timestamp]  # timestamp tokens carry no text
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..runtime.record import Architecture, ArchitectureError
 
 __all__ = [
     "Architecture", "ArchitectureError", "EmptyAttention", "architecture_of", "apply_surgery",
@@ -35,79 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("whisper_edge")
-RECORD_FORMAT = 1
-
-
-class ArchitectureError(ValueError):
-    """A record or checkpoint whose shapes do not fit; the message names the layer."""
-
-
-@dataclass
-class Architecture:
-    encoder: list[dict]
-    decoder: list[dict]
-    audio_ctx: int
-    head_dim: int = 64
-    d_model: int = 512
-    format: int = RECORD_FORMAT
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def dense(cls, config) -> "Architecture":
-        hd = config.d_model // config.encoder_attention_heads
-        return cls(
-            encoder=[{"heads": config.encoder_attention_heads, "ffn": config.encoder_ffn_dim}
-                     for _ in range(config.encoder_layers)],
-            decoder=[{"self_heads": config.decoder_attention_heads, "cross_heads": config.decoder_attention_heads,
-                      "ffn": config.decoder_ffn_dim} for _ in range(config.decoder_layers)],
-            audio_ctx=config.max_source_positions, head_dim=hd, d_model=config.d_model,
-        )
-
-    @classmethod
-    def from_config(cls, config) -> "Architecture":
-        rec = (getattr(config, "whisper_edge", None) or {}).get("architecture")
-        if rec is None:
-            return cls.dense(config)
-        arch = cls.from_dict(rec)
-        if len(arch.encoder) != config.encoder_layers or len(arch.decoder) != config.decoder_layers:
-            raise ArchitectureError(
-                f"the architecture record has {len(arch.encoder)} encoder / {len(arch.decoder)} decoder layers but "
-                f"the config says {config.encoder_layers} / {config.decoder_layers}")
-        if arch.audio_ctx != config.max_source_positions:
-            raise ArchitectureError(f"the record's audio_ctx {arch.audio_ctx} differs from max_source_positions "
-                                    f"{config.max_source_positions} in config.json")
-        return arch
-
-    @classmethod
-    def from_dict(cls, rec: dict) -> "Architecture":
-        if not isinstance(rec, dict):
-            raise ArchitectureError(f"architecture record must be a mapping, got {type(rec).__name__}")
-        if rec.get("format", RECORD_FORMAT) > RECORD_FORMAT:
-            raise ArchitectureError(f"architecture record format {rec['format']} is newer than this whisper-edge "
-                                    f"understands ({RECORD_FORMAT}); upgrade whisper-edge")
-        try:
-            arch = cls(encoder=[dict(x) for x in rec["encoder"]], decoder=[dict(x) for x in rec["decoder"]],
-                       audio_ctx=int(rec["audio_ctx"]), head_dim=int(rec.get("head_dim", 64)),
-                       d_model=int(rec.get("d_model", 512)), format=int(rec.get("format", RECORD_FORMAT)),
-                       extra=dict(rec.get("extra", {})))
-        except (KeyError, TypeError) as exc:
-            raise ArchitectureError(f"architecture record is missing or has a malformed field: {exc}") from None
-        for side, keys in (("encoder", ("heads", "ffn")), ("decoder", ("self_heads", "cross_heads", "ffn"))):
-            for i, layer in enumerate(getattr(arch, side)):
-                for k in keys:
-                    v = layer.get(k)
-                    if not isinstance(v, int) or v < 0:
-                        raise ArchitectureError(f"architecture record: {side} layer {i} field {k!r} must be an integer ≥ 0, got {v!r}")
-        return arch
-
-    def to_dict(self) -> dict:
-        return {"format": self.format, "head_dim": self.head_dim, "d_model": self.d_model, "audio_ctx": self.audio_ctx,
-                "encoder": self.encoder, "decoder": self.decoder} | ({"extra": self.extra} if self.extra else {})
-
-    def summary(self) -> str:
-        enc = " ".join(f"{l['heads']}h/{l['ffn']}" for l in self.encoder)
-        dec = " ".join(f"{l['self_heads']}+{l['cross_heads']}h/{l['ffn']}" for l in self.decoder)
-        return f"encoder [{enc}]  decoder [{dec}]  audio_ctx {self.audio_ctx}"
 
 
 class EmptyAttention(nn.Module):
@@ -344,12 +272,12 @@ def load_checkpoint(model_dir: str | Path, *, device: str | None = "cpu", dtype:
     with no_init_weights():
         model = WhisperForConditionalGeneration(config)
     dense = Architecture.dense(config)
-    if (arch.encoder, arch.decoder) != (dense.encoder, dense.decoder):
+    if not arch.same_shape(dense):
         shape_model(model, arch)
     state = {}
     for f in weights:
         state.update(load_file(str(f)))
-    _check_shapes(model, state, model_dir, has_record=(arch.encoder, arch.decoder) != (dense.encoder, dense.decoder))
+    _check_shapes(model, state, model_dir, has_record=not arch.same_shape(dense))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k != "proj_out.weight"]  # tied to the token embedding
     if missing or unexpected:
@@ -386,15 +314,18 @@ def _check_shapes(model, state: dict, where: Path, has_record: bool = True) -> N
 
 
 def save_checkpoint(model, processor, out: str | Path, *, extra_files: dict[str, object] | None = None,
-                    generation_config=None) -> Path:
-    """save_pretrained into a temporary folder, then rename: a crash leaves no half checkpoint."""
+                    generation_config=None, overwrite: bool = False) -> Path:
+    """save_pretrained into a temporary folder, then rename: a crash leaves no half checkpoint.
+
+    An existing ``out`` is replaced only with ``overwrite`` and only if it is a checkpoint whisper-edge wrote.
+    """
     from ..runtime.fsutil import atomic_dir
 
     out = Path(out)
     arch, dense = architecture_of(model), Architecture.dense(model.config)
-    if (arch.encoder, arch.decoder) != (dense.encoder, dense.decoder):
+    if not arch.same_shape(dense):
         _write_record(model.config, arch)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="checkpoint", overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
         if generation_config is not None:

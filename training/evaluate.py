@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..runtime.features import window_samples, window_seconds as _window_s
 from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
 from ..runtime.metrics import error_rates, error_rates_by_normalizer, NORMALIZERS
 from .data import load_speech_dataset
@@ -41,11 +42,11 @@ class EvalOptions:
 
 def window_seconds(model) -> float:
     """Longest audio the encoder takes in one window: 2 mel frames per position, 10 ms a frame."""
-    return model.config.max_source_positions * 2 * 160 / SAMPLE_RATE
+    return _window_s(model.config.max_source_positions)
 
 
 def features_for(processor, model, audios: list[np.ndarray]) -> torch.Tensor:
-    n = model.config.max_source_positions * 2 * 160  # a trimmed audio context takes a shorter window
+    n = window_samples(model.config.max_source_positions)  # a trimmed audio context takes a shorter window
     return processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt", padding="max_length",
                                        max_length=n, truncation=True).input_features
 

@@ -84,12 +84,19 @@ def measure_importance(model, processor, data, n_batches: int, language: str = "
     return group_importance(model, batches)
 
 
-def adaptive_weights(importance: list[torch.Tensor], gamma: float, w_max: float) -> list[torch.Tensor]:
-    """w_g = min(w_max, (median of the family / I_g)^γ); γ = 0 gives plain SGL (all ones)."""
+def adaptive_weights(importance: list[torch.Tensor], gamma: float, w_max: float,
+                     protect_quantile: float = 1.0) -> list[torch.Tensor]:
+    """w_g = min(w_max, (median of the family / I_g)^γ); γ = 0 gives plain SGL (all ones).
+
+    ``protect_quantile`` < 1: groups at or above that quantile of their family's importance get w_g = 0,
+    so the penalty never shrinks the groups that will obviously stay (gentle SGL, docs/pruning.md)."""
     out = []
     for imp in importance:
         med = imp.median().clamp_min(1e-12)
-        out.append((med / imp.clamp_min(1e-12)).pow(gamma).clamp(max=w_max))
+        w = (med / imp.clamp_min(1e-12)).pow(gamma).clamp(max=w_max)
+        if protect_quantile < 1.0:
+            w = torch.where(imp >= torch.quantile(imp.float(), protect_quantile), torch.zeros_like(w), w)
+        out.append(w)
     return out
 
 
@@ -99,12 +106,13 @@ def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, 
     import random
 
     from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
-    from .train import SpeechCollator
+    from ..runtime.features import window_seconds
+    from .batches import SpeechCollator
 
     collate = SpeechCollator(processor, audio_ctx, language, max_label_tokens)
     order = list(range(len(dataset)))
     random.Random(seed).shuffle(order)
-    items, window = [], audio_ctx * 2 * 160 / SAMPLE_RATE
+    items, window = [], window_seconds(audio_ctx)
     for i in order:
         row = dataset[i]
         a = row["audio"]

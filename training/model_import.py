@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..runtime.bundled import bundled_ct2_dir, cache_root, sha256_file
-from ..runtime.fsutil import atomic_dir
+from ..runtime.fsutil import atomic_dir, check_output
 from .ct2_format import CT2FormatError, CT2Model, read_ct2_model
 
 __all__ = ["ImportError_", "import_model", "convert_ct2_to_hf", "whisper_generation_config"]
@@ -199,7 +199,7 @@ def convert_ct2_to_hf(ct2_dir: Path, out: Path, provenance: dict) -> None:
         raise ImportError_(f"conversion left weights unmatched: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.tie_weights()
     model.generation_config = whisper_generation_config(tokenizer_json, ct2_config, n_dec)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="checkpoint", overwrite=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         _whisper_processor(ct2_dir / "tokenizer.json", n_mels, tmp).save_pretrained(tmp)
 
@@ -209,9 +209,15 @@ def _is_hf_folder(p: Path) -> bool:
     return (p / "config.json").is_file() and has_weights
 
 
-def import_model(source: str, out: str | Path, *, cache: Path | None = None, force: bool = False) -> Path:
-    """Import ``source`` (see module docstring) into the Hugging Face folder ``out``; returns ``out``."""
+def import_model(source: str, out: str | Path, *, cache: Path | None = None, force: bool = False,
+                 overwrite: bool = False) -> Path:
+    """Import ``source`` (see module docstring) into the Hugging Face folder ``out``; returns ``out``.
+
+    ``out`` must be new or empty, or (with ``overwrite``) a checkpoint whisper-edge wrote.
+    """
     out = Path(out)
+    local = [source] if source != "bundled-base" and Path(source).exists() else []
+    check_output(out, "checkpoint", overwrite=overwrite, inputs=local)
     cache = cache or cache_root()
     if source == "bundled-base" or (Path(source) / "model.bin").is_file():
         ct2_dir = bundled_ct2_dir(cache) if source == "bundled-base" else Path(source)
@@ -221,13 +227,13 @@ def import_model(source: str, out: str | Path, *, cache: Path | None = None, for
             log.info("converting %s (sha256 %s…) to a Hugging Face folder", source, digest[:12])
             convert_ct2_to_hf(ct2_dir, cached, {"source": source, "format": "ctranslate2", "model_sha256": digest})
         if out.resolve() != cached.resolve():
-            with atomic_dir(out) as tmp:
+            with atomic_dir(out, kind="checkpoint", overwrite=overwrite, inputs=local) as tmp:
                 shutil.copytree(cached, tmp, dirs_exist_ok=True)
         return out
-    return _import_hf(source, out)
+    return _import_hf(source, out, overwrite)
 
 
-def _import_hf(source: str, out: Path) -> Path:
+def _import_hf(source: str, out: Path, overwrite: bool = False) -> Path:
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     local = Path(source)
@@ -243,7 +249,7 @@ def _import_hf(source: str, out: Path) -> Path:
             f"cannot load {source!r}: {exc}\nA hub id needs network access; offline, use "
             "--source bundled-base or a local folder."
         ) from None
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="checkpoint", overwrite=overwrite, inputs=[local] if local.exists() else ()) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
     return out

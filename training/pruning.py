@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import torch
 
 from .architecture import Architecture, apply_surgery, architecture_of, fold_removed_biases
-from .importance import measure_importance
 from .sgl import group_scores
 
 __all__ = ["AdaptiveOptions", "adaptive_keep", "prune_adaptive", "keep_from_zeros"]
@@ -46,7 +45,9 @@ class AdaptiveOptions:
     min_heads: int = 0  # keep at least this many heads per attention sublayer
     min_channels: int = 0
     score: str = "activation"  # activation | rms
-    calib_batches: int = 8  # training batches that measure the activation score
+    calib_batches: int = 8  # training batches that measure the activation score (and the compensation's Gram matrices)
+    compensate: bool = True  # re-fit out_proj / fc2 of every pruned sublayer by ridge least squares (compensation.py)
+    ridge: float = 1e-2  # the re-fit's ridge toward the original weights, relative to the mean input energy
 
     def __post_init__(self):
         if self.score not in ("activation", "rms"):
@@ -57,6 +58,8 @@ class AdaptiveOptions:
             raise ValueError(f"scope must be 'layer' or 'global', got {self.scope!r}")
         if self.strength < 0 or self.k1 < 0 or self.k2 < 0:
             raise ValueError("k1, k2 and strength must be ≥ 0")
+        if self.ridge < 0:
+            raise ValueError(f"ridge must be ≥ 0, got {self.ridge}")
 
 
 def _family_key(side: str, kind: str) -> str:
@@ -116,7 +119,7 @@ def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions(), importance: 
     return keep, report
 
 
-ZEROS_ONLY = AdaptiveOptions(k1=0.0, k2=0.0, passes=1, score="rms")
+ZEROS_ONLY = AdaptiveOptions(k1=0.0, k2=0.0, passes=1, score="rms", compensate=False)
 
 
 def keep_from_zeros(model) -> dict:
@@ -124,12 +127,45 @@ def keep_from_zeros(model) -> dict:
     return adaptive_keep(model, ZEROS_ONLY)[0]
 
 
-def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions(), importance: list | None = None) -> tuple[Architecture, list[dict]]:
-    """Apply the adaptive rule and remove the groups physically; returns the new record and the report."""
+def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions(), importance: list | None = None,
+                   grams: list | None = None) -> tuple[Architecture, list[dict]]:
+    """Apply the adaptive rule and remove the groups physically; returns the new record and the report.
+
+    With ``grams`` (compensation.input_grams on this model) and ``opts.compensate``, the output projection
+    of every pruned sublayer is re-fitted by ridge least squares; otherwise what the removed groups add
+    as constants is folded into the biases."""
     keep, report = adaptive_keep(model, opts, importance)
-    fold_removed_biases(model, keep)
+    if grams is not None and opts.compensate:
+        from .compensation import compensate_
+
+        fits = {(r["side"], r["layer"], r["kind"]): r for r in compensate_(model, keep, grams, opts.ridge)}
+        for r in report:
+            fit = fits.get((r["side"], r["layer"], r["kind"]))
+            if fit:
+                r.update(error_dropped=fit["error_dropped"], error_compensated=fit["error_compensated"])
+    else:
+        fold_removed_biases(model, keep)
     arch = apply_surgery(model, keep)
     return arch, report
+
+
+def calibrate(model, processor, data, opts: AdaptiveOptions, language: str = "hi") -> tuple[list | None, list | None]:
+    """(activation importance, Gram matrices) on ``opts.calib_batches`` training batches of ``data``: the
+    inputs of the score and of the compensation, measured once on the unpruned model. Either may be None
+    when the options do not need it."""
+    need_imp, need_gram = opts.score == "activation" and opts.strength > 0, opts.compensate
+    if not (need_imp or need_gram):
+        return None, None
+    if data is None:
+        raise ValueError("the activation score and the compensation need calibration data: give --data "
+                         "(or --score rms --no-compensate)")
+    from .compensation import input_grams
+    from .data import load_speech_dataset
+    from .importance import calibration_batches, group_importance
+
+    batches = calibration_batches(processor, load_speech_dataset(data, "train"), n_batches=opts.calib_batches, batch_size=8,
+                                  audio_ctx=model.config.max_source_positions, language=language)
+    return (group_importance(model, batches) if need_imp else None), (input_grams(model, batches) if need_gram else None)
 
 
 def _val_wer(model, processor, dataset, limit: int, language: str) -> float:
@@ -148,7 +184,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
     import copy
     from pathlib import Path
 
-    from ..runtime.fsutil import atomic_write_json
+    from ..runtime.fsutil import atomic_write_json, claim_folder
     from .architecture import load_checkpoint, save_checkpoint
     from .counts import model_counts
     from .recipes import load_recipe
@@ -157,6 +193,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
     out = Path(out)
     if method not in ("adaptive", "imp", "zeros"):
         raise ValueError(f"unknown pruning method {method!r}; choose adaptive, imp or zeros")
+    claim_folder(out, "run", inputs=[model_dir])
     if (wer_budget is not None or recover_steps or method == "imp") and data is None:
         raise ValueError("--data is needed for --wer-budget, --recover-steps and --method imp")
     report: dict = {"model": str(model_dir), "method": method}
@@ -176,11 +213,11 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
         model, processor = load_checkpoint(model_dir)
         before = model_counts(model)
         report["sparsity_before"] = sparsity_report(model)
-        importance = None
+        importance = grams = None
         if method == "zeros":
             opts = ZEROS_ONLY
-        elif opts.score == "activation":
-            importance = measure_importance(model, processor, data, opts.calib_batches, language)
+        else:
+            importance, grams = calibrate(model, processor, data, opts, language)
         if method != "zeros" and wer_budget is not None:
             ds = val_ds
             base = _val_wer(model, processor, ds, eval_limit, language)
@@ -188,7 +225,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
             chosen = 0.0
             for s in sorted(strengths):
                 trial = copy.deepcopy(model)
-                prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, "strength": s}), importance)
+                prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, "strength": s}), importance, grams)
                 wer = _val_wer(trial, processor, ds, eval_limit, language)
                 c = model_counts(trial)
                 n = c["params"]["total"]
@@ -200,7 +237,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
                 chosen = s
             report["wer_budget"] = {"budget": wer_budget, "base_wer": base, "search": search, "strength": chosen}
             opts = AdaptiveOptions(**{**opts.__dict__, "strength": chosen})
-        arch, fam_report = prune_adaptive(model, opts, importance)
+        arch, fam_report = prune_adaptive(model, opts, importance, grams)
         report["options"] = opts.__dict__
         report["families"] = fam_report
     counts = model_counts(model)
@@ -208,7 +245,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
     report["counts_after"] = {"params": counts["params"], "flops": {k: counts["flops"][k] for k in ("encoder", "cross_kv", "decoder_per_token")}}
     report["architecture"] = counts["architecture"]
     if recover_steps and method != "imp":
-        save_checkpoint(model, processor, out / "pruned", generation_config=model.generation_config)
+        save_checkpoint(model, processor, out / "pruned", generation_config=model.generation_config, overwrite=True)
         recipe = load_recipe("dense", {"max_steps": recover_steps, "select": "last", "warmup_steps": min(10, recover_steps // 5),
                                        "audio_ctx": None, "eval_every": 0} | (recipe_overrides or {}))
         report["recovery"] = train(out / "pruned", data, recipe, out / "recovery")
@@ -230,7 +267,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
             model = recovered
     elif val_ds is not None and eval_limit:
         report["val_wer"] = _val_wer(model, processor, val_ds, eval_limit, language)
-    save_checkpoint(model, processor, out / "model", generation_config=model.generation_config,
+    save_checkpoint(model, processor, out / "model", generation_config=model.generation_config, overwrite=True,
                     extra_files={"prune_report.json": report})
     atomic_write_json(out / "report.json", report)
     return report
@@ -239,6 +276,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
 ABLATION = (
     ("exact zeros only", {"strength": 0.0}),
     ("two passes, per-layer (default)", {}),
+    ("two passes, per-layer, no compensation", {"compensate": False}),
     ("two passes, per-layer, weight-RMS score", {"score": "rms"}),
     ("one pass, per-layer", {"passes": 1}),
     ("two passes, global", {"scope": "global"}),
@@ -258,12 +296,14 @@ def ablation(model_dir, data, *, opts: AdaptiveOptions = AdaptiveOptions(), eval
     model, processor = load_checkpoint(model_dir)
     ds = load_speech_dataset(data, eval_split)
     base = model_counts(model)
-    importance = measure_importance(model, processor, data, opts.calib_batches, language) if opts.score == "activation" else None
+    importance, grams = calibrate(model, processor, data, AdaptiveOptions(**{**opts.__dict__, "compensate": True}), language)
+    if importance is None and any(c.get("score", opts.score) == "activation" for _, c in ABLATION):
+        importance, _ = calibrate(model, processor, data, AdaptiveOptions(**{**opts.__dict__, "score": "activation", "compensate": False}), language)
     rows = [{"variant": "unpruned", "params": base["params"]["total"], "removed_pct": 0.0,
              "encoder_gflops": base["flops"]["encoder"] / 1e9, "wer": _val_wer(model, processor, ds, eval_limit, language)}]
     for name, change in ABLATION:
         trial = copy.deepcopy(model)
-        prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, **change}), importance)
+        prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, **change}), importance, grams)
         c = model_counts(trial)
         rows.append({"variant": name, "params": c["params"]["total"],
                      "removed_pct": 100 * c["params"]["removed"] / c["params"]["dense_total"],

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from .augment import AugmentConfig
 from .sgl import SGLConfig
 
 __all__ = ["Recipe", "IMPConfig", "RecipeError", "load_recipe", "recipe_path", "BUILTIN_RECIPES"]
@@ -58,6 +59,7 @@ class Recipe:
     num_workers: int = 0
     sgl: SGLConfig = field(default_factory=SGLConfig)
     imp: IMPConfig = field(default_factory=IMPConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # on-the-fly augmentation (training/augment.py)
 
     def __post_init__(self):
         checks = {
@@ -110,6 +112,8 @@ def _build(cls, data: dict, prefix: str):
             v = _build(SGLConfig, v or {}, "sgl.")
         elif k == "imp":
             v = _build(IMPConfig, v or {}, "imp.")
+        elif k == "augment":
+            v = _build(AugmentConfig, v or {}, "augment.")
         else:
             ftype = str(names[k].type)
             if v is not None and ("float" in ftype and not isinstance(v, (int, float)) or
@@ -142,4 +146,6 @@ def load_recipe(name_or_path: str | Path, overrides: dict | None = None) -> Reci
             data.setdefault(head, {})[tail] = value
         else:
             data[key] = value
+    if data.get("mixed_precision") is False:  # YAML 1.1 reads a bare `no` as false; `no` was meant
+        data["mixed_precision"] = "no"
     return _build(Recipe, data, "")

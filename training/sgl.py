@@ -57,6 +57,9 @@ class SGLConfig:
     gamma: float = 0.0
     w_max: float = 20.0
     calib_batches: int = 8  # training batches that measure the importance (once, before step 1)
+    # Gentle SGL: groups whose importance is at or above this quantile of their sublayer get weight 0 (not
+    # penalized at all), so the fine-tune chooses among the candidates without shrinking what stays. 1 = off.
+    protect_quantile: float = 1.0
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
@@ -64,6 +67,8 @@ class SGLConfig:
         for k in ("lambda_enc", "lambda_dec", "column_weight"):
             if getattr(self, k) < 0:
                 raise ValueError(f"sgl.{k} must be ≥ 0, got {getattr(self, k)}")
+        if not 0.0 < self.protect_quantile <= 1.0:
+            raise ValueError(f"sgl.protect_quantile must be within (0, 1], got {self.protect_quantile}")
         if self.gamma < 0 or self.w_max <= 0 or self.calib_batches < 1:
             raise ValueError("sgl.gamma must be ≥ 0, sgl.w_max > 0 and sgl.calib_batches ≥ 1")
         if self.mode not in ("loss", "proximal"):

@@ -10,7 +10,7 @@ __all__ = ["tiny_whisper"]
 
 
 def tiny_whisper(processor_dir: str | Path, out: str | Path, *, d_model: int = 128, heads: int = 2, ffn: int = 256,
-                 encoder_layers: int = 2, decoder_layers: int = 2, audio_ctx: int = 1500, seed: int = 0) -> Path:
+                 encoder_layers: int = 2, decoder_layers: int = 2, audio_ctx: int = 1500, seed: int = 0, overwrite: bool = False) -> Path:
     """Write a random Whisper (head width 64 like the real ones) that shares the processor of ``processor_dir``.
 
     The vocabulary, special tokens and generation config are the real ones, so every stage runs on it
@@ -38,4 +38,4 @@ def tiny_whisper(processor_dir: str | Path, out: str | Path, *, d_model: int = 1
     gen = GenerationConfig.from_pretrained(processor_dir)
     gen.alignment_heads = [[0, 0]]
     model.generation_config = gen
-    return save_checkpoint(model, processor, out, generation_config=gen)
+    return save_checkpoint(model, processor, out, generation_config=gen, overwrite=overwrite)

@@ -18,11 +18,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,150 +28,23 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
-from ..runtime.fsutil import atomic_write_json, atomic_write_text
+from ..runtime.features import window_samples, window_seconds
+from ..runtime.fsutil import atomic_write_json, atomic_write_text, check_output, claim_folder
 from .architecture import architecture_of, load_checkpoint, save_checkpoint, trim_audio_context
 from .data import load_speech_dataset
 from .evaluate import EvalOptions, evaluate_model
 from .recipes import Recipe
-from .sgl import group_scores, sgl_penalty, sgl_prox_
+from .batches import SpeechCollator, SpeechDataset, usable_rows
+from .imp import imp_prune_, imp_schedule, prunable_weights, sparsity_report
+from .precision import fp32_forward, fresh_accelerate_state, mixed_precision
+from .sgl import sgl_penalty, sgl_prox_
 
-__all__ = ["train", "SpeechCollator", "prunable_weights", "imp_prune_", "sparsity_report"]
+__all__ = ["train", "SpeechCollator", "prunable_weights", "imp_prune_", "imp_schedule", "sparsity_report"]
 
 log = logging.getLogger("whisper_edge")
 
 LOG_FIELDS = ["step", "epoch", "loss", "penalty", "lr", "step_seconds", "sgl_seconds", "zero_heads", "zero_channels",
               "weight_sparsity", "val_wer", "val_cer"]
-
-
-class SpeechDataset(torch.utils.data.Dataset):
-    """Rows of a speech Dataset → (audio array, sentence); long or unreadable clips were filtered before."""
-
-    def __init__(self, dataset, rows: list[int]):
-        self.dataset, self.rows = dataset, rows
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        item = self.dataset[self.rows[i]]
-        audio = item["audio"]
-        return load_audio(audio["bytes"] if audio.get("bytes") else audio["path"]), item["sentence"]
-
-
-@dataclass
-class SpeechCollator:
-    processor: object
-    audio_ctx: int
-    language: str
-    max_label_tokens: int
-
-    def __post_init__(self):
-        self.processor.tokenizer.set_prefix_tokens(language=self.language, task="transcribe", predict_timestamps=False)
-        self.sot = self.processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
-
-    def __call__(self, batch):
-        audios, texts = zip(*batch)
-        n = self.audio_ctx * 2 * 160
-        feats = self.processor.feature_extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                                                 padding="max_length", max_length=n, truncation=True).input_features
-        feats = feats[..., : 2 * self.audio_ctx]
-        ids = [self.processor.tokenizer(t).input_ids[: self.max_label_tokens + 1] for t in texts]
-        ids = [x[1:] if x and x[0] == self.sot else x for x in ids]  # the model prepends <|startoftranscript|>
-        width = max(len(x) for x in ids)
-        labels = torch.full((len(ids), width), -100, dtype=torch.long)
-        for i, x in enumerate(ids):
-            labels[i, : len(x)] = torch.tensor(x)
-        return {"input_features": feats, "labels": labels}
-
-
-def _usable_rows(dataset, window_s: float, desc: str) -> list[int]:
-    """Rows whose audio decodes and fits the window (checked once, before training)."""
-    rows, skipped = [], []
-    for i in tqdm(range(len(dataset)), desc=f"checking {desc} audio", unit="utt", leave=False):
-        audio = dataset[i]["audio"]
-        try:
-            wav = load_audio(audio["bytes"] if audio.get("bytes") else audio["path"])
-        except (AudioError, OSError, TypeError) as exc:
-            skipped.append(f"{audio.get('path') or i}: {exc}")
-            continue
-        if len(wav) / SAMPLE_RATE > window_s:
-            skipped.append(f"{audio.get('path') or i}: {len(wav) / SAMPLE_RATE:.1f} s > {window_s:.0f}-s window")
-            continue
-        rows.append(i)
-    if skipped:
-        log.warning("%s: %d of %d clips left out (first: %s)", desc, len(skipped), len(dataset), skipped[0])
-    if not rows:
-        raise ValueError(f"no usable {desc} clip (all {len(dataset)} unreadable or longer than the {window_s:.0f}-s window)")
-    return rows
-
-
-# ---------------------------------------------------------------------------------------------- IMP
-
-def prunable_weights(model) -> list[torch.nn.Parameter]:
-    """The Linear weights of attention and FFN sublayers (what SGL groups cover; embeddings, convs,
-    norms and biases are left dense, as in the SGL run)."""
-    out = []
-    for layers in (model.model.encoder.layers, model.model.decoder.layers):
-        for layer in layers:
-            for att in (layer.self_attn, getattr(layer, "encoder_attn", None)):
-                if att is not None and hasattr(att, "q_proj"):
-                    out += [att.q_proj.weight, att.k_proj.weight, att.v_proj.weight, att.out_proj.weight]
-            if layer.fc1.out_features:
-                out += [layer.fc1.weight, layer.fc2.weight]
-    return out
-
-
-@torch.no_grad()
-def imp_prune_(model, sparsity: float, structured: bool = False) -> None:
-    """Global magnitude pruning to ``sparsity`` (share of prunable weights at zero), in place."""
-    weights = prunable_weights(model)
-    if structured:
-        from .sgl import iter_groups, _group_l1_l2sq
-
-        fams = [(views, *_group_l1_l2sq(views)) for _, _, _, views in iter_groups(model)]
-        rms = torch.cat([(l2.sqrt() / math.sqrt(p)).float() for _, _, l2, p in fams])
-        sizes = torch.cat([torch.full_like(l2, p, dtype=torch.float64) for _, _, l2, p in fams])
-        order = torch.argsort(rms)
-        cut = int(torch.searchsorted(torch.cumsum(sizes[order], 0), sparsity * sizes.sum()))
-        thr = rms[order[min(cut, len(order) - 1)]]
-        from .sgl import _grouped
-
-        for (parts, groups), _, l2, p in fams:
-            keep = ((l2.sqrt() / math.sqrt(p)) >= thr).to(parts[0][0].dtype)
-            for w, layout in parts:
-                _grouped(w, layout, groups).mul_(keep[:, None] if layout == "rows" else keep[None, :, None])
-        return
-    flat = torch.cat([w.detach().abs().reshape(-1).float() for w in weights])
-    k = int(sparsity * flat.numel())
-    if k < 1:
-        return
-    thr = torch.kthvalue(flat.cpu(), k).values.item()
-    for w in weights:
-        w.mul_((w.abs() > thr).to(w.dtype))
-
-
-def imp_schedule(target: float, rounds: int, max_steps: int) -> list[tuple[int, float]]:
-    """(step, sparsity) pairs: round r prunes at step (r−1)·S/R to 1 − (1 − target)^(r/R)."""
-    return [(int((r - 1) * max_steps / rounds), 1 - (1 - target) ** (r / rounds)) for r in range(1, rounds + 1)]
-
-
-@torch.no_grad()
-def sparsity_report(model) -> dict:
-    zero_heads = zero_channels = heads = channels = 0
-    for s in group_scores(model):
-        n = int((s["norm"] == 0).sum())
-        if s["kind"] == "ffn":
-            zero_channels += n
-            channels += len(s["norm"])
-        else:
-            zero_heads += n
-            heads += len(s["norm"])
-    ws = prunable_weights(model)
-    total = sum(w.numel() for w in ws)
-    zeros = sum(int((w == 0).sum()) for w in ws)
-    return {"zero_heads": zero_heads, "heads": heads, "zero_channels": zero_channels, "channels": channels,
-            "weight_sparsity": zeros / total if total else 0.0}
 
 
 # ---------------------------------------------------------------------------------------------- loop
@@ -189,14 +60,6 @@ def _latest_checkpoint(ckpt_root: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _mixed_precision(name: str) -> str:
-    if name != "auto":
-        return name
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
-
-
 def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Path, *,
           train_split: str = "train", eval_split: str = "validation", max_train: int | None = None,
           stop_after: int | None = None) -> dict:
@@ -208,19 +71,21 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     from accelerate.utils import DataLoaderConfiguration, set_seed
 
     out = Path(out)
+    check_output(out, "run", inputs=[model_dir], resume=True)  # before any work: a user's folder is never touched
     ckpt_root = out / "checkpoints"
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)  # "Removed shared tensor" on every save: tied embeddings
     tb = _has_tensorboard()
+    fresh_accelerate_state()
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # several CPU processes (torchrun / accelerate launch) then use gloo
-        gradient_accumulation_steps=recipe.grad_accum, mixed_precision=_mixed_precision(recipe.mixed_precision),
+        gradient_accumulation_steps=recipe.grad_accum, mixed_precision=mixed_precision(recipe.mixed_precision),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         log_with="tensorboard" if tb else None, project_dir=str(out) if tb else None,
     )
     main = accelerator.is_main_process
     set_seed(recipe.seed)
     if main:
-        out.mkdir(parents=True, exist_ok=True)
+        claim_folder(out, "run", inputs=[model_dir])
         prev = out / "recipe.yaml"
         if prev.is_file() and _latest_checkpoint(ckpt_root) is not None:
             old = yaml.safe_load(prev.read_text())
@@ -239,12 +104,12 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     if recipe.freeze_encoder:
         model.model.encoder.requires_grad_(False)
     audio_ctx = model.config.max_source_positions
-    window_s = audio_ctx * 2 * 160 / SAMPLE_RATE
+    window_s = window_seconds(audio_ctx)
 
     train_ds = load_speech_dataset(data, train_split)
     if max_train:
         train_ds = train_ds.select(range(min(max_train, len(train_ds))))
-    rows = _usable_rows(train_ds, window_s, train_split)
+    rows = usable_rows(train_ds, window_s, train_split)
     eval_ds = None
     if recipe.eval_every and recipe.eval_limit:
         try:
@@ -253,7 +118,10 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             log.warning("no validation split (%s): validation WER is not tracked", exc)
 
     collate = SpeechCollator(processor, audio_ctx, recipe.language, recipe.max_label_tokens)
-    dl = torch.utils.data.DataLoader(SpeechDataset(train_ds, rows), batch_size=recipe.batch_size, shuffle=True,
+    model.config.apply_spec_augment = recipe.augment.spec_augment  # applied by the model in training mode only
+    model.config.mask_time_prob, model.config.mask_feature_prob = recipe.augment.mask_time_prob, recipe.augment.mask_feature_prob
+    train_set = SpeechDataset(train_ds, rows, recipe.augment, recipe.seed, window_samples(audio_ctx))
+    dl = torch.utils.data.DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True,
                                      collate_fn=collate, num_workers=recipe.num_workers, drop_last=len(rows) > recipe.batch_size,
                                      generator=torch.Generator().manual_seed(recipe.seed))
     decay, no_decay = [], []
@@ -275,7 +143,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     raw = accelerator.unwrap_model(model)
 
     sgl_weights = None
-    if recipe.method == "sgl" and recipe.sgl.gamma > 0:
+    if recipe.method == "sgl" and (recipe.sgl.gamma > 0 or recipe.sgl.protect_quantile < 1):
         sgl_weights = _sgl_weights(accelerator, raw, processor, recipe, train_ds, out)
 
     # resume
@@ -361,7 +229,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                     if better:
                         state["best_wer"], state["best_step"] = rep["wer"], step
                     if main and recipe.select == "best" and better:
-                        save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config)
+                        save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config, overwrite=True)
                     bar.set_postfix(loss=f"{row['loss']:.3f}", val_wer=f"{rep['wer']:.1f}")
                 accelerator.wait_for_everyone()
             if main:
@@ -390,9 +258,9 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     summary = {}
     if main:
         raw.config.use_cache = True
-        save_checkpoint(raw, processor, out / "last", generation_config=raw.generation_config)
+        save_checkpoint(raw, processor, out / "last", generation_config=raw.generation_config, overwrite=True)
         if recipe.select == "last" or not (out / "model" / "config.json").is_file():
-            save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config)
+            save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config, overwrite=True)
         summary = {
             "model": str(model_dir), "data": str(data), "recipe": recipe.to_dict(), "steps": step,
             "seconds_this_run": round(time.perf_counter() - t_total, 1), "processes": accelerator.num_processes,
@@ -417,9 +285,10 @@ def _sgl_weights(accelerator, raw, processor, recipe: Recipe, train_ds, out: Pat
                                       audio_ctx=raw.config.max_source_positions, language=recipe.language,
                                       max_label_tokens=recipe.max_label_tokens, seed=recipe.seed + 1)
         log.info("measuring group importance on %d batches for adaptive SGL", len(batches))
-        imp = group_importance(raw, tqdm(batches, desc="importance", unit="batch", leave=False))
+        with fp32_forward(raw):
+            imp = group_importance(raw, tqdm(batches, desc="importance", unit="batch", leave=False))
         tmp = path.with_suffix(".tmp")
-        torch.save({"importance": imp, "weights": adaptive_weights(imp, recipe.sgl.gamma, recipe.sgl.w_max)}, tmp)
+        torch.save({"importance": imp, "weights": adaptive_weights(imp, recipe.sgl.gamma, recipe.sgl.w_max, recipe.sgl.protect_quantile)}, tmp)
         os.replace(tmp, path)
     accelerator.wait_for_everyone()
     return [w.to(accelerator.device) for w in torch.load(path)["weights"]]
@@ -432,7 +301,7 @@ def _validate(accelerator, raw, processor, eval_ds, recipe: Recipe):
     raw.config.use_cache = True
     opts = EvalOptions(split="validation", language=recipe.language, batch_size=recipe.eval_batch_size,
                        limit=recipe.eval_limit, max_new_tokens=recipe.max_label_tokens)
-    with accelerator.autocast():
+    with fp32_forward(raw):  # features and WER in fp32 (WhisperFeatureExtractor fails on bfloat16 tensors)
         rep = evaluate_model(raw, processor, eval_ds, opts, desc="validation")
     raw.config.use_cache = False
     raw.train(was_training)

@@ -26,7 +26,7 @@ def _cmd_normalize(args) -> int:
 def _cmd_model_import(args) -> int:
     from .training.model_import import import_model
 
-    out = import_model(args.source, args.out, force=args.force)
+    out = import_model(args.source, args.out, force=args.force, overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0
 
@@ -74,7 +74,7 @@ def _cmd_data_build(args) -> int:
     if args.kokoro_share is not None:
         kw["kokoro_share"] = args.kokoro_share
     opts = BuildOptions.small(Path(args.out), **kw) if args.small else BuildOptions(out=Path(args.out), **kw)
-    summary = build_corpus(opts)
+    summary = build_corpus(opts, overwrite=args.overwrite)
     print((Path(args.out) / "README.md").read_text().split("\n## Voices")[0])
     print(f"wrote {args.out} in {summary['synthesis_seconds']:.0f} s")
     return 0
@@ -115,7 +115,8 @@ def _cmd_prune(args) -> int:
     from .training.architecture import load_checkpoint
     from .training.pruning import AdaptiveOptions, prune
 
-    opts = AdaptiveOptions(k1=args.k1, k2=args.k2, strength=args.strength, passes=args.passes, scope=args.scope, score=args.score)
+    opts = AdaptiveOptions(k1=args.k1, k2=args.k2, strength=args.strength, passes=args.passes, scope=args.scope, score=args.score,
+                           compensate=not args.no_compensate, ridge=args.ridge, calib_batches=args.calib_batches)
     if args.ablation:
         from .training.pruning import ablation, format_ablation
 
@@ -183,7 +184,7 @@ def _cmd_export(args) -> int:
         raise ValueError("--vocab hi needs --data (its training transcripts define the kept tokens)")
     opts = ExportOptions(quantize=args.quantize, vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
                          samples=samples, language=args.language, profile=args.profile, int8_encoder=args.int8_encoder,
-                         wer_clips=wer_clips, max_wer_increase=args.max_wer_increase)
+                         wer_clips=wer_clips, max_wer_increase=args.max_wer_increase, overwrite=args.overwrite)
     m = export_bundle(args.model, args.out, opts)
     for name, v in m.get("validation", {}).items():
         print(f"validation ({name}):")
@@ -209,7 +210,7 @@ def _cmd_bundle(args) -> int:
     elif args.bundle_command == "pack":
         print(f"wrote {pack_archive(args.bundle, args.archive)}")
     else:
-        print(f"unpacked into {unpack_archive(args.archive, args.out)}")
+        print(f"unpacked into {unpack_archive(args.archive, args.out, overwrite=args.overwrite)}")
     return 0
 
 
@@ -234,49 +235,21 @@ def _cmd_transcribe(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .runtime.bench import format_table, run_bench
+    from .benchmark import bench
+    from .runtime.bench import format_table
 
-    out = Path(args.out)
-    targets = [(Path(b).name, "ours", b) for b in args.bundle or []]
-    compare = [c.strip() for c in (args.compare or "").split(",") if c.strip()]
-    unknown = set(compare) - {"pytorch", "optimum", "ctranslate2"}
-    if unknown:
-        raise ValueError(f"--compare: unknown {sorted(unknown)}; choose from pytorch, optimum, ctranslate2")
-    if compare and not args.model and set(compare) - {"ctranslate2"}:
-        raise ValueError("--compare pytorch/optimum needs --model (the dense checkpoint the peers run)")
-    for peer in compare:
-        if peer == "pytorch":
-            targets.append(("pytorch fp32", "pytorch", args.model))
-        elif peer == "optimum":
-            path = args.optimum
-            if not path:
-                from .exporter.baseline import export_optimum
-
-                path = out / "optimum"
-                if not (path / "encoder_model.onnx").is_file():
-                    export_optimum(args.model, path)
-            targets.append(("optimum fp32", "optimum", str(path)))
-        else:
-            path = args.ct2
-            if not path and args.model:
-                from .exporter.baseline import export_ctranslate2
-
-                path = out / "ct2-int8"
-                if not (path / "model.bin").is_file():
-                    export_ctranslate2(args.model, path)
-            targets.append(("ctranslate2 int8", "ctranslate2", str(path or "bundled-base")))
-    if not targets:
-        raise ValueError("nothing to bench: give --bundle and/or --compare")
     threads, providers, beam = args.threads, None, args.beam
     if args.profile:
         from .runtime.profiles import load_profile
 
         prof = load_profile(args.profile)
         threads, providers, beam = args.threads or prof.threads, prof.providers, args.beam or prof.beam
-    report = run_bench(targets, args.data, out, split=args.split, limit=args.limit or None, threads=threads or 2,
-                       providers=providers, beam=beam or 1, repeats=args.repeats, max_new_tokens=args.max_new_tokens)
+    compare = [c.strip() for c in (args.compare or "").split(",") if c.strip()]
+    report = bench(args.bundle, args.data, args.out, compare=compare, model=args.model, optimum=args.optimum, ct2=args.ct2,
+                   split=args.split, limit=args.limit or None, threads=threads or 2, providers=providers, beam=beam or 1,
+                   repeats=args.repeats, max_new_tokens=args.max_new_tokens)
     print(format_table(report))
-    print(f"wrote {out / 'bench.json'}, bench.md, bench.png")
+    print(f"wrote {Path(args.out) / 'bench.json'}, bench.md, bench.png")
     return 0
 
 
@@ -311,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--source", default="bundled-base", help="bundled-base (default) | CT2_DIR | HF_PATH_OR_ID")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--force", action="store_true", help="convert again even if cached")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out that whisper-edge made (a folder it did not make is never replaced)")
     s.set_defaults(func=_cmd_model_import)
 
     d = sub.add_parser("data", help="speech data").add_subparsers(dest="data_command", required=True)
@@ -324,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--small", action="store_true", help="a small, mostly espeak-ng build for tests and the demo")
     s.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     s.add_argument("--text", type=Path, help="extra Hindi sentences, one a line (digits spelled out; Latin lines dropped)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing finished corpus in --out that whisper-edge made (a folder it did not make is never replaced)")
     s.set_defaults(func=_cmd_data_build)
 
     s = sub.add_parser("eval", help="WER/CER of a model on a speech dataset (PyTorch generate)")
@@ -359,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k2", type=float, default=2.0, help="pass 2: remove survivors below mean − k2 × std")
     s.add_argument("--passes", type=int, default=2, choices=[1, 2])
     s.add_argument("--scope", default="layer", choices=["layer", "global"], help="statistics per layer (default) or pooled")
+    s.add_argument("--no-compensate", action="store_true", help="do not re-fit out_proj/fc2 of pruned sublayers by least "
+                   "squares (then only the removed groups' constant output is folded into the biases)")
+    s.add_argument("--ridge", type=float, default=1e-2, help="compensation: ridge toward the original weights (relative)")
+    s.add_argument("--calib-batches", type=int, default=8, help="training batches of 8 for the activation score and the compensation")
     s.add_argument("--recover-steps", type=int, default=0, help="short dense fine-tune after pruning")
     s.add_argument("--ablation", action="store_true", help="compare one/two passes and per-layer/global statistics "
                    "(validation WER and size; writes OUT/ablation.json, no checkpoint)")
@@ -393,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", help="device profile the bundle is meant for (recorded in the manifest)")
     s.add_argument("--no-verify", action="store_true", help="skip validation against PyTorch")
     s.add_argument("--baseline", choices=["optimum"], help="export the dense model through optimum-onnx instead")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing bundle in --out that whisper-edge made (a folder it did not make is never replaced)")
     s.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bundle", help="check or pack a bundle").add_subparsers(dest="bundle_command", required=True)
@@ -406,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = b.add_parser("unpack", help="unpack an archive (refuses absolute paths, '..' and links)")
     s.add_argument("archive")
     s.add_argument("out")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing bundle in OUT that whisper-edge made (a folder it did not make is never replaced)")
     s.set_defaults(func=_cmd_bundle)
 
     s = sub.add_parser("transcribe", help="transcribe audio files with a bundle (no torch needed)")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .runtime.fsutil import atomic_write_json, atomic_write_text
+from .runtime.fsutil import atomic_write_json, atomic_write_text, claim_folder
 
 __all__ = ["run_experiment", "load_config", "DEFAULTS"]
 
@@ -34,13 +34,16 @@ DEFAULTS = {
     "sgl": {"sgl.lambda_enc": 1.5, "sgl.lambda_dec": 1.5},
     "imp": {"rounds": 4},  # null: no IMP baseline
     "prune": {"wer_budget": 0.5, "recover_steps": 50, "recover_lr": None, "eval_limit": 48,
-              "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]},
+              "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
+              "compensate": True,  # least-squares re-fit of out_proj / fc2 after removal (training/compensation.py)
+              "ridge": 1e-2, "calib_batches": 8},
     "export": ["none", "int8"],
     "vocab": True,  # also export the pruned model int8 with the Hindi vocabulary
     "export_wer_clips": 16,  # validation clips on which an int8/fp16 bundle must stay within
     "export_max_wer_increase": 1.0,  # … this many WER points of fp32, or the export is refused
-    "eval": {"split": "test", "limit": None, "zero_shot": True},  # zero_shot: also the imported model (30-s windows: slow)
-    "bench": {"limit": 40, "compare": ["pytorch", "optimum", "ctranslate2"], "threads": 2, "repeats": 1},
+    "eval": {"split": "test", "limit": None, "zero_shot": True,  # zero_shot: also the imported model (30-s windows: slow)
+             "hard_splits": ["test_noisy", "test_long"], "max_new_tokens": 200},  # also reported when the corpus has them (docs/data.md)
+    "bench": {"limit": 40, "compare": ["pytorch", "optimum", "ctranslate2"], "threads": 2, "repeats": 1, "max_new_tokens": 200},
 }
 
 
@@ -52,6 +55,11 @@ def load_config(path_or_dict) -> dict:
     unknown = set(data) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(DEFAULTS)}")
+    for k in ("prune", "eval", "bench"):  # nested settings are checked too: a misspelt key is an error, not ignored
+        if isinstance(data.get(k), dict):
+            bad = set(data[k]) - set(DEFAULTS[k])
+            if bad:
+                raise ValueError(f"{where}: unknown key {k}.{sorted(bad)[0]}; allowed under {k}: {', '.join(DEFAULTS[k])}")
     cfg = {k: (DEFAULTS[k] | data[k] if isinstance(DEFAULTS[k], dict) and isinstance(data.get(k), dict) else data.get(k, DEFAULTS[k]))
            for k in DEFAULTS}
     if not cfg["data"]:
@@ -92,8 +100,7 @@ def run_experiment(config, out) -> dict:
     from .results import write_results
 
     cfg = load_config(config)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_folder(out, "experiment")
     atomic_write_text(out / "experiment.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     data, steps = cfg["data"], int(cfg["steps"])
     t0 = time.perf_counter()
@@ -112,7 +119,8 @@ def run_experiment(config, out) -> dict:
     pr = cfg["prune"]
     pruned = out / "sgl-pruned"
     if _stage("prune adaptive", (pruned / "report.json").is_file()):
-        prune(runs["sgl"], pruned, method="adaptive", opts=AdaptiveOptions(), wer_budget=pr.get("wer_budget"), data=data,
+        popts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]))
+        prune(runs["sgl"], pruned, method="adaptive", opts=popts, wer_budget=pr.get("wer_budget"), data=data,
               recover_steps=int(pr.get("recover_steps") or 0), eval_limit=int(pr.get("eval_limit") or 48),
               strengths=tuple(pr.get("strengths") or DEFAULTS["prune"]["strengths"]),
               recipe_overrides={"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else None)
@@ -157,15 +165,11 @@ def run_experiment(config, out) -> dict:
     b = cfg["bench"]
     bench_dir = out / "bench"
     if b and _stage("bench", (bench_dir / "bench.json").is_file()):
-        from .cli import main as cli_main
+        from .benchmark import bench
 
-        args = ["bench", "--data", str(data), "--limit", str(b["limit"]), "--threads", str(b["threads"]),
-                "--repeats", str(b["repeats"]), "--out", str(bench_dir), "--max-new-tokens", str(b.get("max_new_tokens", 200)),
-                "--model", str(runs["dense"]), "--bundle", *[v["path"] for v in bundles.values()]]
-        if b.get("compare"):
-            args += ["--compare", ",".join(b["compare"])]
-        if cli_main(args) != 0:
-            raise RuntimeError("bench failed; see the messages above")
+        bench([v["path"] for v in bundles.values()], data, bench_dir, compare=b.get("compare") or (), model=runs["dense"],
+              limit=int(b["limit"]), threads=int(b["threads"]), repeats=int(b["repeats"]),
+              max_new_tokens=int(b.get("max_new_tokens", 200)))
     if b:
         results["bench"] = json.loads((bench_dir / "bench.json").read_text())
     for label, v in bundles.items():
@@ -209,6 +213,37 @@ def _evaluate_all(runs: dict, data, ev: dict, out: Path) -> dict:
                                    "utterances": rep["utterances"], "rtf_pytorch": rep["rtf"], "params": counts["params"],
                                    "flops": {k: counts["flops"][k] for k in ("encoder", "cross_kv", "decoder_per_token")},
                                    "d_model": model.config.d_model, "vocab": model.config.vocab_size,
-                                   "architecture": counts["architecture"]}
+                                   "architecture": counts["architecture"], "per_utterance": _scored(rep)}
         atomic_write_json(path, results)
+    for split in ev.get("hard_splits") or []:
+        if not _has_split(data, split):
+            continue
+        for name, model_dir in runs.items():
+            m = results["models"].get(name)
+            if m is None or split in m.setdefault("splits", {}):
+                continue
+            print(f"[experiment] eval {name} on {split}…", flush=True)
+            rep = evaluate(model_dir, data, EvalOptions(split=split, limit=ev.get("limit"),
+                                                        max_new_tokens=int(ev.get("max_new_tokens", 200))))
+            m["splits"][split] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
+                                  "skipped": rep["skipped"], "per_utterance": _scored(rep)}
+            atomic_write_json(path, results)
     return results
+
+
+def _scored(rep: dict) -> list[list]:
+    """[id, word errors, reference words] per utterance: what a paired bootstrap between models needs."""
+    from .runtime.metrics import utterance_errors
+
+    rows = rep["per_utterance"]
+    return [[r["id"], e, w] for r, (e, w) in zip(rows, utterance_errors([r["ref"] for r in rows], [r["hyp"] for r in rows]))]
+
+
+def _has_split(data, split: str) -> bool:
+    from .training.data import load_speech_dataset
+
+    try:
+        load_speech_dataset(data, split)
+        return True
+    except (ValueError, KeyError, FileNotFoundError):
+        return False

@@ -99,6 +99,46 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def _paired(a: list, b: list) -> dict | None:
+    """Paired bootstrap of WER(b) − WER(a) over the utterances both were scored on."""
+    from .runtime.metrics import paired_bootstrap
+
+    eb = {u[0]: (u[1], u[2]) for u in b}
+    common = [(tuple(u[1:]), eb[u[0]]) for u in a if u[0] in eb]
+    if not common:
+        return None
+    return paired_bootstrap([c[0] for c in common], [c[1] for c in common])
+
+
+def wer_differences(results: dict) -> list[str]:
+    """WER of every model on every split, and its difference from the dense model with a paired bootstrap
+    95 % interval (resampled by utterance)."""
+    models = results["models"]
+    dense = models.get("dense")
+    if not dense or not dense.get("per_utterance"):
+        return []
+    splits = ["test"] + sorted({s for m in models.values() for s in (m.get("splits") or {})})
+    lines = ["", "## WER on every split, and the difference from the dense model", "",
+             "Paired bootstrap over utterances (2,000 resamples): the difference in WER points and its 95 % interval.", "",
+             "| model | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+
+    def cell(m, split):
+        entry = m if split == "test" else (m.get("splits") or {}).get(split)
+        d = dense if split == "test" else (dense.get("splits") or {}).get(split)
+        if not entry:
+            return "–"
+        text = f"{entry['wer']:.2f}"
+        if m is not dense and d and entry.get("per_utterance") and d.get("per_utterance"):
+            ci = _paired(d["per_utterance"], entry["per_utterance"])
+            if ci:
+                text += f" ({ci['diff']:+.2f} [{ci['lo']:+.2f}, {ci['hi']:+.2f}])"
+        return text
+
+    for name, m in models.items():
+        lines.append(f"| {name} | " + " | ".join(cell(m, s) for s in splits) + " |")
+    return lines
+
+
 def format_results(results: dict) -> str:
     models = results["models"]
     dense = models.get("dense")
@@ -116,6 +156,7 @@ def format_results(results: dict) -> str:
     n = next(iter(models.values()))["utterances"] if models else 0
     lines += ["", f"{n} test utterances; seen / unseen: voices heard in training or held out. GFLOPs / utterance: one encoder "
               f"window + cross-attention K/V + {tok:.0f} decoder tokens (the mean of the bench clips)."]
+    lines += wer_differences(results)
     rows = bundle_rows(results)
     if rows:
         b = results.get("bench") or {}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PRESETS", "AugmentPreset", "augment"]
+__all__ = ["HARD", "PRESETS", "AugmentPreset", "augment"]
 
 SR = 16_000
 
@@ -69,6 +69,8 @@ PRESETS = {
     "light": AugmentPreset(0.5, (15.0, 30.0), 0.3, (0.15, 0.5), 0.1),
     "heavy": AugmentPreset(0.8, (5.0, 20.0), 0.5, (0.3, 0.9), 0.2),
 }
+# The corpus's test_noisy split: every clip noisy at 0–10 dB SNR, most reverberant, some telephone band.
+HARD = AugmentPreset(1.0, (0.0, 10.0), 0.7, (0.4, 0.9), 0.3)
 
 
 def augment(x: np.ndarray, preset: AugmentPreset, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
@@ -89,3 +91,32 @@ def augment(x: np.ndarray, preset: AugmentPreset, rng: np.random.Generator) -> t
     if peak > 0.99:
         x = x * (0.99 / peak)
     return x.astype(np.float32), applied
+
+
+def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """Speed perturbation (tempo and pitch together, as Kaldi's): resample to SR / factor, play at SR."""
+    import soxr
+
+    return soxr.resample(x.astype(np.float32), SR, SR / factor).astype(np.float32)
+
+
+def lowpass(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    """Band-limiting: nothing above ``cutoff_hz`` (a cheap microphone, a narrowband codec)."""
+    spec = np.fft.rfft(x)
+    spec[np.fft.rfftfreq(len(x), 1 / SR) > cutoff_hz] = 0
+    return np.fft.irfft(spec, len(x)).astype(np.float32)
+
+
+def add_babble(x: np.ndarray, others: list[np.ndarray], rng: np.random.Generator, snr_db: float) -> np.ndarray:
+    """Other utterances of the corpus summed (tiled or cut to length) under ``x`` at ``snr_db``."""
+    if not others:
+        return x
+    babble = np.zeros_like(x)
+    for o in others:
+        if len(o) == 0:
+            continue
+        reps = int(np.ceil(len(x) / len(o)))
+        start = rng.integers(0, len(o))
+        babble += np.roll(np.tile(o, reps), -start)[: len(x)]
+    power, bp = np.mean(x**2) + 1e-12, np.mean(babble**2) + 1e-12
+    return x + babble * np.sqrt(power / bp / 10 ** (snr_db / 10))

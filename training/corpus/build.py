@@ -5,9 +5,14 @@ row per utterance (voice, speed, pitch, split), fixed by the seed and written fi
 build resumes; (3) synthesis in worker processes, each clip written atomically as 16 kHz FLAC;
 (4) assembly: augmentation (seeded per utterance), a clean copy of test, save_to_disk, card.
 
-Voices: Kokoro styles, two-style blends and speeds; espeak-ng variants, speeds and pitches. Some
-voices are held out of train and validation entirely: the test split has unseen sentences spoken by
-seen voices and by unseen voices (column ``voice_group``: "seen" / "unseen").
+Voices: Kokoro styles as a continuum (random convex mixtures of the seen styles, drawn per utterance)
+and speeds; espeak-ng variants, speeds and pitches. A voice family is held out of train and validation
+entirely: the test split has unseen sentences spoken by seen voices and by the held-out family (column
+``voice_group``: "seen" / "unseen"; Kokoro's jf_tebukuro and jf_nezumi styles never occur in training).
+
+Hard held-out splits beside ``test`` (same sentences, never in train): ``test_noisy`` (0–10 dB SNR, strong
+reverb, telephone band) and ``test_long`` (2–4 test utterances joined with pauses, up to 10 s: several
+sentences in one window, as real recordings have).
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from ...runtime.audio import SAMPLE_RATE, to_mono_16k
-from ...runtime.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
-from .augment import PRESETS, augment
+from ...runtime.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output, output_kind, write_marker
+from .augment import HARD, PRESETS, augment
 from .text import build_sentences
 
 __all__ = ["BuildOptions", "build_corpus", "VOICES"]
@@ -39,6 +44,8 @@ log = logging.getLogger("whisper_edge")
 
 # Seen voices (train, validation, half of test) and held-out voices (only in test).
 _KOKORO_SEEN = ["jf_alpha", "jf_gongitsune", "jm_kumo", "jf_alpha+jm_kumo:0.5", "jf_gongitsune+jm_kumo:0.3"]
+_KOKORO_BLEND = ("jf_alpha", "jf_gongitsune", "jm_kumo")  # seen styles mixed as a continuum
+_KOKORO_BLEND_SHARE = 0.7  # share of seen Kokoro utterances spoken by a random mixture, not a listed voice
 _KOKORO_UNSEEN = ["jf_tebukuro", "jf_nezumi+jm_kumo:0.4"]
 _ESPEAK_SEEN = ["hi", "hi+m1", "hi+m2", "hi+m3", "hi+m4", "hi+f1", "hi+f2", "hi+klatt", "hi+klatt3"]
 _ESPEAK_UNSEEN = ["hi+m7", "hi+f4", "hi+klatt4"]
@@ -96,6 +103,9 @@ def _make_plan(opts: BuildOptions, sentences: list[str]) -> list[dict]:
         group = "unseen" if split == "test" and i % 2 else "seen"
         engine = "kokoro" if rng.random() < share else "espeak"
         voice = rng.choice(VOICES[engine][group])
+        if engine == "kokoro" and group == "seen" and rng.random() < _KOKORO_BLEND_SHARE:
+            w = np.random.default_rng([opts.seed, i]).dirichlet([0.7] * len(_KOKORO_BLEND))
+            voice = "+".join(f"{n}:{x:.3f}" for n, x in zip(_KOKORO_BLEND, w))
         item = {"id": f"{split}-{i:05d}", "split": split, "sentence": text, "engine": engine, "voice": voice,
                 "voice_group": group}
         if engine == "kokoro":
@@ -151,9 +161,14 @@ def _settings(opts: BuildOptions) -> dict:
     return settings
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, overwrite: bool) -> None:
+    """Claim ``out`` for the corpus: new, empty, a build in progress (resumed), or with ``overwrite`` a corpus
+    whisper-edge built. Anything else (a user's recordings, say) is refused before a file is touched."""
+    in_progress = (out / ".build" / "plan.json").is_file() and output_kind(out) == "corpus"
+    check_output(out, "corpus", overwrite=overwrite, resume=in_progress)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "corpus")
         probe = out / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
@@ -161,10 +176,13 @@ def _check_writable(out: Path) -> None:
         raise OSError(f"cannot write the corpus to {out}: {exc.strerror or exc}; choose a writable --out folder") from None
 
 
-def build_corpus(opts: BuildOptions) -> dict:
-    """Build (or resume) the corpus in ``opts.out``; returns the summary written into the card."""
+def build_corpus(opts: BuildOptions, *, overwrite: bool = False) -> dict:
+    """Build (or resume) the corpus in ``opts.out``; returns the summary written into the card.
+
+    ``overwrite`` rebuilds a finished corpus in ``opts.out``; a folder whisper-edge did not make is never touched.
+    """
     out = Path(opts.out)
-    _check_writable(out)
+    _check_writable(out, overwrite)
     work = out / ".build"
     clips = work / "clips"
     clips.mkdir(parents=True, exist_ok=True)
@@ -225,7 +243,7 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
     datasets.disable_progress_bars()
 
     preset = PRESETS[opts.augment]
-    rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": [], "test_clean": []}
+    rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": [], "test_clean": [], "test_noisy": []}
     for item in tqdm(plan, desc="assembling", unit="utt", leave=False):
         if item["id"] in dropped:
             continue
@@ -242,6 +260,10 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
         if item["split"] == "test":
             rows["test_clean"].append({"audio": {"bytes": clean, "path": f"{item['id']}.flac"}, **meta,
                                        "augment": "clean", "seconds": round(len(wav) / SAMPLE_RATE, 3)})
+            hard, effects = augment(wav, HARD, np.random.default_rng([opts.seed, 7, int(item["id"].rsplit("-", 1)[1])]))
+            rows["test_noisy"].append({"audio": {"bytes": _flac(hard), "path": f"{item['id']}.flac"}, **meta,
+                                       "augment": "+".join(effects) or "clean", "seconds": round(len(hard) / SAMPLE_RATE, 3)})
+    rows["test_long"] = _long_windows(rows["test_clean"], opts.seed)
     dd = DatasetDict({
         name: Dataset.from_list(r).cast_column("audio", Audio(sampling_rate=SAMPLE_RATE, decode=False))
         for name, r in rows.items()
@@ -263,8 +285,45 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
         "dropped": {"synthesis": dict(Counter(dropped.values())), "text": text_stats["dropped"]},
         "text_sources": text_stats["sources"],
         "test_sentences_in_train": sum(r["sentence"] in train_sent for r in rows["test"] + rows["validation"]),
+        "hard_splits": {"test_noisy": "the test sentences at 0–10 dB SNR with strong reverb and telephone band",
+                        "test_long": "2–4 clean test utterances joined with pauses, up to 10 s"},
         "settings": _settings(opts),
     }
+
+
+def _flac(x: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _long_windows(clean: list[dict], seed: int, max_seconds: float = 10.0) -> list[dict]:
+    """Several test utterances joined with 0.3–0.9-s pauses, up to ``max_seconds`` (one 10-s window)."""
+    rng = random.Random(seed + 11)
+    order = list(range(len(clean)))
+    rng.shuffle(order)
+    out, i = [], 0
+    while i < len(order):
+        want = rng.randint(2, 4)
+        parts, seconds = [], 0.0
+        while i < len(order) and len(parts) < want and seconds + clean[order[i]]["seconds"] + 0.9 <= max_seconds:
+            parts.append(clean[order[i]])
+            seconds += clean[order[i]]["seconds"] + 0.9
+            i += 1
+        if len(parts) < 2:
+            i += 1 if not parts else 0
+            continue
+        audio = []
+        for p in parts:
+            audio.append(sf.read(io.BytesIO(p["audio"]["bytes"]), dtype="float32")[0])
+            audio.append(np.zeros(int(rng.uniform(0.3, 0.9) * SAMPLE_RATE), np.float32))
+        x = np.concatenate(audio[:-1])
+        uid = "long-" + "-".join(p["id"].rsplit("-", 1)[1] for p in parts)
+        out.append({"audio": {"bytes": _flac(x), "path": f"{uid}.flac"}, "id": uid,
+                    "sentence": " ".join(p["sentence"] for p in parts), "engine": "+".join(sorted({p["engine"] for p in parts})),
+                    "voice": "+".join(p["voice"] for p in parts), "voice_group": "seen" if all(p["voice_group"] == "seen" for p in parts) else "unseen",
+                    "augment": "clean", "seconds": round(len(x) / SAMPLE_RATE, 3)})
+    return out
 
 
 def _card(s: dict) -> str:

@@ -46,15 +46,24 @@ def _load():
     return _state
 
 
+def parse_blend(spec: str) -> dict[str, float]:
+    """'jf_alpha' → {jf_alpha: 1}; 'jf_alpha+jm_kumo:0.3' → 70 % / 30 % (the second term's share);
+    'jf_alpha:0.2+jf_nezumi:0.5+jm_kumo:0.3' → a convex mixture of any number of styles (normalized)."""
+    terms = [t.partition(":") for t in spec.split("+")]
+    if len(terms) == 2 and not terms[0][2]:
+        w = float(terms[1][2] or 0.5)
+        return {terms[0][0]: 1 - w, terms[1][0]: w}
+    weights = {name: float(w or 1.0) for name, _, w in terms}
+    total = sum(weights.values())
+    if total <= 0 or min(weights.values()) < 0:
+        raise ValueError(f"voice blend {spec!r}: weights must be ≥ 0 and not all zero")
+    return {k: v / total for k, v in weights.items()}
+
+
 def style_vector(spec: str) -> np.ndarray:
-    """'jf_alpha' or a blend 'jf_alpha+jm_kumo:0.3' (30 % of the second style)."""
+    """The style row of a voice spec (see parse_blend)."""
     styles = _load()["styles"]
-    first, _, rest = spec.partition("+")
-    if not rest:
-        return styles[first]
-    second, _, weight = rest.partition(":")
-    w = float(weight or 0.5)
-    return (1 - w) * styles[first] + w * styles[second]
+    return sum(w * styles[name] for name, w in parse_blend(spec).items())
 
 
 def kokoro_synthesize(text: str, style: str = "jf_alpha", speed: float = 1.0) -> tuple[np.ndarray, int]:

@@ -1,0 +1,104 @@
+"""Least-squares compensation at prune time (issue 16): the closed form equals a direct solve, and on a real
+(tiny) model it brings each pruned sublayer's output closer to the unpruned one than dropping does."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from whisper_edge.training.compensation import compensate_, input_grams, solve_compensation
+
+
+def test_closed_form_equals_a_direct_least_squares_solve():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(400, 12, generator=g, dtype=torch.float64) * torch.linspace(0.2, 3, 12, dtype=torch.float64)
+    X[:, 3] += 0.8 * X[:, 7]  # correlated inputs: the kept columns can take over part of the removed ones
+    lin = torch.nn.Linear(12, 5).double()
+    Z = torch.cat([X, torch.ones(400, 1, dtype=torch.float64)], 1)
+    gram = Z.T @ Z
+    kept = torch.tensor([0, 1, 3, 4, 9])
+    W_k, b = solve_compensation(gram, lin.weight, lin.bias, kept, ridge=0.0)
+    Y = lin(X).detach()
+    A = torch.cat([X[:, kept], torch.ones(400, 1, dtype=torch.float64)], 1)
+    direct = torch.linalg.lstsq(A, Y).solution  # (k+1, out)
+    assert torch.allclose(W_k, direct[:-1].T, atol=1e-8)
+    assert torch.allclose(b, direct[-1], atol=1e-8)
+    # a huge ridge pins the kept weights to the originals
+    W_r, _ = solve_compensation(gram, lin.weight, lin.bias, kept, ridge=1e9)
+    assert torch.allclose(W_r, lin.weight.detach()[:, kept], atol=1e-4)
+
+
+def test_compensation_reduces_every_pruned_sublayers_error(tiny_model, speech_corpus):
+    from whisper_edge.training.architecture import apply_surgery, load_checkpoint
+    from whisper_edge.training.data import load_speech_dataset
+    from whisper_edge.training.importance import calibration_batches
+
+    model, processor = load_checkpoint(tiny_model)
+    batches = calibration_batches(processor, load_speech_dataset(speech_corpus, "train"), n_batches=2, batch_size=4,
+                                  audio_ctx=model.config.max_source_positions)
+    grams = input_grams(model, batches)
+    keep = {"encoder": [{"heads": [1], "ffn": list(range(0, 256, 2))}, {}],
+            "decoder": [{"ffn": list(range(100))}, {"cross_heads": [0]}]}
+    pruned = copy.deepcopy(model)
+    report = compensate_(pruned, keep, grams, ridge=1e-3)
+    assert len(report) == 4
+    for r in report:
+        assert r["error_compensated"] < r["error_dropped"], r
+    apply_surgery(pruned, keep)
+    assert pruned.model.encoder.layers[0].fc2.in_features == 128
+
+    # the measured output of encoder layer 0's FFN is closer to the unpruned one than without compensation
+    def ffn_out(m, feats):
+        out = {}
+        h = m.model.encoder.layers[0].fc2.register_forward_hook(lambda mod, a, o: out.setdefault("y", o))
+        with torch.no_grad():
+            m.model.encoder(feats)
+        h.remove()
+        return out["y"]
+
+    feats = batches[0]["input_features"]
+    ref = ffn_out(model, feats)
+    plain = copy.deepcopy(model)
+    apply_surgery(plain, keep)
+    err_plain = (ffn_out(plain, feats) - ref).norm()
+    err_comp = (ffn_out(pruned, feats) - ref).norm()
+    assert err_comp < err_plain
+
+
+def test_bootstrap_interval_covers_the_difference_and_refuses_mismatches():
+    from whisper_edge.runtime.metrics import paired_bootstrap, utterance_errors
+
+    refs = ["मेरा नाम राम है", "आज मौसम अच्छा है", "हम कल जाएँगे", "यह किताब नई है"] * 10
+    a = utterance_errors(refs, refs)
+    b = utterance_errors(refs, ["मेरा नाम श्याम है", "आज मौसम अच्छा है", "हम कल जाएँगे", "यह किताब है"] * 10)
+    ci = paired_bootstrap(a, b)
+    assert ci["diff"] == pytest.approx(100 * 20 / 150)
+    assert ci["lo"] <= ci["diff"] <= ci["hi"] and ci["lo"] > 0
+    with pytest.raises(ValueError, match="same non-empty"):
+        paired_bootstrap(a, b[:-1])
+
+
+def test_recipe_reads_a_bare_no_and_auto_picks_bf16_only_where_native(monkeypatch):
+    from whisper_edge.training import precision as train_mod
+    from whisper_edge.training.recipes import load_recipe
+
+    assert load_recipe("dense", {"mixed_precision": False}).mixed_precision == "no"
+    monkeypatch.setattr(train_mod.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: True)
+    assert train_mod.mixed_precision("auto") == "bf16"
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: False)
+    assert train_mod.mixed_precision("auto") == "no"
+    assert train_mod.mixed_precision("no") == "no"
+
+
+def test_gentle_sgl_leaves_the_important_groups_unpenalized():
+    from whisper_edge.training.importance import adaptive_weights
+
+    imp = [torch.tensor([0.1, 1.0, 2.0, 4.0]), torch.tensor([3.0, 0.5, 1.5])]
+    ws = adaptive_weights(imp, gamma=2.0, w_max=50.0, protect_quantile=0.5)
+    for w, i in zip(ws, imp):
+        assert torch.all(w[i >= torch.quantile(i, 0.5)] == 0)
+        assert torch.all(w[i < torch.quantile(i, 0.5)] > 0)
+    assert ws[0][0] > ws[0][1] > 0  # the least important is penalized hardest

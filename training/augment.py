@@ -1,0 +1,106 @@
+"""Augmentation on the fly, in training: every epoch hears each utterance in another room, noise and speed.
+
+The corpus's own augmentation is baked into its files (one version per clip); this one draws new effects
+each time a clip is loaded, seeded by (recipe seed, clip, draw), so a run reproduces. Effects, each with
+its probability (recipe section ``augment``; all off by default, ``recipes/dense.yaml`` turns them on):
+
+* several sentences in one window (``p_concat``: 1–2 other clips appended after a pause, transcripts joined);
+* speed perturbation 0.9–1.1 (tempo and pitch, as Kaldi's 3-way perturbation, but continuous);
+* room reverb, RT60 0.2–0.9 s (synthetic diffuse-field impulse responses);
+* band-limiting (low-pass 3–7 kHz) or telephone (300–3400 Hz + μ-law);
+* additive noise 0–20 dB SNR: white, pink or brown, or babble of 3 other training utterances;
+* gain −12…+6 dB (scaled back to full scale where it would clip);
+* SpecAugment on the features (the model's own ``apply_spec_augment``: time and feature masks, training mode only).
+
+Cost: numpy FFTs on ≤ 10-s clips, a few ms per clip; measured in docs/data.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .corpus.augment import add_babble, add_noise, add_reverb, change_speed, lowpass, telephone
+
+__all__ = ["AugmentConfig", "augment_clip"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    p_concat: float = 0.0  # share of training windows that hold 2–3 utterances (batches.py; long-form decoding)
+    p_speed: float = 0.0
+    speed_min: float = 0.9
+    speed_max: float = 1.1
+    p_reverb: float = 0.0
+    rt60_min: float = 0.2
+    rt60_max: float = 0.9
+    p_lowpass: float = 0.0
+    p_telephone: float = 0.0
+    p_noise: float = 0.0
+    p_babble: float = 0.0  # of the noisy clips, the share whose noise is babble
+    snr_min: float = 0.0
+    snr_max: float = 20.0
+    p_gain: float = 0.0
+    gain_min_db: float = -12.0
+    gain_max_db: float = 6.0
+    spec_augment: bool = False
+    mask_time_prob: float = 0.05
+    mask_feature_prob: float = 0.05
+
+    def __post_init__(self):
+        for k, v in self.__dict__.items():
+            if k.startswith("p_") or k.startswith("mask_"):
+                if not 0.0 <= v <= 1.0:
+                    raise ValueError(f"augment.{k} must be within [0, 1], got {v}")
+        ranges = (("speed_min", "speed_max", 0.5, 2.0), ("rt60_min", "rt60_max", 0.05, 3.0),
+                  ("snr_min", "snr_max", -10.0, 60.0), ("gain_min_db", "gain_max_db", -40.0, 20.0))
+        for lo, hi, a, b in ranges:
+            if not a <= getattr(self, lo) <= getattr(self, hi) <= b:
+                raise ValueError(f"augment.{lo} ≤ augment.{hi} must lie within [{a}, {b}], got "
+                                 f"{getattr(self, lo)} and {getattr(self, hi)}")
+
+    @property
+    def active(self) -> bool:
+        return any(v > 0 for k, v in self.__dict__.items() if k.startswith("p_"))
+
+
+def augment_clip(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, others=None,
+                 max_samples: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """One random draw of the effects on a 16-kHz clip; returns (audio, names of the effects applied).
+
+    ``others``: a callable returning a few other clips (for babble; called only when babble is drawn);
+    ``max_samples``: a slowed-down clip may not outgrow the model's window (its transcript would be cut)."""
+    applied = []
+    if rng.random() < cfg.p_speed:
+        f = rng.uniform(cfg.speed_min, cfg.speed_max)
+        if max_samples is None or len(x) / f <= max_samples:
+            x = change_speed(x, f)
+            applied.append(f"speed{f:.2f}")
+    if rng.random() < cfg.p_reverb:
+        rt60 = rng.uniform(cfg.rt60_min, cfg.rt60_max)
+        x = add_reverb(x, rng, rt60)
+        applied.append(f"reverb{rt60:.2f}s")
+    if rng.random() < cfg.p_telephone:
+        x = telephone(x, rng)
+        applied.append("telephone")
+    elif rng.random() < cfg.p_lowpass:
+        cut = rng.uniform(3000, 7000)
+        x = lowpass(x, cut)
+        applied.append(f"lowpass{cut / 1000:.1f}k")
+    if rng.random() < cfg.p_noise:
+        snr = rng.uniform(cfg.snr_min, cfg.snr_max)
+        if others is not None and rng.random() < cfg.p_babble:
+            x = add_babble(x, list(others()), rng, snr)
+            applied.append(f"babble{snr:.0f}dB")
+        else:
+            x = add_noise(x, rng, snr)
+            applied.append(f"noise{snr:.0f}dB")
+    if rng.random() < cfg.p_gain:
+        g = rng.uniform(cfg.gain_min_db, cfg.gain_max_db)
+        x = x * 10 ** (g / 20)
+        applied.append(f"gain{g:+.0f}dB")
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    if peak > 1.0:
+        x = x / peak
+    return x.astype(np.float32), applied

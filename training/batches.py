@@ -1,0 +1,116 @@
+"""Training batches: clips of a speech Dataset (augmented on the fly) collated into Whisper inputs and labels."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
+from ..runtime.features import window_samples
+
+__all__ = ["SpeechDataset", "SpeechCollator", "usable_rows"]
+
+log = logging.getLogger("whisper_edge")
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """Rows of a speech Dataset → (audio array, sentence); long or unreadable clips were filtered before.
+
+    With an active ``augment`` config every load draws new effects, seeded by (seed, row, draw count)."""
+
+    def __init__(self, dataset, rows: list[int], augment=None, seed: int = 0, max_samples: int | None = None):
+        self.dataset, self.rows = dataset, rows
+        self.augment = augment if augment is not None and augment.active else None
+        self.seed, self.max_samples = seed, max_samples
+        self.draws = [0] * len(rows)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def _audio(self, row: int) -> np.ndarray:
+        audio = self.dataset[row]["audio"]
+        return load_audio(audio["bytes"] if audio.get("bytes") else audio["path"])
+
+    def __getitem__(self, i):
+        item = self.dataset[self.rows[i]]
+        audio = item["audio"]
+        wav, text = load_audio(audio["bytes"] if audio.get("bytes") else audio["path"]), item["sentence"]
+        if self.augment is not None:
+            from .augment import augment_clip
+
+            rng = np.random.default_rng([self.seed, i, self.draws[i]])
+            self.draws[i] += 1
+            if rng.random() < self.augment.p_concat:
+                wav, text = self._concat(wav, text, rng)
+            others = lambda: [self._audio(self.rows[j]) for j in rng.integers(0, len(self.rows), 3)]  # noqa: E731
+            wav, _ = augment_clip(wav, self.augment, rng, others, self.max_samples)
+        return wav, text
+
+    def _concat(self, wav, text, rng):
+        """Several sentences in one window (as real recordings have): 1–2 other training clips appended after
+        0.2–0.8-s pauses while they fit the window; the transcripts are joined. Teaches the decoder to go on
+        after the first sentence instead of ending the window there."""
+        limit = self.max_samples or len(wav)
+        parts, texts, total = [wav], [text], len(wav)
+        for j in rng.integers(0, len(self.rows), int(rng.integers(1, 3))):
+            row = self.dataset[self.rows[j]]
+            a = row["audio"]
+            other = load_audio(a["bytes"] if a.get("bytes") else a["path"])
+            gap = np.zeros(int(rng.uniform(0.2, 0.8) * SAMPLE_RATE), np.float32)
+            if total + len(gap) + len(other) > limit * 0.9 or len(" ".join(texts)) + len(row["sentence"]) > 240:
+                break  # room for a speed change; labels well within max_label_tokens
+            parts += [gap, other]
+            texts.append(row["sentence"])
+            total += len(gap) + len(other)
+        return np.concatenate(parts), " ".join(texts)
+
+
+@dataclass
+class SpeechCollator:
+    processor: object
+    audio_ctx: int
+    language: str
+    max_label_tokens: int
+
+    def __post_init__(self):
+        self.processor.tokenizer.set_prefix_tokens(language=self.language, task="transcribe", predict_timestamps=False)
+        self.sot = self.processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+
+    def __call__(self, batch):
+        audios, texts = zip(*batch)
+        n = window_samples(self.audio_ctx)
+        feats = self.processor.feature_extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                                 padding="max_length", max_length=n, truncation=True).input_features
+        feats = feats[..., : 2 * self.audio_ctx]
+        ids = [self.processor.tokenizer(t).input_ids[: self.max_label_tokens + 1] for t in texts]
+        ids = [x[1:] if x and x[0] == self.sot else x for x in ids]  # the model prepends <|startoftranscript|>
+        width = max(len(x) for x in ids)
+        labels = torch.full((len(ids), width), -100, dtype=torch.long)
+        for i, x in enumerate(ids):
+            labels[i, : len(x)] = torch.tensor(x)
+        return {"input_features": feats, "labels": labels}
+
+
+def usable_rows(dataset, window_s: float, desc: str) -> list[int]:
+    """Rows whose audio decodes and fits the window (checked once, before training)."""
+    rows, skipped = [], []
+    for i in tqdm(range(len(dataset)), desc=f"checking {desc} audio", unit="utt", leave=False):
+        audio = dataset[i]["audio"]
+        try:
+            wav = load_audio(audio["bytes"] if audio.get("bytes") else audio["path"])
+        except (AudioError, OSError, TypeError) as exc:
+            skipped.append(f"{audio.get('path') or i}: {exc}")
+            continue
+        if len(wav) / SAMPLE_RATE > window_s:
+            skipped.append(f"{audio.get('path') or i}: {len(wav) / SAMPLE_RATE:.1f} s > {window_s:.0f}-s window")
+            continue
+        rows.append(i)
+    if skipped:
+        log.warning("%s: %d of %d clips left out (first: %s)", desc, len(skipped), len(dataset), skipped[0])
+    if not rows:
+        raise ValueError(f"no usable {desc} clip (all {len(dataset)} unreadable or longer than the {window_s:.0f}-s window)")
+    return rows

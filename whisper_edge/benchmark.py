@@ -1,0 +1,59 @@
+"""The bench conductor (torch side): reads clips from any dataset, prepares the peers' models, and runs
+runtime/bench.py's side-by-side bench. ``whisper-edge bench`` and the experiment both call :func:`bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .peers import PEERS, WORKER, peer_module
+from .runtime.bench import load_clips, run_bench
+
+__all__ = ["bench", "dataset_clips"]
+
+
+def dataset_clips(data, split: str = "test", limit: int | None = None) -> list[dict]:
+    """Clips of any source ``training.data`` reads (saved dataset, audiofolder, Common Voice, manifest, hub id)."""
+    data = Path(str(data))
+    if (data / "metadata.csv").is_file():
+        return load_clips(data, split, limit)
+    from .training.data import load_speech_dataset
+
+    ds = load_speech_dataset(data, split)
+    n = len(ds) if not limit else min(limit, len(ds))
+    rows = []
+    for i in range(n):
+        item = ds[i]
+        a = item["audio"]
+        rows.append({"id": str(item.get("id") or a.get("path") or i), "bytes": a.get("bytes"), "path": a.get("path"),
+                     "sentence": item["sentence"]})
+    return load_clips(data, split, limit, rows=rows)
+
+
+def bench(bundles, data, out, *, compare=(), model=None, optimum=None, ct2=None, split: str = "test",
+          limit: int | None = 20, threads: int = 2, providers=None, beam: int = 1, repeats: int = 2,
+          max_new_tokens: int = 200) -> dict:
+    """Bench ``bundles`` (folders or archives) and the ``compare`` peers on the same clips; writes OUT/bench.*."""
+    out = Path(out)
+    targets = [(Path(b).name, "ours", str(b)) for b in bundles or []]
+    compare = list(compare or [])
+    unknown = set(compare) - set(PEERS)
+    if unknown:
+        raise ValueError(f"--compare: unknown {sorted(unknown)}; choose from {', '.join(PEERS)}")
+    if compare and not model and set(compare) - {"ctranslate2"}:
+        raise ValueError("--compare pytorch/optimum needs --model (the dense checkpoint the peers run)")
+    given = {"optimum": optimum, "ctranslate2": ct2}
+    labels = {"pytorch": "pytorch fp32", "optimum": "optimum fp32", "ctranslate2": "ctranslate2 int8"}
+    for name in compare:
+        mod = peer_module(name)
+        if given.get(name):
+            path = str(given[name])
+        elif hasattr(mod, "prepare") and model:
+            path = str(mod.prepare(model, out / f"peer-{name}"))
+        else:
+            path = str(model or "bundled-base")
+        targets.append((labels.get(name, name), name, path))
+    if not targets:
+        raise ValueError("nothing to bench: give --bundle and/or --compare")
+    clips = dataset_clips(data, split, limit)
+    return run_bench(targets, clips, out, data=str(data), split=split, threads=threads, providers=providers, beam=beam,
+                     repeats=repeats, max_new_tokens=max_new_tokens, peer_worker=WORKER)
