@@ -304,7 +304,10 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
                     failed = not all(r["ok"] for r in rows)
                 log.debug("validation (%s):\n%s", opts.quantize, table)
                 if failed:
-                    raise ValidationError(f"the {opts.quantize} graphs are beyond tolerance:\n{table}")
+                    hint = ("" if wer else f"\nWithout clips the {opts.quantize} graphs are judged by tensor differences, which "
+                            "quantized activations can exceed without changing the text: give --data (validation clips, "
+                            "--wer-clips N) so the export judges the variant by its WER against fp32.")
+                    raise ValidationError(f"the {opts.quantize} graphs are beyond tolerance:\n{table}{hint}")
         if wer:
             manifest["metrics"]["validation_wer"] = wer | {"clips": len(opts.wer_clips), "normalizer": "hindi"}
         manifest["validation"] = validation

@@ -124,10 +124,12 @@ def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, overw
     check_output(dest, "bundle", overwrite=overwrite, inputs=[archive])
     try:
         tar = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise BundleError(f"{archive} is not a readable bundle archive: {exc}") from None
-    with tar:
         members = tar.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{archive} is not a readable bundle archive ({exc}); it is damaged or truncated — "
+                          "copy or pack it again") from None
+    with tar:
+        _check_members(archive, tar, members)
         for mem in members:
             p = Path(mem.name)
             if p.is_absolute() or ".." in p.parts:
@@ -137,15 +139,41 @@ def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, overw
             if not (mem.isfile() or mem.isdir()):
                 raise BundleError(f"{archive}: refusing member {mem.name!r} (not a regular file)")
         with atomic_dir(dest, kind="bundle", overwrite=overwrite, inputs=[archive]) as tmp:
-            for mem in members:
-                if mem.isfile():
-                    target = tmp / mem.name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with tar.extractfile(mem) as src, open(target, "wb") as out:
-                        while chunk := src.read(1 << 20):
-                            out.write(chunk)
+            try:
+                for mem in members:
+                    if mem.isfile():
+                        target = tmp / mem.name
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with tar.extractfile(mem) as src, open(target, "wb") as out:
+                            while chunk := src.read(1 << 20):
+                                out.write(chunk)
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise BundleError(f"{archive} is damaged or truncated ({exc}); copy or pack it again") from None
             verify_bundle(tmp)
     return dest
+
+
+def _check_members(archive: Path, tar, members) -> None:
+    """Before anything is written: the archive holds a manifest, only the files it lists, none larger than listed."""
+    names = {m.name: m for m in members if m.isfile()}
+    if "manifest.json" not in names:
+        raise BundleError(f"{archive} has no manifest.json: not a whisper-edge bundle archive")
+    if names["manifest.json"].size > 16 << 20:
+        raise BundleError(f"{archive}: manifest.json is {names['manifest.json'].size} bytes; refusing it")
+    try:
+        with tar.extractfile(names["manifest.json"]) as f:
+            listed = json.loads(f.read().decode("utf-8")).get("files", {})
+    except (ValueError, UnicodeDecodeError, AttributeError, tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{archive}: manifest.json is unreadable ({exc}); the archive is damaged") from None
+    for name, mem in names.items():
+        if name == "manifest.json":
+            continue
+        entry = listed.get(name) if isinstance(listed, dict) else None
+        if not isinstance(entry, dict):
+            raise BundleError(f"{archive}: member {name!r} is not listed in its manifest; refusing the archive")
+        if mem.size != entry.get("bytes"):
+            raise BundleError(f"{archive}: member {name!r} has {mem.size} bytes, the manifest lists {entry.get('bytes')}; "
+                              "refusing the archive")
 
 
 def open_bundle(path: str | os.PathLike, *, cache: str | os.PathLike | None = None) -> Path:

@@ -105,8 +105,9 @@ def _spell_number(match: re.Match) -> str:
     text = match.group(0)
     whole, _, frac = text.partition(".")
     whole = whole.replace(",", "")
-    if len(whole) > 1 and whole.startswith("0"):
-        spoken = " ".join(_UNITS[int(d)] for d in whole)  # 007, phone numbers, pin codes
+    if (len(whole) > 1 and whole.startswith("0")) or len(whole) > 15:
+        # 007, phone numbers, pin codes; and runs beyond any spoken number (no int() of 4,300 digits)
+        spoken = " ".join(_UNITS[int(d)] for d in whole)
     else:
         spoken = hindi_number_words(int(whole))
     if frac:

@@ -34,7 +34,12 @@ class DeviceProfile:
     reasons: dict = field(default_factory=dict)  # field → why this value
 
     def __post_init__(self):
-        checks = {"arch": self.arch in ("x86_64", "aarch64"), "threads": self.threads >= 1,
+        types = {"threads": int, "audio_ctx": int, "beam": int, "memory_budget_mb": int, "target_rtf": (int, float)}
+        for k, t in types.items():
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, t):
+                raise ProfileError(f"profile {self.name}: field {k!r} must be a {'number' if k == 'target_rtf' else 'whole number'}, got {v!r}")
+        checks = {"arch": self.arch in ("x86_64", "aarch64"), "threads": 1 <= self.threads <= 256,
                   "quantization": self.quantization in ("none", "int8", "fp16"),
                   "int8_activation": self.int8_activation in ("u8", "s8"), "audio_ctx": 1 <= self.audio_ctx <= 1500,
                   "beam": self.beam >= 1, "memory_budget_mb": self.memory_budget_mb > 0, "target_rtf": self.target_rtf > 0,
@@ -54,7 +59,11 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
         p = _DIR / f"{name_or_path}.yaml"
     if not p.is_file():
         raise ProfileError(f"unknown device profile {name_or_path!r}; known: {', '.join(list_profiles())} (or a YAML path)")
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{p} is not valid YAML: {str(exc).splitlines()[0]}; fix the file or use a built-in profile "
+                           f"({', '.join(list_profiles())})") from None
     if not isinstance(data, dict):
         raise ProfileError(f"{p} must hold a mapping")
     names = {f.name for f in dataclasses.fields(DeviceProfile)}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .features import window_samples
-from .audio import SAMPLE_RATE, AudioError, load_audio
+from .audio import SAMPLE_RATE, AudioError, as_waveform
 from .bundle import BundleError, open_bundle, verify_bundle
 from .manifest import ManifestError, check_graphs, parse_manifest
 from .features import log_mel
@@ -27,6 +27,7 @@ from .features import log_mel
 __all__ = ["Transcriber", "DecodeOptions"]
 
 log = logging.getLogger("whisper_edge")
+MAX_TARGET_POSITIONS = 448  # Whisper's decoder positional table (every released size)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class Transcriber:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 4 * (os.cpu_count() or 1) + 4):
+            raise ValueError(f"threads must be a whole number from 1 to {4 * (os.cpu_count() or 1) + 4} on this machine "
+                             f"({os.cpu_count()} cores), got {threads!r}")
+        if not isinstance(bundle, (str, os.PathLike)):
+            raise BundleError(f"a bundle is a folder or archive path, not a {type(bundle).__name__}")
         self.path = open_bundle(bundle)
         self.manifest = verify_bundle(self.path, checksums=verify)
         m = parse_manifest(self.manifest, str(self.path / "manifest.json"))
@@ -122,6 +128,17 @@ class Transcriber:
         self.begin_suppress = np.asarray([x for x in (self._new(v) for v in t.begin_suppress) if x is not None], dtype=np.int64)
         self.language = m.language
         self.timings = Timings()
+
+    def _capped(self, opts: DecodeOptions) -> DecodeOptions:
+        """The decoder has MAX_TARGET_POSITIONS positions: the prompt plus the new tokens must fit."""
+        room = MAX_TARGET_POSITIONS - 4
+        if opts.max_new_tokens > room:
+            log.warning("max_new_tokens %d is more than the decoder's %d positions allow; using %d",
+                        opts.max_new_tokens, MAX_TARGET_POSITIONS, room)
+            from dataclasses import replace
+
+            return replace(opts, max_new_tokens=room)
+        return opts
 
     def _new(self, old_id: int):
         if self.to_new is None:
@@ -252,13 +269,11 @@ class Transcriber:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def transcribe(self, audio, *, options: DecodeOptions = DecodeOptions(), return_tokens: bool = False):
-        """Transcribe a path, bytes or a 16-kHz mono float array. Long audio is split into windows."""
-        if isinstance(audio, np.ndarray):
-            wav = audio.astype(np.float32)
-            name = "array"
-        else:
-            name = str(audio)
-            wav = load_audio(audio)
+        """Transcribe a path, encoded bytes, a 16-kHz array (float, or integer PCM) or a ``(samples, rate)`` pair.
+        Long audio is split into windows."""
+        name = str(audio) if isinstance(audio, (str, os.PathLike)) else type(audio).__name__
+        wav = as_waveform(audio, source=name)
+        options = self._capped(options)
         if wav.ndim != 1:
             raise AudioError(f"{name}: expected 16-kHz mono samples (1-D), got shape {wav.shape}")
         if len(wav) == 0 or not np.isfinite(wav).all():

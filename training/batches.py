@@ -20,13 +20,14 @@ log = logging.getLogger("whisper_edge")
 class SpeechDataset(torch.utils.data.Dataset):
     """Rows of a speech Dataset → (audio array, sentence); long or unreadable clips were filtered before.
 
-    With an active ``augment`` config every load draws new effects, seeded by (seed, row, draw count)."""
+    With an active ``augment`` config every load draws new effects, seeded by (seed, row, epoch): the training
+    loop sets ``epoch``, so a resumed run draws exactly what an uninterrupted one would."""
 
     def __init__(self, dataset, rows: list[int], augment=None, seed: int = 0, max_samples: int | None = None):
         self.dataset, self.rows = dataset, rows
         self.augment = augment if augment is not None and augment.active else None
         self.seed, self.max_samples = seed, max_samples
-        self.draws = [0] * len(rows)
+        self.epoch = 0
 
     def __len__(self):
         return len(self.rows)
@@ -42,8 +43,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         if self.augment is not None:
             from .augment import augment_clip
 
-            rng = np.random.default_rng([self.seed, i, self.draws[i]])
-            self.draws[i] += 1
+            rng = np.random.default_rng([self.seed, i, self.epoch])
             if rng.random() < self.augment.p_concat:
                 wav, text = self._concat(wav, text, rng)
             others = lambda: [self._audio(self.rows[j]) for j in rng.integers(0, len(self.rows), 3)]  # noqa: E731

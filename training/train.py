@@ -175,6 +175,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     t_total = time.perf_counter()
     while step < recipe.max_steps:
         dl.set_epoch(epoch)
+        train_set.epoch = epoch  # the augmentation's draw (reproducible across a resume)
         skip = (step % steps_per_epoch) * recipe.grad_accum
         it = accelerator.skip_first_batches(dl, skip) if skip else dl
         t0 = time.perf_counter()

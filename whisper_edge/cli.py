@@ -16,11 +16,30 @@ from . import __version__
 
 
 def _cmd_normalize(args) -> int:
+    """One output line per input line, always: a line that cannot be decoded or normalized is reported on
+    stderr (with its number) and written as an empty line, and the rest of the stream goes on."""
     from .runtime.normalize import normalize
 
-    for line in sys.stdin:
-        sys.stdout.write(normalize(line.rstrip("\n"), args.preset) + "\n")
-    return 0
+    data = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
+    raw = data.read() if data is not None else sys.stdin.read().encode("utf-8")
+    encoding = "utf-8"
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = "utf-16"  # a BOM says UTF-16 (Windows editors); decode it instead of printing garbage
+    elif raw[:3] == b"\xef\xbb\xbf":
+        raw = raw[3:]
+    lines = raw.decode("utf-16").splitlines() if encoding == "utf-16" else raw.split(b"\n")
+    if encoding == "utf-8" and lines and lines[-1] == b"":
+        lines = lines[:-1]
+    bad = 0
+    for n, line in enumerate(lines, 1):
+        try:
+            text = line if isinstance(line, str) else line.rstrip(b"\r").decode("utf-8")
+            out = normalize(text, args.preset)
+        except (UnicodeDecodeError, ValueError) as exc:
+            print(f"whisper-edge: line {n}: {exc}; written as an empty line", file=sys.stderr)
+            out, bad = "", bad + 1
+        sys.stdout.write(out + "\n")
+    return 1 if bad else 0
 
 
 def _cmd_model_import(args) -> int:
@@ -228,10 +247,18 @@ def _cmd_transcribe(args) -> int:
     tr = Transcriber(args.bundle, **settings)
     opts = DecodeOptions(beam=args.beam, max_new_tokens=args.max_new_tokens, language=args.language,
                          repetition_guard=args.repetition_guard)
+    failed = 0
     for path in args.audio:
-        text = tr.transcribe(path, options=opts)
+        try:
+            text = tr.transcribe(path, options=opts)
+        except (ValueError, OSError) as exc:  # one bad file is reported; the others are still transcribed
+            print(f"whisper-edge: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         print(f"{path}\t{text}" if len(args.audio) > 1 else text)
-    return 0
+    if failed:
+        print(f"whisper-edge: {failed} of {len(args.audio)} files failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_bench(args) -> int:
