@@ -28,7 +28,9 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path):
     labels = [r["label"] for r in res["bench"]["rows"]]
     assert "pytorch fp32" in labels and any("sgl" in l for l in labels)
     md = (out / "results.md").read_text()
-    assert "| sgl+adaptive |" in md and "## Targets" in md and "SGL+adaptive WER < IMP WER" in md
+    assert "| sgl+adaptive |" in md and "## Targets" in md and "SGL+adaptive WER within 0.5 of IMP's" in md
+    assert set(res["models"]["sgl+adaptive"]["splits"]) == {"test_noisy", "test_long"}  # the hard splits, every model
+    assert "## WER on every split" in md and "test_noisy" in md and "[" in md.split("## WER on every split")[1]
     assert (out / "pareto.png").stat().st_size > 1000 and (out / "widths.png").stat().st_size > 1000
     assert res["bundles"]["sgl+adaptive int8 vocab-hi"]["vocab"] < res["models"]["dense"]["vocab"]
     rows = {r["label"]: r for r in bundle_rows(res)}

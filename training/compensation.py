@@ -21,7 +21,7 @@ import logging
 
 import torch
 
-from .importance import _hook_points
+from .importance import _hook_points, run_with_input_hooks
 
 __all__ = ["input_grams", "compensate_", "solve_compensation"]
 
@@ -42,18 +42,7 @@ def input_grams(model, batches) -> list[torch.Tensor]:
             grams[k] = g if grams[k] is None else grams[k] + g
         return hook
 
-    handles = [lin.register_forward_pre_hook(make_hook(k)) for k, (_, _, _, lin, _) in enumerate(points)]
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        with torch.autocast(device.type, enabled=False):
-            for batch in batches:
-                model(**{k: v.to(device) for k, v in batch.items()})
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    run_with_input_hooks(model, [make_hook(k) for k in range(len(points))], batches)
     if any(g is None for g in grams):
         raise ValueError("no calibration batch reached every sublayer")
     return grams

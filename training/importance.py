@@ -35,6 +35,25 @@ def _hook_points(model):
 
 
 @torch.no_grad()
+def run_with_input_hooks(model, hooks: list, batches) -> None:
+    """Run ``batches`` through the model in eval mode, fp32, with ``hooks[k]`` seeing the input of the k-th
+    family's output projection (``_hook_points`` order); the hooks and the training mode are restored after."""
+    points = list(_hook_points(model))
+    handles = [lin.register_forward_pre_hook(hook) for (_, _, _, lin, _), hook in zip(points, hooks)]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        with torch.autocast(device.type, enabled=False):
+            for batch in batches:
+                model(**{k: v.to(device) for k, v in batch.items()})
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
+@torch.no_grad()
 def group_importance(model, batches) -> list[torch.Tensor]:
     """Mean contribution norm of every group, one tensor per family in ``iter_groups`` order.
 
@@ -57,17 +76,7 @@ def group_importance(model, batches) -> list[torch.Tensor]:
             counts[k] += x.shape[0]
         return hook
 
-    handles = [lin.register_forward_pre_hook(make_hook(k, lin, h)) for k, (_, _, _, lin, h) in enumerate(points)]
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        for batch in batches:
-            model(**{k: v.to(device) for k, v in batch.items()})
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    run_with_input_hooks(model, [make_hook(k, lin, h) for k, (_, _, _, lin, h) in enumerate(points)], batches)
     if any(c == 0 for c in counts):
         raise ValueError("no batch reached every sublayer; give at least one calibration batch")
     return [(s / c).cpu() for s, c in zip(sums, counts)]
