@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 from ..runtime.features import window_samples
 from ..runtime.bundle import FORMAT, FORMAT_VERSION, file_entry, verify_bundle
 from ..runtime.fsutil import atomic_dir, check_output
+from .quantize import MODES, quantize_graphs
 from ..training.architecture import architecture_of, load_checkpoint, resolve_model_dir
 from .wrappers import DecoderWrapper, EncoderWrapper, io_names
 
@@ -31,12 +31,7 @@ __all__ = ["ExportOptions", "export_bundle", "ValidationError", "TOLERANCES"]
 
 log = logging.getLogger("whisper_edge")
 
-# max |ONNX − PyTorch| allowed per output family; int8 is judged mainly by tokens and WER.
-TOLERANCES = {
-    "none": {"cross": 2e-3, "logits": 2e-3, "cache": 2e-3},
-    "fp16": {"cross": 5e-2, "logits": 1.5e-1, "cache": 5e-2},
-    "int8": {"cross": 1.0, "logits": 4.0, "cache": 1.0},
-}
+TOLERANCES = {name: mode.tolerance for name, mode in MODES.items()}  # one owner: exporter/quantize.py
 OPSET = 17
 
 
@@ -62,7 +57,7 @@ class ExportOptions:
 
     def __post_init__(self):
         if self.quantize not in TOLERANCES:
-            raise ValueError(f"--quantize must be none, int8 or fp16, got {self.quantize!r}")
+            raise ValueError(f"--quantize must be one of {', '.join(MODES)}, got {self.quantize!r}")
         if self.vocab not in (None, "hi"):
             raise ValueError(f"--vocab must be 'hi' (or left out), got {self.vocab!r}")
 
@@ -90,28 +85,6 @@ def _export_onnx(model, tmp: Path, names: dict) -> None:
 
             m = onnx.load(str(tmp / f))
             onnx.save_model(m, str(tmp / f), save_as_external_data=True, location=f + ".data")
-
-
-def _quantize(tmp: Path, kind: str, int8_encoder: bool = False) -> None:
-    files = ("encoder.onnx", "decoder.onnx") if kind != "int8" or int8_encoder else ("decoder.onnx",)
-    for f in files:
-        src, dst = tmp / f, tmp / f"{f}.q"
-        if kind == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            # Per-channel int8 weights of the MatMul/Gather ops of the decoder (the per-token cost and most of the
-            # bytes: the embedding table); the encoder, the convolutions and the LayerNorms stay fp32 (naive int8 of
-            # every op broke Hindi, ../shared/SOURCES.md; one int8 MatMul in encoder layer 0 already moves the
-            # cross-attention keys by about 2 on Whisper-base).
-            quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gemm", "Gather"], extra_options={"MatMulConstBOnly": True})
-        else:
-            import onnx
-            from onnxruntime.transformers.float16 import convert_float_to_float16
-
-            m = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, disable_shape_infer=False)
-            onnx.save_model(m, str(dst))
-        os.replace(dst, src)
 
 
 def _sessions(tmp: Path):
@@ -283,7 +256,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
             _write_manifest(tmp, manifest)
             wer["fp32"] = _bundle_wer(tmp, opts.wer_clips, opts.language)
         if opts.quantize != "none":
-            _quantize(tmp, opts.quantize, opts.int8_encoder)
+            quantize_graphs(tmp, opts.quantize, encoder=opts.int8_encoder)
             manifest["int8_encoder"] = bool(opts.int8_encoder) if opts.quantize == "int8" else None
             if opts.wer_clips:
                 _write_manifest(tmp, manifest)

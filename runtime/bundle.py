@@ -129,7 +129,6 @@ def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, overw
         raise BundleError(f"{archive} is not a readable bundle archive ({exc}); it is damaged or truncated — "
                           "copy or pack it again") from None
     with tar:
-        _check_members(archive, tar, members)
         for mem in members:
             p = Path(mem.name)
             if p.is_absolute() or ".." in p.parts:
@@ -138,6 +137,7 @@ def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, overw
                 raise BundleError(f"{archive}: refusing member {mem.name!r} (a link)")
             if not (mem.isfile() or mem.isdir()):
                 raise BundleError(f"{archive}: refusing member {mem.name!r} (not a regular file)")
+        _check_members(archive, tar, members)
         with atomic_dir(dest, kind="bundle", overwrite=overwrite, inputs=[archive]) as tmp:
             try:
                 for mem in members:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .exporter.quantize import MODES as QUANT_MODES  # torch-free: the registry of quantization modes
 
 
 def _cmd_normalize(args) -> int:
@@ -201,7 +202,14 @@ def _cmd_export(args) -> int:
         wer_clips = tuple((load_audio(r["audio"]["bytes"] or r["audio"]["path"]), r["sentence"]) for r in val.select(range(n)))
     elif args.vocab:
         raise ValueError("--vocab hi needs --data (its training transcripts define the kept tokens)")
-    opts = ExportOptions(quantize=args.quantize, vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
+    quantize = args.quantize
+    if quantize is None:  # the device profile decides, else fp32
+        from .runtime.profiles import load_profile
+
+        quantize = load_profile(args.profile).quantization if args.profile else "none"
+        if args.profile:
+            print(f"quantization {quantize} (from profile {args.profile})")
+    opts = ExportOptions(quantize=quantize, vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
                          samples=samples, language=args.language, profile=args.profile, int8_encoder=args.int8_encoder,
                          wer_clips=wer_clips, max_wer_increase=args.max_wer_increase, overwrite=args.overwrite)
     m = export_bundle(args.model, args.out, opts)
@@ -387,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="a checkpoint → a verified ONNX bundle (pruned groups physically removed)")
     s.add_argument("--model", required=True)
     s.add_argument("--out", required=True, help="bundle folder (written whole or not at all)")
-    s.add_argument("--quantize", default="none", choices=["none", "int8", "fp16"])
+    s.add_argument("--quantize", default=None, choices=list(QUANT_MODES),
+                   help="exporter/quantize.py's modes (default none, or the --profile's quantization)")
     s.add_argument("--vocab", choices=["hi"], help="keep only the tokens Hindi needs (needs --data)")
     s.add_argument("--data", help="speech data: validation clips for the token check, train transcripts for --vocab")
     s.add_argument("--samples", type=int, default=4, help="clips for the greedy-token check")

@@ -73,3 +73,12 @@ def test_graph_tables_match_the_exported_graphs(tiny_bundle):
                         elif w.startswith("H_") or w == "V":
                             assert isinstance(s, int), (n, shape)
         assert names_doc == set(real), (graph, set(real) ^ names_doc)
+
+
+def test_every_quantization_mode_is_one_a_bundle_may_declare():
+    from whisper_edge.exporter.quantize import MODES
+    from whisper_edge.runtime.manifest import QUANTIZATIONS
+
+    assert set(MODES) == set(QUANTIZATIONS)
+    for name, mode in MODES.items():
+        assert set(mode.tolerance) == {"cross", "logits", "cache"} and mode.why, name
