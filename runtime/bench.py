@@ -76,16 +76,22 @@ def _peak_rss_mb() -> float:
 
 
 class _OursBackend:
-    def __init__(self, target: str, threads: int, providers: list[str] | None, beam: int, max_new_tokens: int = 200):
+    def __init__(self, target: str, threads: int, providers: list[str] | None, beam: int, max_new_tokens: int = 200,
+                 vad: str = "off"):
         from .transcribe import DecodeOptions, Transcriber
+        from .vad import VadOptions
 
         self.tr = Transcriber(target, threads=threads, providers=providers)
         self.opts = DecodeOptions(beam=beam, repetition_guard=4, max_new_tokens=max_new_tokens)
+        self.vad = VadOptions(method=vad)
 
     def transcribe(self, wav):
         t = self.tr.timings
         before = (t.encoder_s, t.decoder_s, t.tokens, t.windows)
-        text = self.tr.transcribe(wav, options=self.opts)
+        if self.vad.method == "off":
+            text = self.tr.transcribe(wav, options=self.opts)
+        else:
+            text = " ".join(s["text"] for s in self.tr.transcribe_segments(wav, options=self.opts, vad=self.vad) if s["text"])
         return text, {"encoder_s": t.encoder_s - before[0], "decoder_s": t.decoder_s - before[1],
                       "tokens": t.tokens - before[2], "windows": t.windows - before[3]}
 
@@ -106,6 +112,7 @@ def worker_main(argv: list[str] | None = None, make=None) -> int:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--language", default="hi")
     p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--vad", default="off")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
@@ -114,7 +121,8 @@ def worker_main(argv: list[str] | None = None, make=None) -> int:
     rss0 = _peak_rss_mb()
     t0 = time.perf_counter()
     if a.backend == "ours":
-        backend = _OursBackend(a.target, a.threads, [x for x in a.providers.split(",") if x] or None, a.beam, a.max_new_tokens)
+        backend = _OursBackend(a.target, a.threads, [x for x in a.providers.split(",") if x] or None, a.beam, a.max_new_tokens,
+                               a.vad)
     elif make is not None:
         backend = make(a.backend, a.target, threads=a.threads, beam=a.beam, language=a.language, max_new_tokens=a.max_new_tokens)
     else:
@@ -155,7 +163,7 @@ def _summarize(res: dict, clips: list[dict]) -> dict:
 
 def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, data="", split: str = "test",
               threads: int = 2, providers: list[str] | None = None, beam: int = 1, repeats: int = 2,
-              language: str = "hi", max_new_tokens: int = 200, peer_worker: str | None = None) -> dict:
+              language: str = "hi", max_new_tokens: int = 200, peer_worker: str | None = None, vad: str = "off") -> dict:
     """targets: (label, backend, path), backend "ours" or a peer run by the module ``peer_worker``;
     clips: from :func:`load_clips`."""
     out = Path(out)
@@ -171,6 +179,8 @@ def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, da
         cmd = [sys.executable, "-m", module, "--backend", backend, "--target", str(path),
                "--clips", str(out / "clips.npz"), "--threads", str(threads), "--beam", str(beam), "--repeats", str(repeats),
                "--language", language, "--out", str(res_path), "--max-new-tokens", str(max_new_tokens), "--providers", ",".join(providers or [])]
+        if backend == "ours":
+            cmd += ["--vad", vad]
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
         log.info("bench %s (%s)…", label, backend)
         print(f"bench: {label} ({backend}) on {len(clips)} clips…", file=sys.stderr, flush=True)
@@ -184,7 +194,7 @@ def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, da
         rows.append({"label": label, "backend": backend, "target": str(path)} | _summarize(res, clips)
                     | {"transcripts": [r["text"] for r in res["results"]]})
     report = {"clips": len(clips), "audio_seconds": round(sum(c["seconds"] for c in clips), 2), "threads": threads,
-              "beam": beam, "repeats": repeats, "max_new_tokens": max_new_tokens, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
+              "beam": beam, "repeats": repeats, "max_new_tokens": max_new_tokens, "vad": vad, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
     atomic_write_json(out / "bench.json", report)
     atomic_write_text(out / "bench.md", format_table(report) + "\n")
     try:

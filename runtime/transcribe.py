@@ -200,8 +200,12 @@ class Transcriber:
         out: list[int] = []
         offset = len(prompt)
         eot = self.tok["eot"]
+        self.last_logprob = 0.0
         for k in range(opts.max_new_tokens):
-            tok = int(np.argmax(self._mask(logits, k == 0)[0]))
+            row = self._mask(logits, k == 0)[0]
+            tok = int(np.argmax(row))
+            top = float(row[tok])
+            self.last_logprob += top - (top + float(np.log(np.sum(np.exp(row - top)))))  # log-softmax of the pick
             if tok == eot:
                 break
             out.append(tok)
@@ -267,6 +271,41 @@ class Transcriber:
         first_timestamp = self.info.tokens.no_timestamps + 1
         ids = [i for i in ids if i < first_timestamp]  # timestamp tokens carry no text
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def _decode_window(self, chunk: np.ndarray, options: DecodeOptions) -> list[int]:
+        t0 = time.perf_counter()
+        mel = self.features(chunk)[None]
+        self.timings.mel_s += time.perf_counter() - t0
+        cross = self.encode(mel)
+        self.timings.windows += 1
+        self.last_logprob = 0.0
+        return self.decode_beam(cross, options) if options.beam > 1 else self.decode_greedy(cross, options)
+
+    def transcribe_segments(self, audio, *, options: DecodeOptions = DecodeOptions(), vad=None) -> list[dict]:
+        """Segments ``{start, end, text, tokens, avg_logprob}`` (seconds). With ``vad`` (runtime.vad.VadOptions,
+        method other than off) the windows follow the speech: silence is skipped, long audio is cut in pauses,
+        each region (or, with ``vad.pack``, a run of regions up to the window) decoded alone."""
+        from .vad import VadOptions, plan_windows, speech_probs, speech_regions
+
+        vad = vad or VadOptions(method="off")
+        name = str(audio) if isinstance(audio, (str, os.PathLike)) else type(audio).__name__
+        wav = as_waveform(audio, source=name)
+        options = self._capped(options)
+        if vad.method == "off":
+            spans = [(s, min(len(wav), s + self.n_samples)) for s in range(0, len(wav), self.n_samples)
+                     if s == 0 or len(wav) - s >= 0.2 * SAMPLE_RATE]
+            detector = "off"
+        else:
+            probs, detector = speech_probs(wav, vad.method)
+            spans = plan_windows(speech_regions(probs, vad), probs, self.n_samples, vad.pack)
+        self.last_vad = detector
+        out = []
+        for s, e in spans:
+            ids = self._decode_window(wav[s:e], options)
+            out.append({"start": round(s / SAMPLE_RATE, 3), "end": round(e / SAMPLE_RATE, 3), "text": self.text(ids),
+                        "tokens": [int(i) for i in ids], "avg_logprob": round(self.last_logprob / (len(ids) + 1), 4)
+                        if options.beam == 1 else None})
+        return out
 
     def transcribe(self, audio, *, options: DecodeOptions = DecodeOptions(), return_tokens: bool = False):
         """Transcribe a path, encoded bytes, a 16-kHz array (float, or integer PCM) or a ``(samples, rate)`` pair.

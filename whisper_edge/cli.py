@@ -255,15 +255,31 @@ def _cmd_transcribe(args) -> int:
     tr = Transcriber(args.bundle, **settings)
     opts = DecodeOptions(beam=args.beam, max_new_tokens=args.max_new_tokens, language=args.language,
                          repetition_guard=args.repetition_guard)
+    from .runtime.fsutil import atomic_write_text
+    from .runtime.subtitles import FORMATS, render
+    from .runtime.vad import VadOptions
+
+    vad = VadOptions(method=args.vad, pack=args.vad_pack)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"--format: unknown {bad}; choose from {', '.join(FORMATS)} (comma-separated for several)")
     failed = 0
     for path in args.audio:
         try:
-            text = tr.transcribe(path, options=opts)
+            segments = tr.transcribe_segments(path, options=opts, vad=vad)
         except (ValueError, OSError) as exc:  # one bad file is reported; the others are still transcribed
             print(f"whisper-edge: {path}: {exc}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{path}\t{text}" if len(args.audio) > 1 else text)
+        if args.output_dir in (None, "-"):
+            for fmt in formats:
+                text = render(segments, fmt, source=str(path), detector=tr.last_vad)
+                sys.stdout.write(f"{path}\t{text}" if fmt == "txt" and len(args.audio) > 1 else text)
+        else:
+            out = Path(args.output_dir)
+            for fmt in formats:
+                atomic_write_text(out / f"{Path(path).stem}.{fmt}", render(segments, fmt, source=str(path), detector=tr.last_vad))
     if failed:
         print(f"whisper-edge: {failed} of {len(args.audio)} files failed", file=sys.stderr)
     return 1 if failed else 0
@@ -282,7 +298,7 @@ def _cmd_bench(args) -> int:
     compare = [c.strip() for c in (args.compare or "").split(",") if c.strip()]
     report = bench(args.bundle, args.data, args.out, compare=compare, model=args.model, optimum=args.optimum, ct2=args.ct2,
                    split=args.split, limit=args.limit or None, threads=threads or 2, providers=providers, beam=beam or 1,
-                   repeats=args.repeats, max_new_tokens=args.max_new_tokens)
+                   repeats=args.repeats, max_new_tokens=args.max_new_tokens, vad=args.vad)
     print(format_table(report))
     print(f"wrote {Path(args.out) / 'bench.json'}, bench.md, bench.png")
     return 0
@@ -434,6 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--language")
     s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--repetition-guard", type=int, default=4, help="stop a loop of the same n-gram repeated N times (0 = off)")
+    s.add_argument("--vad", default="auto", choices=["auto", "silero", "energy", "off"],
+                   help="voice activity: decode only speech, cut long audio in pauses (auto: Silero if the [vad] extra "
+                        "is installed, else energy); off: consecutive fixed windows")
+    s.add_argument("--vad-pack", action="store_true", help="join consecutive speech regions into one window (faster, "
+                   "but a model trained on single sentences may stop after the first)")
+    s.add_argument("--format", default="txt", help="txt, json, srt, vtt, tsv; comma-separated for several")
+    s.add_argument("--output-dir", help="write FILE_STEM.FORMAT here (default: standard output)")
     s.set_defaults(func=_cmd_transcribe)
 
     s = sub.add_parser("bench", help="latency, memory and WER of bundles side by side with PyTorch, optimum, CTranslate2")
@@ -450,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--beam", type=int)
     s.add_argument("--repeats", type=int, default=2, help="timed runs per clip (the best counts) after one warm-up")
     s.add_argument("--max-new-tokens", type=int, default=200)
+    s.add_argument("--vad", default="off", choices=["off", "energy", "silero", "auto"],
+                   help="our bundles only: decode speech regions (off: fixed windows, as the peers do)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bench)
 
