@@ -185,12 +185,19 @@ def open_bundle(path: str | os.PathLike, *, cache: str | os.PathLike | None = No
         from .bundled import cache_root
 
         dest = Path(cache or cache_root() / "bundles") / f"{path.stem}-{_sha256(path)[:12]}"
+        damaged = False
         if (dest / "manifest.json").is_file():
             try:
                 verify_bundle(dest)
                 return dest
             except BundleError as exc:  # a damaged cached copy is repaired from the archive, not trusted forever
                 log.warning("cached copy of %s is damaged (%s); unpacking it again", path, exc)
-        unpack_archive(path, dest, overwrite=True)
+                damaged = True
+        from .fsutil import OutputError
+
+        try:
+            unpack_archive(path, dest, overwrite=damaged)
+        except OutputError:  # another process unpacked it meanwhile: use its copy
+            verify_bundle(dest)
         return dest
     raise BundleError(f"bundle {path} does not exist; create one with 'whisper-edge export'")

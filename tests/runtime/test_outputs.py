@@ -126,3 +126,23 @@ def test_damaged_cached_copy_of_an_archive_is_repaired(tiny_bundle, tmp_path):
     again = open_bundle(archive, cache=tmp_path / "cache")
     assert again == cached
     verify_bundle(again)
+
+
+def test_two_processes_open_one_archive_at_once(tiny_bundle, tmp_path):
+    """The cache unpack of an archive is atomic: two processes that open it together both get a whole bundle."""
+    import subprocess
+    import sys
+
+    from whisper_edge.runtime.bundle import pack_archive
+
+    archive = pack_archive(tiny_bundle, tmp_path / "t.tar")
+    code = ("from whisper_edge.runtime.bundle import open_bundle, verify_bundle; "
+            f"verify_bundle(open_bundle({str(archive)!r}, cache={str(tmp_path / 'cache')!r}))")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    # whichever lost the race used the winner's copy; the cache holds one verified bundle
+    from whisper_edge.runtime.bundle import open_bundle, verify_bundle
+
+    verify_bundle(open_bundle(archive, cache=tmp_path / "cache"))
