@@ -185,7 +185,7 @@ def test_recipe_errors_name_the_field(tmp_path):
 
 
 def test_set_overrides_read_numbers_as_numbers():
-    from whisper_edge.cli import _overrides
+    from whisper_edge.commands import _overrides
 
     got = _overrides(["learning_rate=2e-5", "sgl.mode=loss", "max_steps=3", "audio_ctx=null"])
     assert got == {"learning_rate": 2e-5, "sgl.mode": "loss", "max_steps": 3, "audio_ctx": None}

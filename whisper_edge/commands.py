@@ -1,0 +1,313 @@
+"""The CLI's commands: each parses nothing, calls one library function and prints (whisper_edge/cli.py builds the
+parser and dispatches here). Heavy imports (torch, transformers) happen inside the command that needs them, so the
+torch-free commands (normalize, transcribe, bundle, a bench of our bundles) work with the base dependencies alone."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_normalize(args) -> int:
+    """One output line per input line, always: a line that cannot be decoded or normalized is reported on
+    stderr (with its number) and written as an empty line, and the rest of the stream goes on."""
+    from .runtime.normalize import normalize
+
+    data = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
+    raw = data.read() if data is not None else sys.stdin.read().encode("utf-8")
+    encoding = "utf-8"
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = "utf-16"  # a BOM says UTF-16 (Windows editors); decode it instead of printing garbage
+    elif raw[:3] == b"\xef\xbb\xbf":
+        raw = raw[3:]
+    lines = raw.decode("utf-16").splitlines() if encoding == "utf-16" else raw.split(b"\n")
+    if encoding == "utf-8" and lines and lines[-1] == b"":
+        lines = lines[:-1]
+    bad = 0
+    for n, line in enumerate(lines, 1):
+        try:
+            text = line if isinstance(line, str) else line.rstrip(b"\r").decode("utf-8")
+            out = normalize(text, args.preset)
+        except (UnicodeDecodeError, ValueError) as exc:
+            print(f"whisper-edge: line {n}: {exc}; written as an empty line", file=sys.stderr)
+            out, bad = "", bad + 1
+        sys.stdout.write(out + "\n")
+    return 1 if bad else 0
+
+
+def _cmd_model_import(args) -> int:
+    from .training.model_import import import_model
+
+    out = import_model(args.source, args.out, force=args.force, overwrite=args.overwrite)
+    print(f"wrote {out}")
+    return 0
+
+
+def format_eval_table(report: dict) -> str:
+    lines = [
+        f"{report['utterances']} utterances ({report['audio_seconds']:.1f} s of audio), "
+        f"{report['skipped']} skipped, RTF {report['rtf']:.3f}",
+        "",
+        "| normalizer | WER % | CER % |",
+        "|---|---:|---:|",
+    ]
+    for name, m in report["by_normalizer"].items():
+        label = {"hindi": "hindi (ours)", "basic": "basic (transformers)", "raw": "raw"}[name]
+        lines.append(f"| {label} | {m['wer']:.2f} | {m['cer']:.2f} |")
+    if report.get("by_group"):
+        lines += ["", "| group | utterances | WER % | CER % |", "|---|---:|---:|---:|"]
+        for g, m in report["by_group"].items():
+            lines.append(f"| {g} | {m['utterances']} | {m['wer']:.2f} | {m['cer']:.2f} |")
+    return "\n".join(lines)
+
+
+def _cmd_eval(args) -> int:
+    from .runtime.fsutil import atomic_write_json
+    from .training.evaluate import EvalOptions, evaluate
+
+    opts = EvalOptions(split=args.split, language=args.language, batch_size=args.batch_size,
+                       limit=args.limit, num_beams=args.beams, max_new_tokens=args.max_new_tokens)
+    report = evaluate(args.model, args.data, opts)
+    print(format_eval_table(report))
+    if args.out:
+        atomic_write_json(args.out, report)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_data_build(args) -> int:
+    from .training.corpus.build import BuildOptions, build_corpus
+
+    kw = {"seed": args.seed, "augment": args.augment, "jobs": args.jobs, "text": args.text}
+    if args.engines:
+        kw["engines"] = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    if args.utterances:
+        kw["utterances"] = args.utterances
+    if args.kokoro_share is not None:
+        kw["kokoro_share"] = args.kokoro_share
+    opts = BuildOptions.small(Path(args.out), **kw) if args.small else BuildOptions(out=Path(args.out), **kw)
+    summary = build_corpus(opts, overwrite=args.overwrite)
+    print((Path(args.out) / "README.md").read_text().split("\n## Voices")[0])
+    print(f"wrote {args.out} in {summary['synthesis_seconds']:.0f} s")
+    return 0
+
+
+def _overrides(pairs: list[str] | None) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        value = yaml.safe_load(v)
+        if isinstance(value, str):  # YAML 1.1 reads "2e-5" (no dot) as a string; a number was meant
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        out[k.strip()] = value
+    return out
+
+
+def _cmd_train(args) -> int:
+    from .training.recipes import load_recipe
+    from .training.train import train
+
+    recipe = load_recipe(args.recipe, _overrides(args.set))
+    summary = train(args.model, args.data, recipe, args.out, max_train=args.max_train)
+    if summary:
+        print(f"trained {summary['steps']} steps; best validation WER {summary['best_wer']} at step {summary['best_step']}; "
+              f"model in {Path(args.out) / 'model'}")
+    return 0
+
+
+def _cmd_prune(args) -> int:
+    from .training.counts import format_counts, model_counts
+    from .training.architecture import load_checkpoint
+    from .training.pruning import AdaptiveOptions, prune
+
+    opts = AdaptiveOptions(k1=args.k1, k2=args.k2, strength=args.strength, passes=args.passes, scope=args.scope, score=args.score,
+                           compensate=not args.no_compensate, ridge=args.ridge, calib_batches=args.calib_batches)
+    if args.ablation:
+        from .training.pruning import ablation, format_ablation
+
+        if not args.data:
+            raise ValueError("--ablation needs --data (validation WER of every variant)")
+        rows = ablation(args.model, args.data, opts=opts, eval_limit=args.eval_limit or 48)
+        print(format_ablation(rows))
+        from .runtime.fsutil import atomic_write_json
+
+        atomic_write_json(Path(args.out) / "ablation.json", {"model": args.model, "options": opts.__dict__, "rows": rows})
+        return 0
+    overrides = _overrides(args.set)
+    if args.method == "imp":
+        overrides = {"imp.target_sparsity": args.target_sparsity, "imp.rounds": args.rounds} | (
+            {"max_steps": args.steps} if args.steps else {}) | overrides
+    report = prune(args.model, args.out, method=args.method, opts=opts, wer_budget=args.wer_budget, data=args.data,
+                   eval_limit=args.eval_limit, recover_steps=args.recover_steps, recipe_overrides=overrides)
+    model, _ = load_checkpoint(Path(args.out) / "model")
+    print(format_counts(model_counts(model)))
+    if "val_wer" in report:
+        print(f"validation WER {report['val_wer']:.2f}")
+    print(f"wrote {Path(args.out) / 'model'}")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from .training.architecture import load_checkpoint
+    from .training.counts import format_counts, model_counts
+
+    model, processor = load_checkpoint(args.model)
+    counts = model_counts(model, token_ctx=args.token_ctx)
+    if args.json:
+        print(json.dumps(counts, indent=2))
+    else:
+        print(format_counts(counts))
+    if args.importance:
+        from .training.importance import format_importance, importance_stats, measure_importance
+
+        stats = importance_stats(model, measure_importance(model, processor, args.importance, args.calib_batches))
+        print(json.dumps(stats, indent=2) if args.json else "\n" + format_importance(stats))
+    return 0
+
+
+def _cmd_export(args) -> int:
+    if args.baseline:
+        from .exporter.baseline import export_optimum
+
+        out = export_optimum(args.model, args.out)
+        print(f"wrote {out} (optimum-onnx export of the dense model)")
+        return 0
+    from .exporter.export import ExportOptions, export_bundle, format_validation
+
+    texts, samples, wer_clips = (), (), ()
+    if args.data:
+        from .runtime.audio import load_audio
+        from .training.data import load_speech_dataset
+
+        if args.vocab:
+            texts = tuple(load_speech_dataset(args.data, "train")["sentence"])
+        val = load_speech_dataset(args.data, args.sample_split)
+        samples = tuple(load_audio(a["bytes"] or a["path"]) for a in val.select(range(min(args.samples, len(val))))["audio"])
+        n = min(args.wer_clips, len(val))
+        wer_clips = tuple((load_audio(r["audio"]["bytes"] or r["audio"]["path"]), r["sentence"]) for r in val.select(range(n)))
+    elif args.vocab:
+        raise ValueError("--vocab hi needs --data (its training transcripts define the kept tokens)")
+    quantize = args.quantize
+    if quantize is None:  # the device profile decides, else fp32
+        from .runtime.profiles import load_profile
+
+        quantize = load_profile(args.profile).quantization if args.profile else "none"
+        if args.profile:
+            print(f"quantization {quantize} (from profile {args.profile})")
+    opts = ExportOptions(quantize=quantize, vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
+                         samples=samples, language=args.language, profile=args.profile, int8_encoder=args.int8_encoder,
+                         wer_clips=wer_clips, max_wer_increase=args.max_wer_increase, overwrite=args.overwrite)
+    m = export_bundle(args.model, args.out, opts)
+    for name, v in m.get("validation", {}).items():
+        print(f"validation ({name}):")
+        print(format_validation(v["tensors"], v.get("tokens")))
+        if v.get("wer"):
+            w = v["wer"]
+            print(f"validation WER: fp32 {w['fp32']:.2f} → {name} {w[name]:.2f} (allowed +{w['max_increase']}) {'✓' if w['ok'] else '✗'}")
+    if m["metrics"].get("validation_wer"):
+        print("validation WER %: " + ", ".join(f"{k} {v}" for k, v in m["metrics"]["validation_wer"].items()))
+    total = sum(f["bytes"] for f in m["files"].values())
+    parts = ", ".join(f"{k} {v['bytes'] / 2**20:.1f}" for k, v in m["files"].items())
+    print(f"wrote {args.out}: {total / 2**20:.1f} MiB ({parts})")
+    return 0
+
+
+def _cmd_bundle(args) -> int:
+    from .runtime.bundle import pack_archive, unpack_archive, verify_bundle
+
+    if args.bundle_command == "verify":
+        m = verify_bundle(args.bundle)
+        print(f"{args.bundle}: OK — format {m['format_version']}, {len(m['files'])} files checked, "
+              f"quantization {m['quantization']}, audio context {m['audio_ctx']}")
+    elif args.bundle_command == "pack":
+        print(f"wrote {pack_archive(args.bundle, args.archive)}")
+    else:
+        print(f"unpacked into {unpack_archive(args.archive, args.out, overwrite=args.overwrite)}")
+    return 0
+
+
+def _cmd_transcribe(args) -> int:
+    from .runtime.transcribe import DecodeOptions, Transcriber
+
+    settings = {}
+    if args.profile:
+        from .runtime.profiles import load_profile
+
+        prof = load_profile(args.profile)
+        settings = {"threads": prof.threads, "providers": prof.providers}
+    if args.threads:
+        settings["threads"] = args.threads
+    tr = Transcriber(args.bundle, **settings)
+    opts = DecodeOptions(beam=args.beam, max_new_tokens=args.max_new_tokens, language=args.language,
+                         repetition_guard=args.repetition_guard)
+    from .runtime.fsutil import atomic_write_text
+    from .runtime.subtitles import FORMATS, render
+    from .runtime.vad import VadOptions
+
+    vad = VadOptions(method=args.vad, pack=args.vad_pack)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"--format: unknown {bad}; choose from {', '.join(FORMATS)} (comma-separated for several)")
+    failed = 0
+    for path in args.audio:
+        try:
+            segments = tr.transcribe_segments(path, options=opts, vad=vad)
+        except (ValueError, OSError) as exc:  # one bad file is reported; the others are still transcribed
+            print(f"whisper-edge: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.output_dir in (None, "-"):
+            for fmt in formats:
+                text = render(segments, fmt, source=str(path), detector=tr.last_vad)
+                sys.stdout.write(f"{path}\t{text}" if fmt == "txt" and len(args.audio) > 1 else text)
+        else:
+            out = Path(args.output_dir)
+            for fmt in formats:
+                atomic_write_text(out / f"{Path(path).stem}.{fmt}", render(segments, fmt, source=str(path), detector=tr.last_vad))
+    if failed:
+        print(f"whisper-edge: {failed} of {len(args.audio)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_bench(args) -> int:
+    from .benchmark import bench
+    from .runtime.bench import format_table
+
+    threads, providers, beam = args.threads, None, args.beam
+    if args.profile:
+        from .runtime.profiles import load_profile
+
+        prof = load_profile(args.profile)
+        threads, providers, beam = args.threads or prof.threads, prof.providers, args.beam or prof.beam
+    compare = [c.strip() for c in (args.compare or "").split(",") if c.strip()]
+    report = bench(args.bundle, args.data, args.out, compare=compare, model=args.model, optimum=args.optimum, ct2=args.ct2,
+                   split=args.split, limit=args.limit or None, threads=threads or 2, providers=providers, beam=beam or 1,
+                   repeats=args.repeats, max_new_tokens=args.max_new_tokens, vad=args.vad)
+    print(format_table(report))
+    print(f"wrote {Path(args.out) / 'bench.json'}, bench.md, bench.png")
+    return 0
+
+
+def _cmd_experiment(args) -> int:
+    from .experiment import run_experiment
+
+    results = run_experiment(args.config, args.out)
+    print((Path(args.out) / "results.md").read_text())
+    print(f"wrote {Path(args.out) / 'results.json'} in {results['seconds']:.0f} s")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), limit=args.limit or None)
+    return 0
