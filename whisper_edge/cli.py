@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_demo, _cmd_eval, _cmd_experiment, _cmd_export,
+from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_data_long, _cmd_demo, _cmd_eval, _cmd_experiment, _cmd_export,
                        _cmd_inspect, _cmd_model_import, _cmd_normalize, _cmd_prune, _cmd_train, _cmd_transcribe)
 from .exporter.quantize import MODES as QUANT_MODES  # torch-free: the registry of quantization modes
 
@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text", type=Path, help="extra Hindi sentences, one a line (digits spelled out; Latin lines dropped)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing finished corpus in --out that whisper-edge made (a folder it did not make is never replaced)")
     s.set_defaults(func=_cmd_data_build)
+
+    s = d.add_parser("long", help="join clean test utterances into minute-long recordings (an audiofolder for the bench)")
+    s.add_argument("--corpus", required=True, help="a corpus from 'data build'")
+    s.add_argument("--out", required=True)
+    s.add_argument("--count", type=int, default=6)
+    s.add_argument("--seconds", type=float, default=60.0)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_data_long)
 
     s = sub.add_parser("eval", help="WER/CER of a model on a speech dataset (PyTorch generate)")
     s.add_argument("--model", required=True, help="model folder (from 'model import', 'train' or 'prune')")

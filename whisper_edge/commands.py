@@ -93,6 +93,14 @@ def _cmd_data_build(args) -> int:
     return 0
 
 
+def _cmd_data_long(args) -> int:
+    from .training.corpus.longform import make_long_recordings
+
+    out = make_long_recordings(args.corpus, args.out, count=args.count, seconds=args.seconds, overwrite=args.overwrite)
+    print(f"wrote {out} (an audiofolder: bench it with 'whisper-edge bench --data {out} --vad silero')")
+    return 0
+
+
 def _overrides(pairs: list[str] | None) -> dict:
     import yaml
 

@@ -54,3 +54,20 @@ def test_concatenated_windows_join_their_transcripts(speech_corpus):
     assert len(wav) <= 16000 * 30
     plain = SpeechDataset(ds, list(range(len(ds))), AugmentConfig(), seed=0)
     assert plain[0][1] == ds[0]["sentence"]
+
+
+def test_long_recordings_join_test_utterances_into_an_audiofolder(speech_corpus, tmp_path):
+    import csv
+
+    import soundfile as sf
+
+    from whisper_edge.cli import main
+    from whisper_edge.runtime.bench import load_clips
+
+    out = tmp_path / "long"
+    assert main(["data", "long", "--corpus", str(speech_corpus), "--out", str(out), "--count", "2", "--seconds", "8"]) == 0
+    rows = list(csv.DictReader(open(out / "metadata.csv", encoding="utf-8")))
+    assert 1 <= len(rows) <= 2 and all(len(r["sentence"].split()) > 3 for r in rows)
+    assert sf.info(out / rows[0]["file_name"]).duration > 2
+    assert len(load_clips(out)) == len(rows)  # the torch-free bench reads it
+    assert main(["data", "long", "--corpus", str(speech_corpus), "--out", str(out)]) == 2  # exists: --overwrite
