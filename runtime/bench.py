@@ -88,10 +88,7 @@ class _OursBackend:
     def transcribe(self, wav):
         t = self.tr.timings
         before = (t.encoder_s, t.decoder_s, t.tokens, t.windows)
-        if self.vad.method == "off":
-            text = self.tr.transcribe(wav, options=self.opts)
-        else:
-            text = " ".join(s["text"] for s in self.tr.transcribe_segments(wav, options=self.opts, vad=self.vad) if s["text"])
+        text = self.tr.transcribe(wav, options=self.opts, vad=self.vad)
         return text, {"encoder_s": t.encoder_s - before[0], "decoder_s": t.decoder_s - before[1],
                       "tokens": t.tokens - before[2], "windows": t.windows - before[3]}
 

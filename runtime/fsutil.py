@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .manifest import FORMAT as BUNDLE_FORMAT
+
 __all__ = ["MARKER", "OutputError", "atomic_dir", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
            "check_output", "claim_folder", "clean_stale", "output_kind", "write_marker"]
 
@@ -42,7 +44,7 @@ def output_kind(folder: Path) -> str | None:
     manifest = folder / "manifest.json"  # bundles written before the marker existed
     if manifest.is_file():
         with contextlib.suppress(ValueError, OSError, AttributeError):
-            if json.loads(manifest.read_text(encoding="utf-8")).get("format") == "whisper-edge-bundle":
+            if json.loads(manifest.read_text(encoding="utf-8")).get("format") == BUNDLE_FORMAT:
                 return "bundle"
     return None
 

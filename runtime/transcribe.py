@@ -15,14 +15,14 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from .features import window_samples
-from .audio import SAMPLE_RATE, AudioError, as_waveform
+from .audio import SAMPLE_RATE, as_waveform
 from .bundle import BundleError, open_bundle, verify_bundle
+from .features import log_mel, window_samples
 from .manifest import ManifestError, check_graphs, parse_manifest
-from .features import log_mel
 
 __all__ = ["Transcriber", "DecodeOptions"]
 
@@ -79,7 +79,8 @@ class Transcriber:
         if not isinstance(bundle, (str, os.PathLike)):
             raise BundleError(f"a bundle is a folder or archive path, not a {type(bundle).__name__}")
         self.path = open_bundle(bundle)
-        self.manifest = verify_bundle(self.path, checksums=verify)
+        # an archive's cached copy was just checked in full by open_bundle: sizes suffice here
+        self.manifest = verify_bundle(self.path, checksums=verify and self.path == Path(bundle))
         m = parse_manifest(self.manifest, str(self.path / "manifest.json"))
         self.info = m
         so = ort.SessionOptions()
@@ -204,8 +205,7 @@ class Transcriber:
         for k in range(opts.max_new_tokens):
             row = self._mask(logits, k == 0)[0]
             tok = int(np.argmax(row))
-            top = float(row[tok])
-            self.last_logprob += top - (top + float(np.log(np.sum(np.exp(row - top)))))  # log-softmax of the pick
+            self.last_logprob -= float(np.log(np.sum(np.exp(row - row[tok]))))  # log-softmax of the pick
             if tok == eot:
                 break
             out.append(tok)
@@ -278,7 +278,6 @@ class Transcriber:
         self.timings.mel_s += time.perf_counter() - t0
         cross = self.encode(mel)
         self.timings.windows += 1
-        self.last_logprob = 0.0
         return self.decode_beam(cross, options) if options.beam > 1 else self.decode_greedy(cross, options)
 
     def transcribe_segments(self, audio, *, options: DecodeOptions = DecodeOptions(), vad=None) -> list[dict]:
@@ -307,28 +306,9 @@ class Transcriber:
                         if options.beam == 1 else None})
         return out
 
-    def transcribe(self, audio, *, options: DecodeOptions = DecodeOptions(), return_tokens: bool = False):
+    def transcribe(self, audio, *, options: DecodeOptions = DecodeOptions(), return_tokens: bool = False, vad=None):
         """Transcribe a path, encoded bytes, a 16-kHz array (float, or integer PCM) or a ``(samples, rate)`` pair.
-        Long audio is split into windows."""
-        name = str(audio) if isinstance(audio, (str, os.PathLike)) else type(audio).__name__
-        wav = as_waveform(audio, source=name)
-        options = self._capped(options)
-        if wav.ndim != 1:
-            raise AudioError(f"{name}: expected 16-kHz mono samples (1-D), got shape {wav.shape}")
-        if len(wav) == 0 or not np.isfinite(wav).all():
-            raise AudioError(f"{name}: the audio is empty or holds NaN/inf samples")
-        texts, tokens = [], []
-        for start in range(0, len(wav), self.n_samples):
-            chunk = wav[start: start + self.n_samples]
-            if start and len(chunk) < 0.2 * SAMPLE_RATE:  # a tail under 0.2 s holds no word
-                break
-            t0 = time.perf_counter()
-            mel = self.features(chunk)[None]
-            self.timings.mel_s += time.perf_counter() - t0
-            cross = self.encode(mel)
-            self.timings.windows += 1
-            ids = self.decode_beam(cross, options) if options.beam > 1 else self.decode_greedy(cross, options)
-            tokens.append(ids)
-            texts.append(self.text(ids))
-        text = " ".join(t for t in texts if t)
-        return (text, tokens) if return_tokens else text
+        Long audio is split into consecutive windows, or with ``vad`` into speech regions (transcribe_segments)."""
+        segments = self.transcribe_segments(audio, options=options, vad=vad)
+        text = " ".join(s["text"] for s in segments if s["text"])
+        return (text, [s["tokens"] for s in segments]) if return_tokens else text

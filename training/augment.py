@@ -12,7 +12,7 @@ its probability (recipe section ``augment``; all off by default, ``recipes/dense
 * gain −12…+6 dB (scaled back to full scale where it would clip);
 * SpecAugment on the features (the model's own ``apply_spec_augment``: time and feature masks, training mode only).
 
-Cost: numpy FFTs on ≤ 10-s clips, a few ms per clip; measured in docs/data.md.
+Cost: numpy FFTs on ≤ 10-s clips, small beside a training step (docs/data.md).
 """
 
 from __future__ import annotations

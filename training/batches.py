@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
+from ..runtime.audio import SAMPLE_RATE, AudioError
 from ..runtime.features import window_samples
+from .data import row_audio
 
 __all__ = ["SpeechDataset", "SpeechCollator", "usable_rows"]
 
@@ -32,21 +33,19 @@ class SpeechDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.rows)
 
-    def _audio(self, row: int) -> np.ndarray:
-        audio = self.dataset[row]["audio"]
-        return load_audio(audio["bytes"] if audio.get("bytes") else audio["path"])
+    def _item(self, row: int) -> tuple[np.ndarray, str]:
+        item = self.dataset[row]
+        return row_audio(item["audio"]), item["sentence"]
 
     def __getitem__(self, i):
-        item = self.dataset[self.rows[i]]
-        audio = item["audio"]
-        wav, text = load_audio(audio["bytes"] if audio.get("bytes") else audio["path"]), item["sentence"]
+        wav, text = self._item(self.rows[i])
         if self.augment is not None:
             from .augment import augment_clip
 
             rng = np.random.default_rng([self.seed, i, self.epoch])
             if rng.random() < self.augment.p_concat:
                 wav, text = self._concat(wav, text, rng)
-            others = lambda: [self._audio(self.rows[j]) for j in rng.integers(0, len(self.rows), 3)]  # noqa: E731
+            others = lambda: [self._item(self.rows[j])[0] for j in rng.integers(0, len(self.rows), 3)]  # noqa: E731
             wav, _ = augment_clip(wav, self.augment, rng, others, self.max_samples)
         return wav, text
 
@@ -57,14 +56,12 @@ class SpeechDataset(torch.utils.data.Dataset):
         limit = self.max_samples or len(wav)
         parts, texts, total = [wav], [text], len(wav)
         for j in rng.integers(0, len(self.rows), int(rng.integers(1, 3))):
-            row = self.dataset[self.rows[j]]
-            a = row["audio"]
-            other = load_audio(a["bytes"] if a.get("bytes") else a["path"])
+            other, sentence = self._item(self.rows[j])
             gap = np.zeros(int(rng.uniform(0.2, 0.8) * SAMPLE_RATE), np.float32)
-            if total + len(gap) + len(other) > limit * 0.9 or len(" ".join(texts)) + len(row["sentence"]) > 240:
+            if total + len(gap) + len(other) > limit * 0.9 or len(" ".join(texts)) + len(sentence) > 240:
                 break  # room for a speed change; labels well within max_label_tokens
             parts += [gap, other]
-            texts.append(row["sentence"])
+            texts.append(sentence)
             total += len(gap) + len(other)
         return np.concatenate(parts), " ".join(texts)
 
@@ -101,7 +98,7 @@ def usable_rows(dataset, window_s: float, desc: str) -> list[int]:
     for i in tqdm(range(len(dataset)), desc=f"checking {desc} audio", unit="utt", leave=False):
         audio = dataset[i]["audio"]
         try:
-            wav = load_audio(audio["bytes"] if audio.get("bytes") else audio["path"])
+            wav = row_audio(audio)
         except (AudioError, OSError, TypeError) as exc:
             skipped.append(f"{audio.get('path') or i}: {exc}")
             continue

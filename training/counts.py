@@ -65,6 +65,14 @@ def param_counts(model) -> dict:
     return {"total": total, "nonzero": nonzero, "removable": removable}
 
 
+def attention_ffn_params(arch: Architecture) -> int:
+    """Parameters in the removable groups: every head's q/k/v rows, out_proj columns and q/v biases, every FFN
+    channel's fc1 row, bias and fc2 column."""
+    d, hd = arch.d_model, arch.head_dim
+    return sum(sum(layer[k] for k in ("heads", "self_heads", "cross_heads") if k in layer) * (4 * hd * d + 2 * hd)
+               + layer["ffn"] * (2 * d + 1) for layer in arch.encoder + arch.decoder)
+
+
 def model_counts(model, *, token_ctx: int = 64) -> dict:
     arch = architecture_of(model)
     params = param_counts(model)
@@ -77,11 +85,7 @@ def model_counts(model, *, token_ctx: int = 64) -> dict:
         "weight_bytes_dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
     }
     dense_arch = Architecture.dense(model.config)
-    d, hd = arch.d_model, arch.head_dim
-    removed = 0
-    for got, full in zip(arch.encoder + arch.decoder, dense_arch.encoder + dense_arch.decoder):
-        heads = sum(full[k] - got[k] for k in ("heads", "self_heads", "cross_heads") if k in got)
-        removed += heads * (4 * hd * d + 2 * hd) + (full["ffn"] - got["ffn"]) * (2 * d + 1)
+    removed = attention_ffn_params(dense_arch) - attention_ffn_params(arch)
     params["dense_total"] = params["total"] + removed
     params["removed"] = removed
     dense_flops = flops(dense_arch, vocab=model.config.vocab_size, n_mels=model.config.num_mel_bins, token_ctx=token_ctx)

@@ -18,7 +18,7 @@ import csv
 import logging
 from pathlib import Path
 
-__all__ = ["DataError", "SENTENCE_ALIASES", "load_speech_dataset"]
+__all__ = ["DataError", "SENTENCE_ALIASES", "load_speech_dataset", "row_audio"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -171,3 +171,10 @@ def load_speech_dataset(data: str | Path, split: str = "test", *, config: str = 
             "Offline, point --data at a local folder (audiofolder, Common Voice release, or saved dataset)."
         ) from None
     return _finish(ds, source)
+
+
+def row_audio(audio: dict):
+    """The 16-kHz mono waveform of a dataset row's ``audio`` field (``Audio(decode=False)``: bytes, or a path)."""
+    from ..runtime.audio import load_audio
+
+    return load_audio(audio["bytes"] if audio.get("bytes") else audio["path"])

@@ -12,9 +12,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..runtime.features import window_samples, window_seconds as _window_s
-from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
+from ..runtime.audio import SAMPLE_RATE, AudioError
 from ..runtime.metrics import error_rates, error_rates_by_normalizer, NORMALIZERS
-from .data import load_speech_dataset
+from .data import load_speech_dataset, row_audio
 
 __all__ = ["EvalOptions", "evaluate", "evaluate_model", "transcribe_batch"]
 
@@ -83,7 +83,7 @@ def evaluate_model(model, processor, dataset, opts: EvalOptions, *, desc: str = 
             audio = item["audio"]
             name = audio.get("path") or f"row {start + j}"
             try:
-                wav = load_audio(audio["bytes"] if audio.get("bytes") else audio["path"])
+                wav = row_audio(audio)
             except (AudioError, OSError, TypeError) as exc:
                 log.warning("skipping %s: %s", name, exc)
                 skipped.append({"row": start + j, "path": name, "reason": str(exc)})

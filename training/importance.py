@@ -22,7 +22,7 @@ import torch
 
 from .sgl import iter_families
 
-__all__ = ["group_importance", "measure_importance", "adaptive_weights", "calibration_batches", "importance_stats",
+__all__ = ["group_importance", "measure_importance", "data_calibration_batches", "adaptive_weights", "calibration_batches", "importance_stats",
            "format_importance"]
 
 log = logging.getLogger("whisper_edge")
@@ -82,15 +82,20 @@ def group_importance(model, batches) -> list[torch.Tensor]:
     return [(s / c).cpu() for s, c in zip(sums, counts)]
 
 
-def measure_importance(model, processor, data, n_batches: int, language: str = "hi", seed: int = 0) -> list[torch.Tensor]:
-    """:func:`group_importance` on ``n_batches`` batches of 8 from the train split of ``data``."""
+def data_calibration_batches(model, processor, data, n_batches: int, language: str = "hi", seed: int = 0) -> list[dict]:
+    """``n_batches`` batches of 8 from the train split of ``data``, sized to the model's window."""
     if data is None:
-        raise ValueError("the activation score needs calibration data: give --data, or use --score rms")
+        raise ValueError("the activation score and the compensation need calibration data: give --data "
+                         "(or --score rms --no-compensate)")
     from .data import load_speech_dataset
 
-    batches = calibration_batches(processor, load_speech_dataset(data, "train"), n_batches=n_batches, batch_size=8,
-                                  audio_ctx=model.config.max_source_positions, language=language, seed=seed)
-    return group_importance(model, batches)
+    return calibration_batches(processor, load_speech_dataset(data, "train"), n_batches=n_batches, batch_size=8,
+                               audio_ctx=model.config.max_source_positions, language=language, seed=seed)
+
+
+def measure_importance(model, processor, data, n_batches: int, language: str = "hi", seed: int = 0) -> list[torch.Tensor]:
+    """:func:`group_importance` on ``n_batches`` batches of 8 from the train split of ``data``."""
+    return group_importance(model, data_calibration_batches(model, processor, data, n_batches, language, seed))
 
 
 def adaptive_weights(importance: list[torch.Tensor], gamma: float, w_max: float,
@@ -114,9 +119,10 @@ def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, 
     """``n_batches`` training batches (random rows that decode and fit the window), collated as in training."""
     import random
 
-    from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
+    from ..runtime.audio import SAMPLE_RATE, AudioError
     from ..runtime.features import window_seconds
     from .batches import SpeechCollator
+    from .data import row_audio
 
     collate = SpeechCollator(processor, audio_ctx, language, max_label_tokens)
     order = list(range(len(dataset)))
@@ -126,7 +132,7 @@ def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, 
         row = dataset[i]
         a = row["audio"]
         try:
-            wav = load_audio(a["bytes"] if a.get("bytes") else a["path"])
+            wav = row_audio(a)
         except (AudioError, OSError):
             continue
         if len(wav) / SAMPLE_RATE <= window:

@@ -149,22 +149,19 @@ def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions(), importance:
     return arch, report
 
 
-def calibrate(model, processor, data, opts: AdaptiveOptions, language: str = "hi") -> tuple[list | None, list | None]:
+def calibrate(model, processor, data, opts: AdaptiveOptions, language: str = "hi", *,
+              importance: bool | None = None, grams: bool | None = None) -> tuple[list | None, list | None]:
     """(activation importance, Gram matrices) on ``opts.calib_batches`` training batches of ``data``: the
-    inputs of the score and of the compensation, measured once on the unpruned model. Either may be None
-    when the options do not need it."""
-    need_imp, need_gram = opts.score == "activation" and opts.strength > 0, opts.compensate
+    inputs of the score and of the compensation, measured once on the unpruned model from the same batches.
+    By default each is measured only when ``opts`` needs it (None otherwise); ``importance``/``grams`` force it."""
+    need_imp = opts.score == "activation" and opts.strength > 0 if importance is None else importance
+    need_gram = opts.compensate if grams is None else grams
     if not (need_imp or need_gram):
         return None, None
-    if data is None:
-        raise ValueError("the activation score and the compensation need calibration data: give --data "
-                         "(or --score rms --no-compensate)")
     from .compensation import input_grams
-    from .data import load_speech_dataset
-    from .importance import calibration_batches, group_importance
+    from .importance import data_calibration_batches, group_importance
 
-    batches = calibration_batches(processor, load_speech_dataset(data, "train"), n_batches=opts.calib_batches, batch_size=8,
-                                  audio_ctx=model.config.max_source_positions, language=language)
+    batches = data_calibration_batches(model, processor, data, opts.calib_batches, language)
     return (group_importance(model, batches) if need_imp else None), (input_grams(model, batches) if need_gram else None)
 
 
@@ -296,9 +293,7 @@ def ablation(model_dir, data, *, opts: AdaptiveOptions = AdaptiveOptions(), eval
     model, processor = load_checkpoint(model_dir)
     ds = load_speech_dataset(data, eval_split)
     base = model_counts(model)
-    importance, grams = calibrate(model, processor, data, AdaptiveOptions(**{**opts.__dict__, "compensate": True}), language)
-    if importance is None and any(c.get("score", opts.score) == "activation" for _, c in ABLATION):
-        importance, _ = calibrate(model, processor, data, AdaptiveOptions(**{**opts.__dict__, "score": "activation", "compensate": False}), language)
+    importance, grams = calibrate(model, processor, data, opts, language, importance=True, grams=True)  # every variant's inputs, once
     rows = [{"variant": "unpruned", "params": base["params"]["total"], "removed_pct": 0.0,
              "encoder_gflops": base["flops"]["encoder"] / 1e9, "wer": _val_wer(model, processor, ds, eval_limit, language)}]
     for name, change in ABLATION:

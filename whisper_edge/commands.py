@@ -192,15 +192,14 @@ def _cmd_export(args) -> int:
 
     texts, samples, wer_clips = (), (), ()
     if args.data:
-        from .runtime.audio import load_audio
-        from .training.data import load_speech_dataset
+        from .training.data import load_speech_dataset, row_audio
 
         if args.vocab:
             texts = tuple(load_speech_dataset(args.data, "train")["sentence"])
         val = load_speech_dataset(args.data, args.sample_split)
-        samples = tuple(load_audio(a["bytes"] or a["path"]) for a in val.select(range(min(args.samples, len(val))))["audio"])
+        samples = tuple(row_audio(a) for a in val.select(range(min(args.samples, len(val))))["audio"])
         n = min(args.wer_clips, len(val))
-        wer_clips = tuple((load_audio(r["audio"]["bytes"] or r["audio"]["path"]), r["sentence"]) for r in val.select(range(n)))
+        wer_clips = tuple((row_audio(r["audio"]), r["sentence"]) for r in val.select(range(n)))
     elif args.vocab:
         raise ValueError("--vocab hi needs --data (its training transcripts define the kept tokens)")
     quantize = args.quantize

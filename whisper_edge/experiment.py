@@ -136,15 +136,14 @@ def run_experiment(config, out) -> dict:
 
     results = _evaluate_all(runs, data, cfg["eval"], out)
 
-    from .training.data import load_speech_dataset
-    from .runtime.audio import load_audio
+    from .training.data import load_speech_dataset, row_audio
 
     texts = tuple(load_speech_dataset(data, "train")["sentence"])
     val = load_speech_dataset(data, "validation")
-    samples = tuple(load_audio(a["bytes"] or a["path"]) for a in val.select(range(min(4, len(val))))["audio"])
+    samples = tuple(row_audio(a) for a in val.select(range(min(4, len(val))))["audio"])
     # a quantized variant is judged by its WER against fp32 on validation clips (docs/export.md)
     n_wer = min(int(cfg.get("export_wer_clips") or 0), len(val))
-    wer_clips = tuple((load_audio(r["audio"]["bytes"] or r["audio"]["path"]), r["sentence"]) for r in val.select(range(n_wer)))
+    wer_clips = tuple((row_audio(r["audio"]), r["sentence"]) for r in val.select(range(n_wer)))
     bundles, refused = {}, {}
     for name in [n for n in ("dense", "sgl+adaptive", "imp") if n in runs]:
         variants = [(q, None) for q in cfg["export"]] + ([("int8", "hi")] if name == "sgl+adaptive" and cfg["vocab"] else [])

@@ -56,13 +56,6 @@ def bundle_rows(results: dict) -> list[dict]:
     return out
 
 
-def attention_ffn_params(arch: dict) -> int:
-    """Parameters of the removable groups (every head's q/k/v/out slices and biases, every FFN channel)."""
-    d, hd = arch["d_model"], arch["head_dim"]
-    return sum(sum(layer[k] for k in ("heads", "self_heads", "cross_heads") if k in layer) * (4 * hd * d + 2 * hd)
-               + layer["ffn"] * (2 * d + 1) for layer in arch["encoder"] + arch["decoder"])
-
-
 def targets(results: dict) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met) for the compression targets (issue 16), the hard splits (issue 17) and the bundles."""
     models, rows = results["models"], bundle_rows(results)
@@ -72,10 +65,13 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         return out
     tok = _mean_tokens(results)
     d_wer, p_wer = dense["wer"], pruned["wer"]
-    ci = _paired(dense.get("per_utterance") or [], pruned.get("per_utterance") or []) if dense.get("per_utterance") else None
+    ci = _paired(dense.get("per_utterance") or [], pruned.get("per_utterance") or [])
     ci_text = f" (difference {ci['diff']:+.2f}, 95 % CI [{ci['lo']:+.2f}, {ci['hi']:+.2f}])" if ci else ""
     out.append(("WER ≤ dense + 0.5 (test split, PyTorch)", f"{p_wer:.2f} vs {d_wer:.2f}{ci_text}", p_wer <= d_wer + 0.5))
-    a_dense, a_pruned = attention_ffn_params(dense["architecture"]), attention_ffn_params(pruned["architecture"])
+    from .training.architecture import Architecture
+    from .training.counts import attention_ffn_params
+
+    a_dense, a_pruned = (attention_ffn_params(Architecture.from_dict(m["architecture"])) for m in (dense, pruned))
     share = 100 * (a_dense - a_pruned) / a_dense
     out.append(("≥ 35 % of attention + FFN parameters physically removed", f"{share:.1f} %", share >= 35))
     enc = -_pct(pruned["flops"]["encoder"], dense["flops"]["encoder"])
