@@ -24,8 +24,10 @@ class SpeechDataset(torch.utils.data.Dataset):
     With an active ``augment`` config every load draws new effects, seeded by (seed, row, epoch): the training
     loop sets ``epoch``, so a resumed run draws exactly what an uninterrupted one would."""
 
-    def __init__(self, dataset, rows: list[int], augment=None, seed: int = 0, max_samples: int | None = None):
+    def __init__(self, dataset, rows: list[int], augment=None, seed: int = 0, max_samples: int | None = None,
+                 with_rows: bool = False):
         self.dataset, self.rows = dataset, rows
+        self.with_rows = with_rows  # items are (audio, sentence, dataset row or −1 when concatenated): distillation's key
         self.augment = augment if augment is not None and augment.active else None
         self.seed, self.max_samples = seed, max_samples
         self.epoch = 0
@@ -39,15 +41,17 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         wav, text = self._item(self.rows[i])
+        row = self.rows[i]
         if self.augment is not None:
             from .augment import augment_clip
 
             rng = np.random.default_rng([self.seed, i, self.epoch])
             if rng.random() < self.augment.p_concat:
-                wav, text = self._concat(wav, text, rng)
+                wav, joined = self._concat(wav, text, rng)
+                row, text = (row if joined == text else -1), joined
             others = lambda: [self._item(self.rows[j])[0] for j in rng.integers(0, len(self.rows), 3)]  # noqa: E731
             wav, _ = augment_clip(wav, self.augment, rng, others, self.max_samples)
-        return wav, text
+        return (wav, text, row) if self.with_rows else (wav, text)
 
     def _concat(self, wav, text, rng):
         """Several sentences in one window (as real recordings have): 1–2 other training clips appended after
@@ -78,7 +82,7 @@ class SpeechCollator:
         self.sot = self.processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
 
     def __call__(self, batch):
-        audios, texts = zip(*batch)
+        audios, texts = [b[0] for b in batch], [b[1] for b in batch]
         n = window_samples(self.audio_ctx)
         feats = self.processor.feature_extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt",
                                                  padding="max_length", max_length=n, truncation=True).input_features
@@ -89,7 +93,10 @@ class SpeechCollator:
         labels = torch.full((len(ids), width), -100, dtype=torch.long)
         for i, x in enumerate(ids):
             labels[i, : len(x)] = torch.tensor(x)
-        return {"input_features": feats, "labels": labels}
+        out = {"input_features": feats, "labels": labels}
+        if batch and len(batch[0]) == 3:  # SpeechDataset(with_rows=True): the rows a teacher cache is keyed by
+            out["rows"] = torch.tensor([b[2] for b in batch], dtype=torch.long)
+        return out
 
 
 def usable_rows(dataset, window_s: float, desc: str) -> list[int]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from .augment import AugmentConfig
+from .distill import DistillConfig
 from .sgl import SGLConfig
 
 __all__ = ["Recipe", "IMPConfig", "RecipeError", "load_recipe", "recipe_path", "BUILTIN_RECIPES"]
@@ -60,6 +61,7 @@ class Recipe:
     sgl: SGLConfig = field(default_factory=SGLConfig)
     imp: IMPConfig = field(default_factory=IMPConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # on-the-fly augmentation (training/augment.py)
+    distill: DistillConfig = field(default_factory=DistillConfig)  # KL to cached teacher logits (training/distill.py)
 
     def __post_init__(self):
         checks = {
@@ -114,6 +116,8 @@ def _build(cls, data: dict, prefix: str):
             v = _build(IMPConfig, v or {}, "imp.")
         elif k == "augment":
             v = _build(AugmentConfig, v or {}, "augment.")
+        elif k == "distill":
+            v = _build(DistillConfig, v or {}, "distill.")
         else:
             ftype = str(names[k].type)
             if v is not None and ("float" in ftype and not isinstance(v, (int, float)) or

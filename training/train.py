@@ -120,7 +120,8 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     collate = SpeechCollator(processor, audio_ctx, recipe.language, recipe.max_label_tokens)
     model.config.apply_spec_augment = recipe.augment.spec_augment  # applied by the model in training mode only
     model.config.mask_time_prob, model.config.mask_feature_prob = recipe.augment.mask_time_prob, recipe.augment.mask_feature_prob
-    train_set = SpeechDataset(train_ds, rows, recipe.augment, recipe.seed, window_samples(audio_ctx))
+    distiller = _distiller(recipe, processor, train_ds, model.config.vocab_size, data, collate.sot)
+    train_set = SpeechDataset(train_ds, rows, recipe.augment, recipe.seed, window_samples(audio_ctx), with_rows=distiller is not None)
     dl = torch.utils.data.DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True,
                                      collate_fn=collate, num_workers=recipe.num_workers, drop_last=len(rows) > recipe.batch_size,
                                      generator=torch.Generator().manual_seed(recipe.seed))
@@ -188,8 +189,11 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                 state["imp_round"] += 1
                 accelerator.print(f"IMP round {state['imp_round']}: sparsity {schedule[state['imp_round'] - 1][1]:.3f}")
             with accelerator.accumulate(model):
+                batch_rows = batch.pop("rows", None)
                 out_ = model(**batch)
                 loss = out_.loss
+                if distiller is not None:
+                    loss = distiller.loss(loss, out_.logits, batch["labels"], batch_rows)
                 penalty = None
                 if recipe.method == "sgl" and recipe.sgl.mode == "loss":
                     penalty = sgl_penalty(raw, recipe.sgl, sgl_weights)
@@ -273,6 +277,18 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     if tb:
         accelerator.end_training()
     return summary
+
+
+def _distiller(recipe: Recipe, processor, train_ds, vocab_size: int, data, sot: int):
+    """The distillation term of this run (None without ``distill.teacher``), its cache checked against the corpus."""
+    if not recipe.distill.teacher or recipe.distill.alpha == 0:
+        return None
+    from .distill import Distiller, TeacherCache
+
+    cache = TeacherCache(recipe.distill.teacher)
+    cache.check(tokenizer=processor.tokenizer, sentences=train_ds["sentence"], vocab_size=vocab_size,
+                max_label_tokens=recipe.max_label_tokens, data=data, sot=sot)
+    return Distiller(cache, recipe.distill)
 
 
 def _sgl_weights(accelerator, raw, processor, recipe: Recipe, train_ds, out: Path) -> list[torch.Tensor]:

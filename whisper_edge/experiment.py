@@ -36,7 +36,13 @@ DEFAULTS = {
     "prune": {"wer_budget": 0.5, "recover_steps": 50, "recover_lr": None, "eval_limit": 48,
               "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
               "compensate": True,  # least-squares re-fit of out_proj / fc2 after removal (training/compensation.py)
-              "ridge": 1e-2, "calib_batches": 8},
+              "ridge": 1e-2, "calib_batches": 8,
+              # schedule gradual (training/gradual.py): rounds to `targets` (shares of attention + FFN) from the dense
+              # model, `round_steps` recovery steps each; search: one-shot strength search on the SGL model
+              "schedule": "search", "targets": [0.2, 0.3, 0.4, 0.5], "round_steps": 40,
+              "distill": False, "teacher_top_k": 16, "distill_alpha": 0.5,  # KL to the dense model's cached logits
+              "mask_from": "auto",  # round 1's groups chosen by: dense | sgl | auto (the lower validation WER, ablation)
+              "ablate": False},  # the ablation at round 1's share (docs/pruning.md)
     "export": ["none", "int8"],
     "vocab": True,  # also export the pruned model int8 with the Hindi vocabulary
     "export_wer_clips": 16,  # validation clips on which an int8/fp16 bundle must stay within
@@ -118,7 +124,16 @@ def run_experiment(config, out) -> dict:
     runs["sgl"] = out / "sgl" / "model"
     pr = cfg["prune"]
     pruned = out / "sgl-pruned"
-    if _stage("prune adaptive", (pruned / "report.json").is_file()):
+    teacher = None
+    if pr["distill"]:
+        teacher = out / "teacher.npz"
+        if _stage("teacher logits", teacher.is_file()):
+            from .training.distill import build_teacher_cache
+
+            build_teacher_cache(runs["dense"], data, teacher, top_k=int(pr["teacher_top_k"]))
+    if pr["schedule"] == "gradual":
+        _prune_gradual(cfg, runs, data, out, teacher)
+    elif _stage("prune adaptive", (pruned / "report.json").is_file()):
         popts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]))
         prune(runs["sgl"], pruned, method="adaptive", opts=popts, wer_budget=pr.get("wer_budget"), data=data,
               recover_steps=int(pr.get("recover_steps") or 0), eval_limit=int(pr.get("eval_limit") or 48),
@@ -128,10 +143,19 @@ def run_experiment(config, out) -> dict:
     if cfg["imp"] is not None:
         imp = out / "imp"
         if _stage("train imp", (imp / "report.json").is_file()):
-            target = _imp_target(runs["sgl+adaptive"], runs["dense"])
+            if pr["schedule"] == "gradual":  # the same rounds, steps, learning rate, teacher and validation clips
+                rep = json.loads((pruned / "report.json").read_text())
+                n = len(pr["targets"])
+                target, overrides = max(r["share"] for r in rep["rounds"]), {
+                    "max_steps": n * int(pr["round_steps"]), "imp.rounds": n, "eval_every": int(pr["round_steps"]),
+                    "eval_limit": int(pr["eval_limit"] or 10_000), "warmup_steps": 5, "save_every": int(pr["round_steps"]),
+                    "select": "last"} | ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
+                    {"distill.teacher": str(teacher), "distill.alpha": float(pr["distill_alpha"])} if teacher else {})
+            else:
+                target, overrides = _imp_target(runs["sgl+adaptive"], runs["dense"]), {"max_steps": steps}
             prune(start, imp, method="imp", data=data, eval_limit=0,
-                  recipe_overrides={"max_steps": steps, "imp.target_sparsity": round(target, 4),
-                                    "imp.rounds": int(cfg["imp"].get("rounds", 4))})
+                  recipe_overrides=overrides | {"imp.target_sparsity": round(target, 4),
+                                                "imp.rounds": overrides.get("imp.rounds", int(cfg["imp"].get("rounds", 4)))})
         runs["imp"] = imp / "model"
 
     results = _evaluate_all(runs, data, cfg["eval"], out)
@@ -180,7 +204,12 @@ def run_experiment(config, out) -> dict:
     results["bundles"] = bundles
     results["refused_bundles"] = refused
     prune_report = json.loads((pruned / "report.json").read_text())
-    results["prune"] = {k: prune_report.get(k) for k in ("wer_budget", "options", "families", "val_wer")}
+    results["prune"] = {k: prune_report.get(k) for k in ("wer_budget", "options", "families", "val_wer", "rounds",
+                                                         "chosen_round", "budget_met", "mask_from", "teacher")}
+    if (out / "ablation.json").is_file():
+        results["ablation"] = json.loads((out / "ablation.json").read_text())
+    if (out / "imp" / "log.csv").is_file():
+        results["imp_points"] = _imp_points(out / "imp")
     imp_report = out / "imp" / "report.json"
     if imp_report.is_file():
         results["imp_target"] = json.loads(imp_report.read_text()).get("train", {}).get("recipe", {}).get("imp")
@@ -189,6 +218,48 @@ def run_experiment(config, out) -> dict:
     atomic_write_json(out / "results.json", results)
     write_results(results, out)
     return results
+
+
+def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
+    """The ablation at round 1's share (which also picks round 1's mask), then the gradual rounds."""
+    from .training.gradual import ablate, prune_gradual
+    from .training.pruning import AdaptiveOptions
+
+    pr = cfg["prune"]
+    pruned = out / "sgl-pruned"
+    if (pruned / "report.json").is_file():
+        _stage("prune gradual", True)
+        return
+    opts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]))
+    overrides = ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
+        {"distill.alpha": float(pr["distill_alpha"])} if teacher else {})
+    mask = pr["mask_from"]
+    if mask not in ("auto", "sgl", "dense"):
+        raise ValueError(f"prune.mask_from must be auto, sgl or dense, got {mask!r}")
+    sgl = runs.get("sgl") if (runs.get("sgl") and Path(runs["sgl"], "config.json").is_file()) else None
+    if pr["ablate"] or (mask == "auto" and sgl is not None):
+        print("[experiment] ablation…", flush=True)
+        abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts, sgl_dir=sgl,
+                     steps=int(pr["round_steps"]) if pr["ablate"] else 0, eval_limit=pr["eval_limit"],
+                     recipe_overrides=overrides)
+        atomic_write_json(out / "ablation.json", abl)
+        if mask == "auto":
+            mask = abl["mask_from"]
+    print(f"[experiment] prune gradual (round 1's groups chosen by the {mask} model)…", flush=True)
+    rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=int(pr["round_steps"]),
+                        opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
+                        eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None)
+    rep["mask_from"] = mask
+    atomic_write_json(pruned / "report.json", rep)
+
+
+def _imp_points(run: Path) -> list[dict]:
+    """IMP's operating points: validation WER at the end of each round (log.csv) and the round's sparsity."""
+    import csv
+
+    rows = [r for r in csv.DictReader(open(run / "log.csv")) if r.get("val_wer")]
+    return [{"step": int(r["step"]), "val_wer": float(r["val_wer"]),
+             "weight_sparsity": float(r["weight_sparsity"]) if r.get("weight_sparsity") else None} for r in rows]
 
 
 def _evaluate_all(runs: dict, data, ev: dict, out: Path) -> dict:

@@ -1,0 +1,261 @@
+"""Gradual structured pruning: remove in rounds, compensate, recover with distillation between rounds.
+
+Round r takes the model of round r − 1 (round 1: the dense fine-tuned model) and
+
+1. measures activation importance and the output projections' Gram matrices on calibration batches;
+2. finds the adaptive rule's strength (training/pruning.py: per-layer two-pass thresholds) at which the
+   attention + FFN parameters removed so far reach the round's target share of the dense model's — a bisection
+   on the strength, no evaluation needed;
+3. removes those heads and channels physically and re-fits out_proj / fc2 by ridge least squares
+   (training/compensation.py);
+4. recovers for ``steps`` optimizer steps, the loss mixing the reference cross-entropy with a KL term to the
+   dense teacher's cached logits (training/distill.py);
+5. measures validation WER: the round's operating point.
+
+The selected model is the round with the largest removed share whose validation WER stays within
+``wer_budget`` of the dense model's (measured on the same clips); the rounds are the Pareto points.
+Every round lands in ROUND-N/ (pruned checkpoint, recovery run, round.json): a killed run resumes at the
+round (and within its recovery, at the last training checkpoint).
+
+``mask_from`` lets an SGL-trained model choose round 1's groups (its importance, its thresholds) while the
+dense weights are what stays: SGL chooses without shrinking what is kept (docs/pruning.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from .pruning import AdaptiveOptions, adaptive_keep, calibrate, prune_adaptive
+
+__all__ = ["kept_architecture", "strength_for_share", "prune_gradual"]
+
+log = logging.getLogger("whisper_edge")
+
+
+def kept_architecture(model, keep: dict):
+    """The record the model would have after ``apply_surgery(model, keep)``, without doing it."""
+    from .architecture import Architecture, architecture_of
+
+    rec = architecture_of(model).to_dict()
+    for side in ("encoder", "decoder"):
+        for i, spec in enumerate(keep.get(side) or []):
+            for k, v in spec.items():
+                rec[side][i][k] = len(v)
+    return Architecture.from_dict(rec)
+
+
+def strength_for_share(model, opts: AdaptiveOptions, importance, target: float, dense_params: int,
+                       iters: int = 30) -> tuple[float, dict, float]:
+    """The smallest strength whose kept architecture has removed ≥ ``target`` of ``dense_params`` attention + FFN
+    parameters (bisection; the removed share grows with the strength). Returns (strength, keep, share)."""
+    from .counts import attention_ffn_params
+
+    def share(s):
+        keep, _ = adaptive_keep(model, AdaptiveOptions(**{**opts.__dict__, "strength": s}), importance)
+        return keep, 1 - attention_ffn_params(kept_architecture(model, keep)) / dense_params
+
+    lo, hi = 0.0, 1.0
+    keep_hi, share_hi = share(hi)
+    while share_hi < target and hi < 1024:
+        lo, hi = hi, hi * 2
+        keep_hi, share_hi = share(hi)
+    for _ in range(iters):
+        if hi - lo < 1e-3:
+            break
+        mid = (lo + hi) / 2
+        keep_mid, share_mid = share(mid)
+        if share_mid >= target:
+            hi, keep_hi, share_hi = mid, keep_mid, share_mid
+        else:
+            lo = mid
+    return hi, keep_hi, share_hi
+
+
+def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5), steps: int = 40,
+                  opts: AdaptiveOptions = AdaptiveOptions(), teacher: str | None = None, wer_budget: float = 0.5,
+                  eval_limit: int | None = None, recipe_overrides: dict | None = None, mask_from=None,
+                  stop_above: float = 4.0, language: str = "hi") -> dict:
+    """Rounds of prune → compensate → recover (with distillation from ``teacher``, a cache file); see the module doc.
+    ``stop_above``: no further round once a round's validation WER exceeds the dense model's by this much."""
+    from ..runtime.fsutil import atomic_write_json, claim_folder
+    from .architecture import apply_surgery, load_checkpoint, save_checkpoint
+    from .compensation import compensate_
+    from .counts import attention_ffn_params, model_counts
+    from .data import load_speech_dataset
+    from .pruning import _val_wer
+    from .recipes import load_recipe
+    from .train import train
+
+    out = claim_folder(out, "run", inputs=[model_dir])
+    targets = tuple(float(t) for t in targets)
+    if not targets or any(not 0 < t < 1 for t in targets) or list(targets) != sorted(set(targets)):
+        raise ValueError(f"targets must be increasing shares within (0, 1), got {list(targets)}")
+    val = load_speech_dataset(data, "validation")
+    limit = eval_limit or len(val)
+    dense, processor = load_checkpoint(model_dir)
+    dense_params = attention_ffn_params(kept_architecture(dense, {}))
+    ref_path = out / "reference.json"
+    if ref_path.is_file():
+        reference = json.loads(ref_path.read_text())["val_wer"]
+    else:
+        reference = _val_wer(dense, processor, val, limit, language)
+        atomic_write_json(ref_path, {"model": str(model_dir), "val_wer": reference, "clips": limit})
+    log.info("dense model: validation WER %.2f on %d clips", reference, limit)
+    rounds, previous = [], Path(model_dir)
+    for r, target in enumerate(targets, 1):
+        rdir = out / f"round-{r}"
+        done = rdir / "round.json"
+        if done.is_file():
+            rounds.append(json.loads(done.read_text()))
+            previous = rdir / "recovery" / "model" if steps else rdir / "pruned"
+            if rounds[-1]["val_wer"] > reference + stop_above:
+                break
+            continue
+        print(f"[prune] round {r}/{len(targets)}: {100 * target:.0f} % of attention + FFN", flush=True)
+        info: dict = {"round": r, "target": target}
+        if not (rdir / "pruned" / "config.json").is_file():
+            model, processor = load_checkpoint(previous)
+            importance, grams = calibrate(model, processor, data, opts, language, importance=True, grams=True)
+            chooser, chooser_imp = model, importance
+            if r == 1 and mask_from is not None:  # SGL chooses the groups; the dense weights stay
+                chooser, _ = load_checkpoint(mask_from)
+                chooser_imp, _ = calibrate(chooser, processor, data, opts, language, importance=True, grams=False)
+                info["mask_from"] = str(mask_from)
+            strength, keep, share = strength_for_share(chooser, opts, chooser_imp, target, dense_params)
+            fits = compensate_(model, keep, grams, opts.ridge) if opts.compensate else []
+            if not opts.compensate:
+                from .architecture import fold_removed_biases
+
+                fold_removed_biases(model, keep)
+            apply_surgery(model, keep)
+            info.update(strength=strength, share=share,
+                        compensation_error=[{k: f[k] for k in ("side", "layer", "kind", "error_dropped", "error_compensated")}
+                                            for f in fits])
+            info["val_wer_pruned"] = _val_wer(model, processor, val, limit, language)
+            save_checkpoint(model, processor, rdir / "pruned", generation_config=model.generation_config, overwrite=True,
+                            extra_files={"round.json": info})
+        else:
+            info = json.loads((rdir / "pruned" / "round.json").read_text())
+        final = rdir / "pruned"
+        if steps:
+            recipe = load_recipe("dense", {"max_steps": steps, "select": "last", "warmup_steps": min(5, steps // 5),
+                                           "audio_ctx": None, "eval_every": 0, "save_every": max(1, steps // 2)}
+                                 | ({"distill.teacher": str(teacher)} if teacher else {}) | (recipe_overrides or {}))
+            info["recovery"] = {k: v for k, v in train(rdir / "pruned", data, recipe, rdir / "recovery").items()
+                                if k in ("steps", "seconds_this_run", "mixed_precision")}
+            final = rdir / "recovery" / "model"
+        model, processor = load_checkpoint(final)
+        c = model_counts(model)
+        info.update(val_wer=_val_wer(model, processor, val, limit, language), params=c["params"]["total"],
+                    attention_ffn=attention_ffn_params(kept_architecture(model, {})),
+                    encoder_flops=c["flops"]["encoder"], decoder_flops_per_token=c["flops"]["decoder_per_token"],
+                    model=str(final))
+        info["share"] = 1 - info["attention_ffn"] / dense_params
+        log.info("round %d: %.1f %% of attention + FFN removed, validation WER %.2f (dense %.2f)",
+                 r, 100 * info["share"], info["val_wer"], reference)
+        atomic_write_json(done, info)
+        rounds.append(info)
+        previous = final
+        if info["val_wer"] > reference + stop_above:
+            log.info("round %d is %.2f WER above the dense model: no further round", r, info["val_wer"] - reference)
+            break
+    within = [x for x in rounds if x["val_wer"] <= reference + wer_budget]
+    chosen = within[-1] if within else min(rounds, key=lambda x: x["val_wer"])
+    model, processor = load_checkpoint(chosen["model"])
+    report = {"model": str(model_dir), "method": "gradual", "options": opts.__dict__, "teacher": teacher, "steps": steps,
+              "rounds": rounds, "chosen_round": chosen["round"], "budget_met": bool(within),
+              "wer_budget": {"budget": wer_budget, "base_wer": reference, "reference": "dense", "strength": chosen["strength"],
+                             "search": [{"strength": x["strength"], "wer": x["val_wer"], "params": x["params"],
+                                         "encoder_flops": x["encoder_flops"],
+                                         "decoder_flops_per_token": x["decoder_flops_per_token"]} for x in rounds]},
+              "val_wer": chosen["val_wer"], "counts_after": model_counts(model)["params"]}
+    save_checkpoint(model, processor, out / "model", generation_config=model.generation_config, overwrite=True,
+                    extra_files={"prune_report.json": report})
+    atomic_write_json(out / "report.json", report)
+    return report
+
+
+def _pruned_at(model, processor, data, opts, target: float, dense_params: int, language: str, *, compensate: bool,
+               chooser=None) -> dict:
+    """Remove ``target`` of attention + FFN from ``model`` in place (groups chosen by ``chooser`` if given)."""
+    from .architecture import apply_surgery, fold_removed_biases
+    from .compensation import compensate_
+
+    importance, grams = calibrate(model, processor, data, opts, language, importance=chooser is None, grams=compensate)
+    if chooser is not None:
+        importance, _ = calibrate(chooser, processor, data, opts, language, importance=True, grams=False)
+    strength, keep, share = strength_for_share(chooser if chooser is not None else model, opts, importance, target, dense_params)
+    if compensate:
+        compensate_(model, keep, grams, opts.ridge)
+    else:
+        fold_removed_biases(model, keep)
+    apply_surgery(model, keep)
+    return {"strength": strength, "share": share}
+
+
+def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = AdaptiveOptions(), sgl_dir=None,
+           steps: int = 0, eval_limit: int | None = None, recipe_overrides: dict | None = None,
+           language: str = "hi") -> dict:
+    """Validation WER of the ways to remove ``target`` of attention + FFN from the dense model (no recovery unless
+    said): without / with compensation; SGL's choice of groups on the dense weights; the SGL model itself pruned;
+    with ``steps``, compensation + a recovery by cross-entropy alone (gradual round 1 adds distillation). Returns
+    {"rows": […], "mask_from": dense | sgl} — the mask with the lower validation WER. Rows land in OUT/rows.json
+    as they are measured (a killed run resumes)."""
+    from ..runtime.fsutil import atomic_write_json, claim_folder
+    from .architecture import load_checkpoint, save_checkpoint
+    from .counts import attention_ffn_params
+    from .data import load_speech_dataset
+    from .pruning import _val_wer
+
+    out = claim_folder(out, "run", inputs=[dense_dir])
+    path = out / "rows.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    val = load_speech_dataset(data, "validation")
+    limit = eval_limit or len(val)
+    dense, processor = load_checkpoint(dense_dir)
+    dense_params = attention_ffn_params(kept_architecture(dense, {}))
+
+    def measure(name, make):
+        if any(r["variant"] == name for r in rows):
+            return
+        print(f"[ablation] {name}…", flush=True)
+        model, info = make()
+        rows.append({"variant": name, "target": target, **info, "val_wer": _val_wer(model, processor, val, limit, language)})
+        atomic_write_json(path, rows)
+
+    def variant(compensate, chooser_dir=None, weights_dir=dense_dir):
+        def make():
+            model, _ = load_checkpoint(weights_dir)
+            chooser = load_checkpoint(chooser_dir)[0] if chooser_dir else None
+            return model, _pruned_at(model, processor, data, opts, target, dense_params, language,
+                                     compensate=compensate, chooser=chooser)
+        return make
+
+    measure("dense, unpruned", lambda: (dense, {"strength": 0.0, "share": 0.0}))
+    measure("no compensation", variant(False))
+    measure("compensation", variant(True))
+    if sgl_dir is not None:
+        measure("SGL's groups, dense weights, compensation", variant(True, chooser_dir=sgl_dir))
+        measure("SGL model (its groups and weights), compensation", variant(True, weights_dir=sgl_dir))
+    by = {r["variant"]: r["val_wer"] for r in rows}
+    mask = "sgl" if by.get("SGL's groups, dense weights, compensation", float("inf")) < by["compensation"] else "dense"
+    if steps:
+        def recovered():
+            from .recipes import load_recipe
+            from .train import train
+
+            pruned_dir = out / "pruned-for-ce"
+            model, _ = load_checkpoint(dense_dir)
+            chooser = load_checkpoint(sgl_dir)[0] if mask == "sgl" else None
+            info = _pruned_at(model, processor, data, opts, target, dense_params, language, compensate=True, chooser=chooser)
+            if not (pruned_dir / "config.json").is_file():
+                save_checkpoint(model, processor, pruned_dir, generation_config=model.generation_config, overwrite=True)
+            recipe = load_recipe("dense", {"max_steps": steps, "select": "last", "warmup_steps": min(5, steps // 5),
+                                           "audio_ctx": None, "eval_every": 0, "save_every": max(1, steps // 2)}
+                                 | {k: v for k, v in (recipe_overrides or {}).items() if not k.startswith("distill.")})
+            train(pruned_dir, data, recipe, out / "recovery-ce")
+            return load_checkpoint(out / "recovery-ce" / "model")[0], info | {"steps": steps, "mask_from": mask}
+        measure("compensation + recovery (cross-entropy only)", recovered)
+    return {"rows": rows, "mask_from": mask}
