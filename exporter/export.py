@@ -221,6 +221,12 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
         _export_onnx(model, tmp, names)
         mels = [_mel(model, s) for s in samples]
         processor.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        if vocab_map is not None:  # the tokenizer file keeps only what the kept ids need (exporter/vocab.py)
+            from .vocab import trim_tokenizer
+
+            path = tmp / "tokenizer.json"
+            path.write_text(json.dumps(trim_tokenizer(json.loads(path.read_text(encoding="utf-8")), vocab_map),
+                                       ensure_ascii=False), encoding="utf-8")
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
             "architecture": arch.to_dict(), "audio_ctx": arch.audio_ctx, "n_mels": model.config.num_mel_bins,

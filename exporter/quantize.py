@@ -2,7 +2,13 @@
 against PyTorch and why. ``export --quantize NAME`` offers exactly these; a bundle records the name in its manifest
 (runtime/manifest.py ``QUANTIZATIONS`` lists what a runtime accepts; a test keeps the two in step).
 
-Adding a mode (say weight-only 4-bit MatMulNBits, issue 14) is one ``QuantMode`` entry with its ``apply``.
+Adding a mode is one ``QuantMode`` entry with its ``apply``.
+
+Weight-only modes (``int4``, ``int8w``): MatMul weights are stored in blocks of ``block`` input rows with one scale
+(and zero point) per block and computed by ONNX Runtime's ``MatMulNBits`` contrib op with ``accuracy_level=4``
+(int8 activations inside the kernel, the fast path measured in ../shared/SOURCES.md: 8-bit without it ran 7×
+slower than fp32); the token embedding becomes ``GatherBlockQuantized``. Activations stay float between ops, so
+they apply to the encoder too (dynamic int8 moved its cross keys by up to 7 and cost Hindi WER).
 """
 
 from __future__ import annotations
@@ -42,6 +48,50 @@ def _fp16(src: Path, dst: Path) -> None:
     onnx.save_model(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, disable_shape_infer=False), str(dst))
 
 
+def _untie_lookup(model):
+    """The decoder's one (d_model, vocab) table feeds both the token Gather (axis 1) and the logits MatMul. Weight-only
+    quantization rewrites each op with its own packed layout, so the lookup gets its own (vocab, d_model) copy,
+    gathered on axis 0 and transposed back: both copies are quantized (MatMulNBits, GatherBlockQuantized)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    matmul_inputs = {i for n in g.node if n.op_type == "MatMul" for i in n.input}
+    for k, node in enumerate(list(g.node)):
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if node.op_type != "Gather" or axis != 1 or node.input[0] not in inits or node.input[0] not in matmul_inputs:
+            continue
+        table = numpy_helper.to_array(inits[node.input[0]])
+        rows = numpy_helper.from_array(np.ascontiguousarray(table.T), f"{node.input[0]}_rows")
+        g.initializer.append(rows)
+        out = node.output[0]
+        gathered = helper.make_node("Gather", [rows.name, node.input[1]], [f"{out}_rows"], name=f"{node.name}_rows", axis=0)
+        back = helper.make_node("Transpose", [f"{out}_rows"], [out], name=f"{node.name}_back", perm=[1, 0])
+        idx = list(g.node).index(node)
+        g.node.remove(node)
+        g.node.insert(idx, back)
+        g.node.insert(idx, gathered)
+    return model
+
+
+def _weight_only(bits: int, block: int = 32):
+    def apply(src: Path, dst: Path) -> None:
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+        try:
+            import onnx_ir  # noqa: F401  (the quantizer needs it for the Gather rewrite)
+        except ImportError:
+            raise RuntimeError("weight-only quantization needs the onnx_ir package: pip install 'whisper-edge[export]'") from None
+        cfg = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, accuracy_level=4, bits=bits,
+                                           op_types_to_quantize=("MatMul", "Gather"), quant_axes=(("MatMul", 0), ("Gather", 1)))
+        q = MatMulNBitsQuantizer(_untie_lookup(onnx.load(str(src))), algo_config=cfg)
+        q.process()
+        q.model.save_model_to_file(str(dst), use_external_data_format=False)
+    return apply
+
+
 MODES: dict[str, QuantMode] = {
     "none": QuantMode("none", {"cross": 2e-3, "logits": 2e-3, "cache": 2e-3},
                       "fp32 ONNX against fp32 PyTorch: only operator-order rounding differs"),
@@ -52,6 +102,13 @@ MODES: dict[str, QuantMode] = {
                       "dynamic int8 activations move tensors by up to about 1 without changing the text: int8 is judged "
                       "by WER against fp32 on validation clips (--data), the tensor bound only catches breakage",
                       ops=("MatMul", "Gemm", "Gather"), apply=_int8_dynamic, encoder_by_default=False),
+    "int4": QuantMode("int4", {"cross": 2.0, "logits": 8.0, "cache": 2.0},
+                      "4-bit weights in blocks of 32 (one scale each) move outputs by up to about 1–2 without changing "
+                      "the text: judged by WER against fp32 on validation clips; the bound only catches breakage",
+                      ops=("MatMul", "Gather"), apply=_weight_only(4), extra={"block": 32, "accuracy_level": 4}),
+    "int8w": QuantMode("int8w", {"cross": 1.0, "logits": 4.0, "cache": 1.0},
+                       "8-bit weights in blocks of 32, activations float between ops: close to fp32; judged by WER too",
+                       ops=("MatMul", "Gather"), apply=_weight_only(8), extra={"block": 32, "accuracy_level": 4}),
 }
 
 

@@ -9,7 +9,7 @@ manifest.json::
                 "languages": {"hi": 50276, ...}, "suppress": [...], "begin_suppress": [...]},
      "language": "hi", "task": "transcribe", "vocab_map": null | [old ids...],
      "graphs": {"encoder": {"file": "encoder.onnx", "inputs": [...], "outputs": [...]}, "decoder": {...}},
-     "quantization": "none" | "int8" | "fp16",
+     "quantization": "none" | "int8" | "fp16" | "int4" | "int8w",
      "files": {"encoder.onnx": {"bytes": N, "sha256": "..."}, ...},
      "provenance": {...}, "metrics": {...}}
 

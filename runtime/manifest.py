@@ -18,7 +18,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "QUANTIZATIONS", "Manifest", "ManifestErr
            "check_graphs"]
 
 FORMAT, FORMAT_VERSION = "whisper-edge-bundle", 1
-QUANTIZATIONS = ("none", "int8", "fp16")
+QUANTIZATIONS = ("none", "int8", "fp16", "int4", "int8w")
 
 
 class ManifestError(ValueError):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from .manifest import QUANTIZATIONS
+
 __all__ = ["DeviceProfile", "ProfileError", "load_profile", "list_profiles"]
 
 _DIR = Path(__file__).resolve().parent.parent / "device_profiles"
@@ -40,7 +42,7 @@ class DeviceProfile:
             if isinstance(v, bool) or not isinstance(v, t):
                 raise ProfileError(f"profile {self.name}: field {k!r} must be a {'number' if k == 'target_rtf' else 'whole number'}, got {v!r}")
         checks = {"arch": self.arch in ("x86_64", "aarch64"), "threads": 1 <= self.threads <= 256,
-                  "quantization": self.quantization in ("none", "int8", "fp16"),
+                  "quantization": self.quantization in QUANTIZATIONS,
                   "int8_activation": self.int8_activation in ("u8", "s8"), "audio_ctx": 1 <= self.audio_ctx <= 1500,
                   "beam": self.beam >= 1, "memory_budget_mb": self.memory_budget_mb > 0, "target_rtf": self.target_rtf > 0,
                   "providers": isinstance(self.providers, list) and bool(self.providers)}

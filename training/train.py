@@ -224,7 +224,8 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                    "penalty": float(penalty.detach()) if penalty is not None else (
                        float(sgl_penalty(raw, recipe.sgl, sgl_weights).detach()) if recipe.method == "sgl" and step % 10 == 0 else "")}
             losses = []
-            if recipe.method != "dense" and (step % 10 == 0 or step == recipe.max_steps):
+            if recipe.method != "dense" and (step % 10 == 0 or step == recipe.max_steps
+                                             or (recipe.eval_every and step % recipe.eval_every == 0)):
                 row.update({k: v for k, v in sparsity_report(raw).items() if k in LOG_FIELDS})
             if eval_ds is not None and (step % recipe.eval_every == 0 or step == recipe.max_steps):
                 rep = _validate(accelerator, raw, processor, eval_ds, recipe)

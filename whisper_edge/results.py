@@ -207,8 +207,9 @@ def format_results(results: dict) -> str:
     if t:
         lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|:---:|"]
         lines += [f"| {a} | {b} | {'✓' if ok else '✗'} |" for a, b, ok in t]
+    lines += pruning_sections(results)
     wb = (results.get("prune") or {}).get("wer_budget")
-    if wb:
+    if wb and not (results.get("prune") or {}).get("rounds"):
         lines += ["", f"## Pruning strength search (validation WER, budget +{wb['budget']} over {wb['base_wer']:.2f})", "",
                   "| strength | parameters | validation WER % | encoder GFLOPs |", "|---:|---:|---:|---:|"]
         for s in wb["search"]:
@@ -216,6 +217,39 @@ def format_results(results: dict) -> str:
             lines.append(f"| {s['strength']} | {s['params']:,} | {s['wer']:.2f} | {'' if ef is None else format(ef / 1e9, '.2f')} |")
         lines.append(f"\nChosen strength: {wb['strength']}.")
     return "\n".join(lines) + "\n"
+
+
+def pruning_sections(results: dict) -> list[str]:
+    """The gradual rounds (operating points), IMP's rounds, and the ablation at round 1's share."""
+    pr = results.get("prune") or {}
+    rounds, lines = pr.get("rounds") or [], []
+    wb = pr.get("wer_budget") or {}
+    if rounds:
+        lines += ["", f"## Gradual pruning: the operating points (validation WER; dense {wb.get('base_wer', float('nan')):.2f}, "
+                      f"budget +{wb.get('budget')})", "",
+                  f"Round 1's groups chosen by the {pr.get('mask_from') or 'dense'} model; distillation teacher: "
+                  f"{'yes' if pr.get('teacher') else 'none'}.", "",
+                  "| round | attention + FFN removed | parameters | encoder GFLOPs | WER after removal + compensation | WER after recovery |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for r in rounds:
+            lines.append(f"| {r['round']} | {100 * r['share']:.1f} % | {r['params']:,} | {r['encoder_flops'] / 1e9:.2f} | "
+                         f"{_nan(r.get('val_wer_pruned')):.2f} | {r['val_wer']:.2f} |")
+        lines.append(f"\nChosen: round {pr.get('chosen_round')} ({'within' if pr.get('budget_met') else 'no round within'} the budget).")
+    imp = results.get("imp_points") or []
+    if imp:
+        lines += ["", "## IMP: the operating points (validation WER at the end of each round)", "",
+                  "Unstructured zeros: nothing is physically removed, the exported graphs keep the dense shapes.", "",
+                  "| step | attention + FFN weights at zero | validation WER % |", "|---:|---:|---:|"]
+        lines += [f"| {p['step']} | {100 * _nan(p['weight_sparsity']):.1f} % | {p['val_wer']:.2f} |" for p in imp]
+    abl = (results.get("ablation") or {}).get("rows") or []
+    if abl:
+        lines += ["", f"## Ablation at {100 * abl[0].get('target', 0):.0f} % of attention + FFN (validation WER)", "",
+                  "| variant | removed | validation WER % |", "|---|---:|---:|"]
+        lines += [f"| {a['variant']} | {100 * a['share']:.1f} % | {a['val_wer']:.2f} |" for a in abl]
+        if rounds:
+            lines.append(f"| compensation + recovery (cross-entropy + distillation): gradual round 1 | {100 * rounds[0]['share']:.1f} % | "
+                         f"{rounds[0]['val_wer']:.2f} |")
+    return lines
 
 
 def _pyplot():
@@ -236,6 +270,10 @@ def _save(plt, fig, path: Path) -> None:
 def plot_pareto(results: dict, path: Path) -> None:
     plt = _pyplot()
     wb = (results.get("prune") or {}).get("wer_budget")
+    pr = results.get("prune") or {}
+    if pr.get("rounds"):
+        _plot_rounds(plt, results, path)
+        return
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     if wb:
         pts = [(s["params"] / 1e6, s["wer"], s["strength"]) for s in wb["search"]]
@@ -251,6 +289,27 @@ def plot_pareto(results: dict, path: Path) -> None:
     ax.set_ylabel("WER % (Hindi normalizer)")
     ax.set_title("WER against parameters")
     ax.legend(fontsize=7)
+    _save(plt, fig, path)
+
+
+def _plot_rounds(plt, results: dict, path: Path) -> None:
+    """Validation WER against attention + FFN physically removed (left) and removed or at zero (right, the
+    paper's way of counting) for the gradual rounds and IMP's rounds."""
+    pr = results["prune"]
+    wb = pr.get("wer_budget") or {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    ours = [(0.0, wb.get("base_wer"))] + [(100 * r["share"], r["val_wer"]) for r in pr["rounds"]]
+    imp = [(100 * _nan(p["weight_sparsity"]), p["val_wer"]) for p in results.get("imp_points") or []]
+    for ax, title, imp_x in ((axes[0], "physically removed", lambda x: 0.0), (axes[1], "removed or zero (paper's count)", lambda x: x)):
+        ax.plot([p[0] for p in ours], [p[1] for p in ours], "D-", label="adaptive + compensation + distillation, by round")
+        if imp:
+            ax.plot([imp_x(p[0]) for p in imp], [p[1] for p in imp], "^--", label="IMP, by round")
+        if wb.get("base_wer") is not None:
+            ax.axhline(wb["base_wer"] + wb["budget"], color="grey", ls=":", lw=0.8, label="dense + budget")
+        ax.set_xlabel(f"attention + FFN parameters {title} (%)")
+        ax.set_title(f"WER against parameters {title}", fontsize=9)
+    axes[0].set_ylabel("validation WER % (Hindi normalizer)")
+    axes[0].legend(fontsize=7)
     _save(plt, fig, path)
 
 

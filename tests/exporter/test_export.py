@@ -55,15 +55,22 @@ def test_pruned_bundle_is_smaller_and_matches_pytorch(tiny_pruned, tiny_bundle, 
     assert ids == ref
 
 
-@pytest.mark.parametrize("quant", ["int8", "fp16"])
+@pytest.mark.parametrize("quant", ["int8", "fp16", "int4", "int8w"])
 def test_quantized_bundles_are_smaller_and_validated(tiny_model, tiny_bundle, tmp_path, quant):
     clip = (np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.05, "नमस्ते")
-    clips = (clip,) if quant == "int8" else ()  # judged by WER with clips, by tensor tolerances without
+    clips = (clip,) if quant != "fp16" else ()  # judged by WER with clips, by tensor tolerances without
     m = export_bundle(tiny_model, tmp_path / quant, ExportOptions(quantize=quant, int8_encoder=True, wer_clips=clips))
     assert m["quantization"] == quant and all(r["ok"] for r in m["validation"][quant]["tensors"])
     if clips:
         assert set(m["metrics"]["validation_wer"]) >= {"fp32", quant, "clips"} and "wer" in m["validation"][quant]
-    assert _onnx_bytes(tmp_path / quant) < (0.35 if quant == "int8" else 0.6) * _onnx_bytes(tiny_bundle)
+    assert _onnx_bytes(tmp_path / quant) < {"int8": 0.35, "fp16": 0.6, "int4": 0.35, "int8w": 0.6}[quant] * _onnx_bytes(tiny_bundle)
+    if quant in ("int4", "int8w"):  # weight-only: MatMulNBits in both graphs, the embedding block-quantized
+        for g in ("encoder", "decoder"):
+            graph = onnx.load(str(tmp_path / quant / f"{g}.onnx")).graph
+            weights = {t.name for t in graph.initializer}
+            assert "MatMulNBits" in {n.op_type for n in graph.node}
+            assert not [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]  # every weight packed
+        assert "GatherBlockQuantized" in {n.op_type for n in onnx.load(str(tmp_path / quant / "decoder.onnx")).graph.node}
     text = Transcriber(tmp_path / quant).transcribe(np.zeros(16000, dtype=np.float32), options=DecodeOptions(max_new_tokens=3))
     assert isinstance(text, str)
 
@@ -80,6 +87,15 @@ def test_vocabulary_trimming_keeps_hindi_and_maps_ids_back(tiny_model, speech_co
     sentence = "मेरा भाई शहर के अस्पताल में काम करता है।"
     new_ids = [tr.to_new[i] for i in tr.tokenizer.encode(sentence, add_special_tokens=False).ids]
     assert tr.text(new_ids) == sentence
+    # the tokenizer file is trimmed too, and decodes every kept id as the full one does
+    assert (out / "tokenizer.json").stat().st_size < 0.2 * (tiny_bundle / "tokenizer.json").stat().st_size
+    from tokenizers import Tokenizer
+
+    full = Tokenizer.from_file(str(tiny_bundle / "tokenizer.json"))
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        ids = [int(i) for i in rng.choice(m["vocab_map"], 6)]
+        assert tr.tokenizer.decode(ids, skip_special_tokens=False) == full.decode(ids, skip_special_tokens=False)
 
 
 def test_tampered_missing_and_newer_bundles_are_refused(tiny_bundle, tmp_path):
