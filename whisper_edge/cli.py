@@ -155,11 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--language")
     s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--repetition-guard", type=int, default=4, help="stop a loop of the same n-gram repeated N times (0 = off)")
+    s.add_argument("--temperatures", default="0,0.2,0.4,0.6,0.8,1.0",
+                   help="temperature fallback: decode again at the next one while a window's text loops or is unsure "
+                        "(runtime/decoding.py); 0 alone = plain greedy/beam")
+    s.add_argument("--compression-ratio-threshold", type=float, default=2.4, help="a text that gzips better is a loop (0 = off)")
+    s.add_argument("--logprob-threshold", type=float, default=-1.0, help="mean token log-probability below it is unsure")
+    s.add_argument("--no-speech-threshold", type=float, default=0.6,
+                   help="<|nocaptions|> probability above it, with an unsure text, is silence: no text (0 = off)")
     s.add_argument("--vad", default="auto", choices=["auto", "silero", "energy", "off"],
                    help="voice activity: decode only speech, cut long audio in pauses (auto: Silero if the [vad] extra "
                         "is installed, else energy); off: consecutive fixed windows")
     s.add_argument("--vad-pack", action="store_true", help="join consecutive speech regions into one window (faster, "
                    "but a model trained on single sentences may stop after the first)")
+    s.add_argument("--stream", action="store_true",
+                   help="read each input (a path, or - for standard input) as a stream: bounded memory, each segment "
+                        "printed as soon as it is final (runtime/stream.py); json is then JSON Lines")
+    s.add_argument("--raw", choices=["s16le", "f32le"], help="--stream input is raw PCM of this format (needs --rate, --channels)")
+    s.add_argument("--rate", type=int, help="sample rate of raw PCM")
+    s.add_argument("--channels", type=int, help="channel count of raw PCM")
     s.add_argument("--format", default="txt", help="txt, json, srt, vtt, tsv; comma-separated for several")
     s.add_argument("--output-dir", help="write FILE_STEM.FORMAT here (default: standard output)")
     s.set_defaults(func=_cmd_transcribe)
