@@ -49,7 +49,7 @@ def flops(arch: Architecture, *, vocab: int, n_mels: int = 80, token_ctx: int = 
 def param_counts(model) -> dict:
     """total: parameters of the model as built (tied embeddings once); nonzero; removable: those in
     heads and FFN channels that are entirely zero and could be cut out physically."""
-    from .sgl import iter_groups, _group_l1_l2sq
+    from .groups import group_norms, iter_groups
 
     seen, total, nonzero = set(), 0, 0
     for p in model.parameters():
@@ -60,7 +60,7 @@ def param_counts(model) -> dict:
         nonzero += int(torch.count_nonzero(p))
     removable = 0
     for _, _, _, views in iter_groups(model):
-        _, l2sq, p = _group_l1_l2sq(views)
+        _, l2sq, p = group_norms(views)
         removable += int((l2sq == 0).sum()) * p
     return {"total": total, "nonzero": nonzero, "removable": removable}
 
@@ -68,9 +68,11 @@ def param_counts(model) -> dict:
 def attention_ffn_params(arch: Architecture) -> int:
     """Parameters in the removable groups: every head's q/k/v rows, out_proj columns and q/v biases, every FFN
     channel's fc1 row, bias and fc2 column."""
-    d, hd = arch.d_model, arch.head_dim
-    return sum(sum(layer[k] for k in ("heads", "self_heads", "cross_heads") if k in layer) * (4 * hd * d + 2 * hd)
-               + layer["ffn"] * (2 * d + 1) for layer in arch.encoder + arch.decoder)
+    from .groups import channel_group_size, head_group_size
+
+    head, channel = head_group_size(arch.d_model, arch.head_dim), channel_group_size(arch.d_model)
+    return sum(sum(layer[k] for k in ("heads", "self_heads", "cross_heads") if k in layer) * head + layer["ffn"] * channel
+               for layer in arch.encoder + arch.decoder)
 
 
 def model_counts(model, *, token_ctx: int = 64) -> dict:

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .sgl import group_scores
+from .groups import group_scores
 
 __all__ = ["prunable_weights", "imp_prune_", "imp_schedule", "sparsity_report"]
 
@@ -31,20 +31,18 @@ def imp_prune_(model, sparsity: float, structured: bool = False) -> None:
     """Global magnitude pruning to ``sparsity`` (share of prunable weights at zero), in place."""
     weights = prunable_weights(model)
     if structured:
-        from .sgl import iter_groups, _group_l1_l2sq
+        from .groups import group_norms, grouped, iter_groups
 
-        fams = [(views, *_group_l1_l2sq(views)) for _, _, _, views in iter_groups(model)]
+        fams = [(views, *group_norms(views)) for _, _, _, views in iter_groups(model)]
         rms = torch.cat([(l2.sqrt() / math.sqrt(p)).float() for _, _, l2, p in fams])
         sizes = torch.cat([torch.full_like(l2, p, dtype=torch.float64) for _, _, l2, p in fams])
         order = torch.argsort(rms)
         cut = int(torch.searchsorted(torch.cumsum(sizes[order], 0), sparsity * sizes.sum()))
         thr = rms[order[min(cut, len(order) - 1)]]
-        from .sgl import _grouped
-
         for (parts, groups), _, l2, p in fams:
             keep = ((l2.sqrt() / math.sqrt(p)) >= thr).to(parts[0][0].dtype)
             for w, layout in parts:
-                _grouped(w, layout, groups).mul_(keep[:, None] if layout == "rows" else keep[None, :, None])
+                grouped(w, layout, groups).mul_(keep[:, None] if layout == "rows" else keep[None, :, None])
         return
     flat = torch.cat([w.detach().abs().reshape(-1).float() for w in weights])
     k = int(sparsity * flat.numel())

@@ -20,7 +20,7 @@ import logging
 
 import torch
 
-from .sgl import iter_families
+from .groups import iter_families
 
 __all__ = ["group_importance", "measure_importance", "data_calibration_batches", "adaptive_weights", "calibration_batches", "importance_stats",
            "format_importance"]
@@ -147,7 +147,7 @@ def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, 
 def importance_stats(model, importance: list[torch.Tensor]) -> list[dict]:
     """Per family: median importance, quantiles of importance / median, and the correlation of the
     importance with the weight RMS (how far a weights-only score can be trusted)."""
-    from .sgl import group_scores
+    from .groups import group_scores
 
     qs = torch.tensor([0.05, 0.25, 0.75, 0.95])
     out = []

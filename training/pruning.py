@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from .architecture import Architecture, apply_surgery, architecture_of, fold_removed_biases
-from .sgl import group_scores
+from .groups import group_scores
 
 __all__ = ["AdaptiveOptions", "adaptive_keep", "prune_adaptive", "keep_from_zeros"]
 

@@ -28,7 +28,7 @@ before training from the group's activation-aware importance (training/importanc
 shrinkage falls on the groups that contribute least within their own sublayer.
 
 Both are vectorized: one contiguous reduction or scaling per weight tensor, no Python loop over
-groups. :func:`group_scores` returns per-group norms for pruning.
+groups. The groups themselves (and their norms and scores) are defined in training/groups.py.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from dataclasses import dataclass
 import torch
 
 from .architecture import EmptyAttention
+from .groups import group_norms, grouped, iter_groups
 
-__all__ = ["SGLConfig", "sgl_penalty", "sgl_prox_", "group_scores", "iter_groups", "iter_families"]
+__all__ = ["SGLConfig", "sgl_penalty", "sgl_prox_"]
 
 _EPS = 1e-24
 
@@ -75,65 +76,6 @@ class SGLConfig:
             raise ValueError(f"sgl.mode must be 'loss' or 'proximal', got {self.mode!r}")
 
 
-# A group family is stored as "parts": (tensor, layout) with layout "rows" (group g = a block of rows,
-# tensor.view(G, -1)[g]) or "cols" (group g = a block of columns, tensor.view(out, G, -1)[:, g]).
-# Every reduction and scaling below is one contiguous op per tensor, whatever the number of groups.
-
-def _head_parts(att) -> list[tuple[torch.Tensor, str]]:
-    parts = [(att.q_proj.weight, "rows"), (att.k_proj.weight, "rows"), (att.v_proj.weight, "rows"), (att.out_proj.weight, "cols")]
-    parts += [(lin.bias, "rows") for lin in (att.q_proj, att.v_proj) if lin.bias is not None]
-    return parts
-
-
-def _ffn_parts(layer) -> list[tuple[torch.Tensor, str]]:
-    return [(layer.fc1.weight, "rows"), (layer.fc1.bias, "rows"), (layer.fc2.weight, "cols")]
-
-
-def _grouped(w: torch.Tensor, layout: str, groups: int) -> torch.Tensor:
-    return w.view(groups, -1) if layout == "rows" else w.view(w.shape[0], groups, -1)
-
-
-def _reduce(x: torch.Tensor, layout: str) -> torch.Tensor:
-    return x.sum(1) if layout == "rows" else x.sum((0, 2))
-
-
-def iter_families(model):
-    """Yield (side, layer index, kind, module) for every group family, in one fixed order: per layer the
-    self-attention, the cross-attention (decoder) and the FFN; module is the attention sublayer or the
-    encoder/decoder layer (for its FFN). kind ∈ heads (encoder) / self_heads / cross_heads / ffn."""
-    m = model.model
-    for side, layers in (("encoder", m.encoder.layers), ("decoder", m.decoder.layers)):
-        for i, layer in enumerate(layers):
-            for kind, att in (("self_heads", layer.self_attn), ("cross_heads", getattr(layer, "encoder_attn", None))):
-                if att is not None and not isinstance(att, EmptyAttention):
-                    yield side, i, ("heads" if side == "encoder" else kind), att
-            if layer.fc1.out_features:
-                yield side, i, "ffn", layer
-
-
-def iter_groups(model):
-    """Yield (side, layer index, kind, (parts, G)) for every group family (the order of :func:`iter_families`)."""
-    for side, i, kind, mod in iter_families(model):
-        if kind == "ffn":
-            yield side, i, kind, (_ffn_parts(mod), mod.fc1.out_features)
-        else:
-            yield side, i, kind, (_head_parts(mod), mod.num_heads)
-
-
-def _group_l1_l2sq(family) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Per-group L1 norm, squared L2 norm, and the group size p_g."""
-    parts, groups = family
-    l1 = l2 = None
-    p = 0
-    for w, layout in parts:
-        g = _grouped(w, layout, groups)
-        a, s = _reduce(g.abs(), layout), _reduce(g.pow(2), layout)
-        l1 = a if l1 is None else l1 + a
-        l2 = s if l2 is None else l2 + s
-        p += w.numel() // groups
-    return l1, l2, p
-
-
 def _columns(model):
     m = model.model
     for side, layers in (("encoder", m.encoder.layers), ("decoder", m.decoder.layers)):
@@ -154,7 +96,7 @@ def sgl_penalty(model, cfg: SGLConfig, weights: list[torch.Tensor] | None = None
     for k, (side, _, _, family) in enumerate(iter_groups(model)):
         if not lam[side]:
             continue
-        l1, l2sq, p = _group_l1_l2sq(family)
+        l1, l2sq, p = group_norms(family)
         per_group = cfg.alpha * l1 + (1 - cfg.alpha) * math.sqrt(p) * l2sq.clamp_min(_EPS).sqrt()
         if weights is not None:
             per_group = per_group * weights[k].to(per_group)
@@ -187,14 +129,14 @@ def sgl_prox_(model, cfg: SGLConfig, lr: float, weights: list[torch.Tensor] | No
                 if wg is None:
                     w.copy_(torch.nn.functional.softshrink(w, t * cfg.alpha))
                 else:
-                    g = _grouped(w, layout, groups)
+                    g = grouped(w, layout, groups)
                     thr = t * cfg.alpha * (wg[:, None] if layout == "rows" else wg[None, :, None])
                     g.copy_(g.sign() * (g.abs() - thr).clamp_min(0))
-        _, l2sq, p = _group_l1_l2sq(family)
+        _, l2sq, p = group_norms(family)
         shrink = t * (1 - cfg.alpha) * math.sqrt(p) * (wg if wg is not None else 1.0)
         scale = (1 - shrink / l2sq.clamp_min(_EPS).sqrt()).clamp_min(0)
         for w, layout in parts:
-            g = _grouped(w, layout, groups)
+            g = grouped(w, layout, groups)
             g.mul_(scale[:, None] if layout == "rows" else scale[None, :, None])
     if cfg.column_weight:
         for side, w in _columns(model):
@@ -205,14 +147,3 @@ def sgl_prox_(model, cfg: SGLConfig, lr: float, weights: list[torch.Tensor] | No
                 w.copy_(torch.nn.functional.softshrink(w, t * cfg.alpha))
             n = w.pow(2).sum(0).clamp_min(_EPS).sqrt()
             w.mul_((1 - t * (1 - cfg.alpha) * math.sqrt(w.shape[0]) / n).clamp_min(0))
-
-
-@torch.no_grad()
-def group_scores(model) -> list[dict]:
-    """Per group family: side, layer, kind, L2 norms, RMS (norm/√p) and p. Used by pruning and inspect."""
-    out = []
-    for side, i, kind, family in iter_groups(model):
-        _, l2sq, p = _group_l1_l2sq(family)
-        norm = l2sq.sqrt()
-        out.append({"side": side, "layer": i, "kind": kind, "norm": norm.cpu(), "rms": (norm / math.sqrt(p)).cpu(), "p": p})
-    return out

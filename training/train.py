@@ -36,8 +36,8 @@ from .evaluate import EvalOptions, evaluate_model
 from .recipes import Recipe
 from .batches import SpeechCollator, SpeechDataset, usable_rows
 from .imp import imp_prune_, imp_schedule, prunable_weights, sparsity_report
+from .methods import make_method
 from .precision import fp32_forward, fresh_accelerate_state, mixed_precision
-from .sgl import sgl_penalty, sgl_prox_
 
 __all__ = ["train", "SpeechCollator", "prunable_weights", "imp_prune_", "imp_schedule", "sparsity_report"]
 
@@ -143,9 +143,8 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     accelerator.register_for_checkpointing(sched)
     raw = accelerator.unwrap_model(model)
 
-    sgl_weights = None
-    if recipe.method == "sgl" and (recipe.sgl.gamma > 0 or recipe.sgl.protect_quantile < 1):
-        sgl_weights = _sgl_weights(accelerator, raw, processor, recipe, train_ds, out)
+    method = make_method(recipe)  # what dense, SGL or IMP add around the step (training/methods.py)
+    method.setup(accelerator, raw, processor, train_ds, out)
 
     # resume
     state = {"step": 0, "best_wer": None, "best_step": None, "imp_round": 0}
@@ -159,10 +158,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
         accelerator.init_trackers("train", config={k: v for k, v in recipe.to_dict().items() if not isinstance(v, dict)})
 
     steps_per_epoch = max(1, len(dl) // recipe.grad_accum)
-    schedule = imp_schedule(recipe.imp.target_sparsity, recipe.imp.rounds, recipe.max_steps) if recipe.method == "imp" else []
-    imp_masks = None
-    if recipe.method == "imp" and state["imp_round"] > 0:
-        imp_masks = [(w != 0) for w in prunable_weights(raw)]  # pruned weights are exact zeros
+    method.resume(raw, state)
 
     log_path = out / "log.csv"
     if main and not log_path.exists():
@@ -182,21 +178,15 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
         t0 = time.perf_counter()
         losses = []
         for batch in it:
-            # IMP: prune at the start of each round
-            while state["imp_round"] < len(schedule) and step >= schedule[state["imp_round"]][0]:
-                imp_prune_(raw, schedule[state["imp_round"]][1], recipe.imp.structured)
-                imp_masks = [(w != 0) for w in prunable_weights(raw)]
-                state["imp_round"] += 1
-                accelerator.print(f"IMP round {state['imp_round']}: sparsity {schedule[state['imp_round'] - 1][1]:.3f}")
+            method.before_batch(raw, step, state, accelerator.print)
             with accelerator.accumulate(model):
                 batch_rows = batch.pop("rows", None)
                 out_ = model(**batch)
                 loss = out_.loss
                 if distiller is not None:
                     loss = distiller.loss(loss, out_.logits, batch["labels"], batch_rows)
-                penalty = None
-                if recipe.method == "sgl" and recipe.sgl.mode == "loss":
-                    penalty = sgl_penalty(raw, recipe.sgl, sgl_weights)
+                penalty = method.penalty(raw)
+                if penalty is not None:
                     loss = loss + penalty
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and recipe.max_grad_norm:
@@ -209,25 +199,15 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             losses.append(out_.loss.detach().float().item())
             if not accelerator.sync_gradients:
                 continue
-            t_sgl = 0.0
-            if recipe.method == "sgl" and recipe.sgl.mode == "proximal":
-                ts = time.perf_counter()
-                sgl_prox_(raw, recipe.sgl, lr=lr_used, weights=sgl_weights)
-                t_sgl = time.perf_counter() - ts
-            if imp_masks is not None:
-                with torch.no_grad():
-                    for w, m in zip(prunable_weights(raw), imp_masks):
-                        w.mul_(m)
+            t_sgl = method.after_step(raw, lr_used)  # SGL's proximal step, IMP's masks
             step += 1
             row = {"step": step, "epoch": epoch, "loss": float(np.mean(losses)), "lr": lr_used,
                    "step_seconds": time.perf_counter() - t0, "sgl_seconds": t_sgl,
-                   "penalty": float(penalty.detach()) if penalty is not None else (
-                       float(sgl_penalty(raw, recipe.sgl, sgl_weights).detach()) if recipe.method == "sgl" and step % 10 == 0 else "")}
+                   "penalty": float(penalty.detach()) if penalty is not None else ""}
             losses = []
-            if recipe.method != "dense" and (step % 10 == 0 or step == recipe.max_steps
-                                             or (recipe.eval_every and step % recipe.eval_every == 0)):
-                row.update({k: v for k, v in sparsity_report(raw).items() if k in LOG_FIELDS})
-            if eval_ds is not None and (step % recipe.eval_every == 0 or step == recipe.max_steps):
+            validating = eval_ds is not None and (step % recipe.eval_every == 0 or step == recipe.max_steps)
+            row.update(method.log(raw, step, validating or bool(recipe.eval_every and step % recipe.eval_every == 0)))
+            if validating:
                 rep = _validate(accelerator, raw, processor, eval_ds, recipe)
                 if rep is not None:
                     row.update(val_wer=rep["wer"], val_cer=rep["cer"])
@@ -290,26 +270,6 @@ def _distiller(recipe: Recipe, processor, train_ds, vocab_size: int, data, sot: 
     cache.check(tokenizer=processor.tokenizer, sentences=train_ds["sentence"], vocab_size=vocab_size,
                 max_label_tokens=recipe.max_label_tokens, data=data, sot=sot)
     return Distiller(cache, recipe.distill)
-
-
-def _sgl_weights(accelerator, raw, processor, recipe: Recipe, train_ds, out: Path) -> list[torch.Tensor]:
-    """Adaptive SGL weights, measured once on the starting model and kept in OUT/sgl_weights.pt, so a
-    resumed run (and every process) uses exactly the same ones."""
-    from .importance import adaptive_weights, calibration_batches, group_importance
-
-    path = out / "sgl_weights.pt"
-    if accelerator.is_main_process and not path.is_file():
-        batches = calibration_batches(processor, train_ds, n_batches=recipe.sgl.calib_batches, batch_size=recipe.batch_size,
-                                      audio_ctx=raw.config.max_source_positions, language=recipe.language,
-                                      max_label_tokens=recipe.max_label_tokens, seed=recipe.seed + 1)
-        log.info("measuring group importance on %d batches for adaptive SGL", len(batches))
-        with fp32_forward(raw):
-            imp = group_importance(raw, tqdm(batches, desc="importance", unit="batch", leave=False))
-        tmp = path.with_suffix(".tmp")
-        torch.save({"importance": imp, "weights": adaptive_weights(imp, recipe.sgl.gamma, recipe.sgl.w_max, recipe.sgl.protect_quantile)}, tmp)
-        os.replace(tmp, path)
-    accelerator.wait_for_everyone()
-    return [w.to(accelerator.device) for w in torch.load(path)["weights"]]
 
 
 def _validate(accelerator, raw, processor, eval_ds, recipe: Recipe):

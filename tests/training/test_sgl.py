@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from whisper_edge.training.architecture import load_checkpoint
-from whisper_edge.training.sgl import SGLConfig, group_scores, sgl_penalty, sgl_prox_
+from whisper_edge.training.groups import group_scores
+from whisper_edge.training.sgl import SGLConfig, sgl_penalty, sgl_prox_
 
 
 def _direct(model, cfg):
@@ -77,7 +78,7 @@ def test_loss_mode_penalty_is_zero_when_lambdas_are(tiny_model):
 def test_importance_matches_direct_contribution_norms(tiny_model, speech_corpus):
     """Per head and per channel: the mean norm of what the group adds to the residual, computed by hand."""
     from whisper_edge.training.importance import adaptive_weights, group_importance
-    from whisper_edge.training.sgl import iter_groups
+    from whisper_edge.training.groups import iter_groups
 
     model, processor = load_checkpoint(tiny_model)
     feats = torch.randn(2, 80, 2 * model.config.max_source_positions)
@@ -107,7 +108,7 @@ def test_importance_matches_direct_contribution_norms(tiny_model, speech_corpus)
 
 
 def test_weighted_proximal_step_zeroes_the_heavily_weighted_groups_first(tiny_model):
-    from whisper_edge.training.sgl import iter_groups
+    from whisper_edge.training.groups import iter_groups
 
     model, _ = load_checkpoint(tiny_model)
     fams = list(iter_groups(model))
