@@ -54,12 +54,16 @@ class ExportOptions:
     max_wer_increase: float = 1.0  # with wer_clips, a quantized variant passes on WER (absolute points) instead of
     #                                 on tensor tolerances, which int8 activations exceed without harm to the text
     overwrite: bool = False  # replace an existing bundle in --out (never a folder whisper-edge did not make)
+    audio_ctx: int | None = None  # encoder positions of the exported graphs (a device profile's); None: the model's
+    settings: dict | None = None  # where each setting came from (flag / profile / default): recorded in the manifest
 
     def __post_init__(self):
         if self.quantize not in TOLERANCES:
             raise ValueError(f"--quantize must be one of {', '.join(MODES)}, got {self.quantize!r}")
         if self.vocab not in (None, "hi"):
             raise ValueError(f"--vocab must be 'hi' (or left out), got {self.vocab!r}")
+        if self.audio_ctx is not None and not 1 <= self.audio_ctx <= 1500:
+            raise ValueError(f"--audio-ctx must be within 1…1500 encoder positions (1500 = 30 s), got {self.audio_ctx}")
 
 
 def _export_onnx(model, tmp: Path, names: dict) -> None:
@@ -202,6 +206,15 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
     model, processor = load_checkpoint(model_dir)
     model.eval()
     model.generation_config.forced_decoder_ids = None
+    if opts.audio_ctx and opts.audio_ctx < model.config.max_source_positions:
+        from ..training.architecture import trim_audio_context
+
+        log.warning("audio context %d → %d positions: a model not trained for the shorter window may lose accuracy "
+                    "(the int8/int4 WER check and docs/export.md say by how much)", model.config.max_source_positions, opts.audio_ctx)
+        trim_audio_context(model, opts.audio_ctx)
+    elif opts.audio_ctx and opts.audio_ctx > model.config.max_source_positions:
+        log.warning("the model has %d encoder positions; the requested %d cannot be added: keeping %d",
+                    model.config.max_source_positions, opts.audio_ctx, model.config.max_source_positions)
     arch = architecture_of(model)
     if not any(layer["cross_heads"] for layer in arch.decoder):
         raise ValueError(f"{model_dir}: no decoder layer has a cross-attention head left, so the transcript no longer "
@@ -238,7 +251,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
             "language": opts.language, "task": "transcribe",
             "graphs": {"encoder": {"file": "encoder.onnx", "inputs": names["encoder_inputs"], "outputs": names["encoder_outputs"]},
                        "decoder": {"file": "decoder.onnx", "inputs": names["decoder_inputs"], "outputs": names["decoder_outputs"]}},
-            "quantization": opts.quantize, "opset": OPSET, "profile": opts.profile,
+            "quantization": opts.quantize, "opset": OPSET, "profile": opts.profile, "settings": opts.settings,
             "provenance": {"model": str(model_dir), "whisper_edge": _version(), "torch": torch.__version__,
                            "onnxruntime": _ort_version(), "python": platform.python_version(),
                            "model_provenance": (getattr(model.config, "whisper_edge", None) or {}).get("provenance")},

@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quantize", default=None, choices=list(QUANT_MODES),
                    help="exporter/quantize.py's modes (default none, or the --profile's quantization)")
     s.add_argument("--vocab", choices=["hi"], help="keep only the tokens Hindi needs (needs --data)")
+    s.add_argument("--audio-ctx", type=int, help="encoder positions of the exported graphs (default: the --profile's, "
+                   "else the model's; 500 = 10-s windows)")
     s.add_argument("--data", help="speech data: validation clips for the token check, train transcripts for --vocab")
     s.add_argument("--samples", type=int, default=4, help="clips for the greedy-token check")
     s.add_argument("--sample-split", default="validation")

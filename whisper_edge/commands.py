@@ -202,16 +202,11 @@ def _cmd_export(args) -> int:
         wer_clips = tuple((row_audio(r["audio"]), r["sentence"]) for r in val.select(range(n)))
     elif args.vocab:
         raise ValueError("--vocab hi needs --data (its training transcripts define the kept tokens)")
-    quantize = args.quantize
-    if quantize is None:  # the device profile decides, else fp32
-        from .runtime.profiles import load_profile
-
-        quantize = load_profile(args.profile).quantization if args.profile else "none"
-        if args.profile:
-            print(f"quantization {quantize} (from profile {args.profile})")
-    opts = ExportOptions(quantize=quantize, vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
+    settings = _export_settings(args)
+    opts = ExportOptions(quantize=settings["quantization"]["value"], vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
                          samples=samples, language=args.language, profile=args.profile, int8_encoder=args.int8_encoder,
-                         wer_clips=wer_clips, max_wer_increase=args.max_wer_increase, overwrite=args.overwrite)
+                         wer_clips=wer_clips, max_wer_increase=args.max_wer_increase, overwrite=args.overwrite,
+                         audio_ctx=settings["audio_ctx"]["value"], settings=settings)
     m = export_bundle(args.model, args.out, opts)
     for name, v in m.get("validation", {}).items():
         print(f"validation ({name}):")
@@ -225,6 +220,28 @@ def _cmd_export(args) -> int:
     parts = ", ".join(f"{k} {v['bytes'] / 2**20:.1f}" for k, v in m["files"].items())
     print(f"wrote {args.out}: {total / 2**20:.1f} MiB ({parts})")
     return 0
+
+
+def _export_settings(args) -> dict:
+    """Quantization, audio context and threads of an export: a flag wins, then the device profile, then the default;
+    each recorded with where it came from (the manifest's ``settings``)."""
+    prof = None
+    if args.profile:
+        from .runtime.profiles import load_profile
+
+        prof = load_profile(args.profile)
+    out = {}
+    for key, flag, default in (("quantization", args.quantize, "none"), ("audio_ctx", args.audio_ctx, None), ("threads", None, None)):
+        if flag is not None:
+            out[key] = {"value": flag, "from": "flag"}
+        elif prof is not None:
+            out[key] = {"value": getattr(prof, key), "from": f"profile {prof.name}"}
+        else:
+            out[key] = {"value": default, "from": "default"}
+    for key, v in out.items():
+        if v["from"].startswith("profile"):
+            print(f"{key} {v['value']} (from {v['from']})")
+    return out
 
 
 def _cmd_bundle(args) -> int:
@@ -348,6 +365,16 @@ def _cmd_bench(args) -> int:
                    split=args.split, limit=args.limit or None, threads=threads or 2, providers=providers, beam=beam or 1,
                    repeats=args.repeats, max_new_tokens=args.max_new_tokens, vad=args.vad)
     print(format_table(report))
+    if args.profile:  # the profile's budgets, checked on what was measured here
+        for r in report["rows"]:
+            if "error" in r:
+                continue
+            over = []
+            if r.get("peak_rss_mb") and r["peak_rss_mb"] > prof.memory_budget_mb:
+                over.append(f"peak RSS {r['peak_rss_mb']:.0f} MiB > budget {prof.memory_budget_mb}")
+            if r.get("rtf") and r["rtf"] > prof.target_rtf:
+                over.append(f"RTF {r['rtf']:.3f} > target {prof.target_rtf}")
+            print(f"{r['label']}: {'; '.join(over) + ' (profile ' + prof.name + ')' if over else 'within the profile ' + prof.name}")
     print(f"wrote {Path(args.out) / 'bench.json'}, bench.md, bench.png")
     return 0
 

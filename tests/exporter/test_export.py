@@ -193,3 +193,19 @@ def test_model_without_cross_attention_is_refused_before_export(tiny_model, tmp_
     with pytest.raises(ValueError, match="no decoder layer has a cross-attention head"):
         export_bundle(src, tmp_path / "bundle")
     assert not (tmp_path / "bundle").exists()
+
+
+def test_profile_drives_the_export_and_a_flag_wins(tiny_model, tmp_path, capsys):
+    prof = tmp_path / "tiny-device.yaml"
+    prof.write_text("description: a made-up board\nquantization: int8\naudio_ctx: 200\nthreads: 3\n")
+    out = tmp_path / "by-profile"
+    assert main(["export", "--model", str(tiny_model), "--out", str(out), "--profile", str(prof)]) == 0
+    m = verify_bundle(out)
+    assert m["quantization"] == "int8" and m["audio_ctx"] == 200 and m["profile"] == str(prof)
+    assert m["settings"]["audio_ctx"] == {"value": 200, "from": "profile tiny-device"}
+    assert m["settings"]["threads"]["value"] == 3 and "from profile tiny-device" in capsys.readouterr().out
+    assert Transcriber(out).n_samples == 200 * 320  # the runtime follows the exported window
+    flagged = tmp_path / "flag-wins"
+    assert main(["export", "--model", str(tiny_model), "--out", str(flagged), "--profile", str(prof), "--quantize", "none"]) == 0
+    m = verify_bundle(flagged)
+    assert m["quantization"] == "none" and m["settings"]["quantization"] == {"value": "none", "from": "flag"}
