@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .pruning import AdaptiveOptions, adaptive_keep, calibrate, prune_adaptive
 
-__all__ = ["kept_architecture", "strength_for_share", "prune_gradual"]
+__all__ = ["kept_architecture", "strength_for_share", "prune_to_share", "prune_gradual", "ablate"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -177,7 +177,7 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
     return report
 
 
-def _pruned_at(model, processor, data, opts, target: float, dense_params: int, language: str, *, compensate: bool,
+def prune_to_share(model, processor, data, opts, target: float, dense_params: int, language: str, *, compensate: bool,
                chooser=None) -> dict:
     """Remove ``target`` of attention + FFN from ``model`` in place (groups chosen by ``chooser`` if given)."""
     from .architecture import apply_surgery, fold_removed_biases
@@ -229,7 +229,7 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
         def make():
             model, _ = load_checkpoint(weights_dir)
             chooser = load_checkpoint(chooser_dir)[0] if chooser_dir else None
-            return model, _pruned_at(model, processor, data, opts, target, dense_params, language,
+            return model, prune_to_share(model, processor, data, opts, target, dense_params, language,
                                      compensate=compensate, chooser=chooser)
         return make
 
@@ -249,7 +249,7 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
             pruned_dir = out / "pruned-for-ce"
             model, _ = load_checkpoint(dense_dir)
             chooser = load_checkpoint(sgl_dir)[0] if mask == "sgl" else None
-            info = _pruned_at(model, processor, data, opts, target, dense_params, language, compensate=True, chooser=chooser)
+            info = prune_to_share(model, processor, data, opts, target, dense_params, language, compensate=True, chooser=chooser)
             if not (pruned_dir / "config.json").is_file():
                 save_checkpoint(model, processor, pruned_dir, generation_config=model.generation_config, overwrite=True)
             recipe = load_recipe("dense", {"max_steps": steps, "select": "last", "warmup_steps": min(5, steps // 5),

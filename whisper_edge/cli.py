@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_data_long, _cmd_demo, _cmd_eval, _cmd_experiment, _cmd_export,
-                       _cmd_inspect, _cmd_model_import, _cmd_normalize, _cmd_prune, _cmd_train, _cmd_transcribe)
+                       _cmd_fit, _cmd_inspect, _cmd_model_import, _cmd_normalize, _cmd_profiles, _cmd_prune, _cmd_train, _cmd_transcribe)
 from .exporter.quantize import MODES as QUANT_MODES  # torch-free: the registry of quantization modes
 
 
@@ -197,6 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="our bundles only: decode speech regions (off: fixed windows, as the peers do)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bench)
+
+    s = sub.add_parser("profiles", help="the shipped device profiles, one line each (a YAML path works wherever a name does)")
+    s.set_defaults(func=_cmd_profiles)
+
+    s = sub.add_parser("fit", help="the most accurate bundle within a device profile's memory and speed budget, measured here")
+    s.add_argument("--profile", required=True, help="device profile name or YAML path (memory_budget_mb, target_rtf, threads)")
+    s.add_argument("--model", required=True, nargs="+", help="checkpoints to choose from (dense, pruned …)")
+    s.add_argument("--data", required=True, help="corpus: validation clips for WER, test clips for the bench")
+    s.add_argument("--out", required=True, help="OUT/bundle (the chosen one), OUT/fit.md, OUT/candidates/")
+    s.add_argument("--quantize", nargs="+", choices=list(QUANT_MODES), help="modes to try (default: the profile's, int8, int4)")
+    s.add_argument("--shares", nargs="*", type=float, default=[],
+                   help="also prune each model to these shares of attention + FFN (compensated, not retrained)")
+    s.add_argument("--vocab", choices=["hi"], help="export every candidate with the Hindi vocabulary")
+    s.add_argument("--clips", type=int, default=24, help="test clips for the bench")
+    s.add_argument("--wer-clips", type=int, default=48, help="validation clips for WER")
+    s.set_defaults(func=_cmd_fit)
 
     s = sub.add_parser("experiment", help="the paper's comparison end to end (dense, SGL+adaptive, IMP; export; bench); resumable")
     s.add_argument("--config", default="recipes/paper.yaml")

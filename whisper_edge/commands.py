@@ -379,6 +379,26 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_profiles(args) -> int:
+    from .runtime.profiles import list_profiles, load_profile
+
+    for name in list_profiles():
+        p = load_profile(name)
+        print(f"{name:20s} {p.arch:8s} {p.quantization:6s} threads {p.threads}, ≤ {p.memory_budget_mb} MiB, RTF ≤ {p.target_rtf}  "
+              f"{p.description}")
+    return 0
+
+
+def _cmd_fit(args) -> int:
+    from .fit import fit, format_fit
+
+    r = fit(args.profile, args.model, args.data, args.out, quantizations=args.quantize, shares=args.shares,
+            clips=args.clips, wer_clips=args.wer_clips, vocab=args.vocab)
+    print(format_fit(r))
+    print(f"wrote {Path(args.out) / 'bundle'} ({r['chosen']}) and {Path(args.out) / 'fit.md'}")
+    return 0
+
+
 def _cmd_experiment(args) -> int:
     from .experiment import run_experiment
 
