@@ -20,23 +20,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .validate import ValidationError
+
 from ..runtime.features import window_samples
 from ..runtime.bundle import FORMAT, FORMAT_VERSION, file_entry, verify_bundle
 from ..runtime.fsutil import atomic_dir, check_output
 from .quantize import MODES, quantize_graphs
 from ..training.architecture import architecture_of, load_checkpoint, resolve_model_dir
+from .validate import bundle_wer, default_samples, format_validation, tensor_checks, token_checks
 from .wrappers import DecoderWrapper, EncoderWrapper, io_names
 
-__all__ = ["ExportOptions", "export_bundle", "ValidationError", "TOLERANCES"]
+__all__ = ["ExportOptions", "export_bundle", "ValidationError", "TOLERANCES", "format_validation"]
 
 log = logging.getLogger("whisper_edge")
 
 TOLERANCES = {name: mode.tolerance for name, mode in MODES.items()}  # one owner: exporter/quantize.py
 OPSET = 17
-
-
-class ValidationError(RuntimeError):
-    """An export whose graphs disagree with PyTorch beyond tolerance (the table says where)."""
 
 
 @dataclass(frozen=True)
@@ -91,104 +90,6 @@ def _export_onnx(model, tmp: Path, names: dict) -> None:
             onnx.save_model(m, str(tmp / f), save_as_external_data=True, location=f + ".data")
 
 
-def _sessions(tmp: Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return (ort.InferenceSession(str(tmp / "encoder.onnx"), so, providers=["CPUExecutionProvider"]),
-            ort.InferenceSession(str(tmp / "decoder.onnx"), so, providers=["CPUExecutionProvider"]))
-
-
-def _tensor_checks(model, tmp: Path, names: dict, quant: str, mels: list[np.ndarray], prompt: list[int]) -> list[dict]:
-    """Run both graphs and the PyTorch wrappers on the same inputs; max abs diff per output."""
-    enc_s, dec_s = _sessions(tmp)
-    enc_w, dec_w = EncoderWrapper(model).eval(), DecoderWrapper(model).eval()
-    tol = TOLERANCES[quant]
-    rows = []
-    mel = np.stack(mels[:2]).astype(np.float32)
-    with torch.no_grad():
-        ref_cross = [t.numpy() for t in enc_w(torch.from_numpy(mel))]
-    got_cross = enc_s.run(None, {"mel": mel})
-    for n, r, g in zip(names["encoder_outputs"], ref_cross, got_cross):
-        rows.append({"graph": "encoder", "output": n, "max_abs_diff": float(np.abs(r - g).max()), "tolerance": tol["cross"]})
-    b = mel.shape[0]
-    toks = np.array([prompt] * b, dtype=np.int64)
-    hd = architecture_of(model).head_dim
-    past = {n: np.zeros((b, model.model.decoder.layers[i].self_attn.num_heads, 0, hd), np.float32)
-            for i in names["self_layers"] for n in (f"self_k_{i}", f"self_v_{i}")}
-    cross = dict(zip(names["encoder_outputs"], ref_cross))
-    feeds = {"tokens": toks, "offset": np.array(0, dtype=np.int64), **past, **cross}
-    for stage in ("prompt", "next token"):
-        with torch.no_grad():
-            ref = [t.numpy() for t in dec_w(*(torch.from_numpy(np.asarray(feeds[k])) for k in names["decoder_inputs"]))]
-        got = dec_s.run(None, feeds)
-        for n, r, g in zip(names["decoder_outputs"], ref, got):
-            kind = "logits" if n == "logits" else "cache"
-            rows.append({"graph": "decoder", "output": f"{n} ({stage})", "max_abs_diff": float(np.abs(r - g).max()),
-                         "tolerance": tol[kind]})
-        nxt = ref[0][:, -1].argmax(-1)[:, None].astype(np.int64)
-        feeds = {"tokens": nxt, "offset": np.array(toks.shape[1], dtype=np.int64), **cross,
-                 **{n.replace("new_", ""): r for n, r in zip(names["decoder_outputs"][1:], ref[1:])}}
-    for r in rows:
-        r["ok"] = bool(r["max_abs_diff"] <= r["tolerance"])
-    return rows
-
-
-def _default_samples() -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    t = np.arange(16000 * 3) / 16000
-    return [(0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32),
-            (0.05 * rng.standard_normal(16000 * 2)).astype(np.float32)]
-
-
-def _token_checks(model, processor, bundle: Path, samples: list[np.ndarray], language: str,
-                  vocab_map: list[int] | None = None) -> list[dict]:
-    """Greedy tokens of the bundle (runtime decoder) against PyTorch generate (with a trimmed vocabulary:
-    generate on the full model with the dropped tokens suppressed, which is the same argmax)."""
-    from ..runtime.transcribe import DecodeOptions, Transcriber
-
-    tr = Transcriber(bundle, verify=False)
-    rows = []
-    for k, wav in enumerate(samples):
-        mel = tr.features(wav)
-        ours = tr.decode_greedy(tr.encode(mel[None]), DecodeOptions(max_new_tokens=40, language=language))
-        feats = torch.from_numpy(mel[None])
-        with torch.no_grad():
-            extra = {}
-            if vocab_map is not None:
-                dropped = sorted(set(range(model.config.vocab_size)) - set(vocab_map))
-                extra["suppress_tokens"] = list(model.generation_config.suppress_tokens or []) + dropped
-            ref = model.generate(input_features=feats, language=language, task="transcribe", do_sample=False,
-                                 num_beams=1, max_new_tokens=40, **extra)[0].tolist()
-        prompt_len = 4 if len(ref) and ref[0] == 50258 else 0
-        ref = [t for t in ref[prompt_len:] if t != model.generation_config.eos_token_id]
-        if tr.to_old is not None:
-            ours = [int(tr.to_old[t]) for t in ours]
-        rows.append({"sample": k, "same_tokens": ours == ref, "tokens": len(ours)})
-    return rows
-
-
-def _bundle_wer(bundle: Path, clips, language: str) -> float:
-    from ..runtime.metrics import NORMALIZERS, error_rates
-    from ..runtime.transcribe import DecodeOptions, Transcriber
-
-    tr = Transcriber(bundle, verify=False)
-    # plain greedy decoding (no temperature fallback): the quantization is judged, not the guards
-    hyps = [tr.transcribe(wav, options=DecodeOptions(language=language, repetition_guard=4, temperatures=(0.0,))) for wav, _ in clips]
-    return round(error_rates([r for _, r in clips], hyps, NORMALIZERS["hindi"])["wer"], 2)
-
-
-def format_validation(rows: list[dict], tokens: list[dict] | None = None) -> str:
-    lines = ["| graph | output | max abs diff | tolerance | |", "|---|---|---:|---:|---|"]
-    for r in rows:
-        lines.append(f"| {r['graph']} | {r['output']} | {r['max_abs_diff']:.2e} | {r['tolerance']:.0e} | {'✓' if r['ok'] else '✗'} |")
-    for t in tokens or []:
-        lines.append(f"| greedy decode | sample {t['sample']} ({t['tokens']} tokens) | | same tokens as PyTorch | "
-                     f"{'✓' if t['same_tokens'] else '✗'} |")
-    return "\n".join(lines)
-
-
 def _tokens_block(processor, gen) -> dict:
     tok = processor.tokenizer
     conv = tok.convert_tokens_to_ids
@@ -229,7 +130,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
         reference = copy.deepcopy(model)  # greedy tokens are checked against the full-vocabulary model
         vocab_map = trim_vocabulary(model, processor, opts.vocab_text)
     names = io_names(model)
-    samples = list(opts.samples) or _default_samples()
+    samples = list(opts.samples) or default_samples()
     t0 = time.perf_counter()
     with atomic_dir(out, kind="bundle", overwrite=opts.overwrite, inputs=[model_dir]) as tmp:
         _export_onnx(model, tmp, names)
@@ -263,9 +164,9 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
         if vocab_map is not None:
             prompt = [vocab_map.index(t) for t in prompt]
         if opts.verify:
-            rows = _tensor_checks(model, tmp, names, "none", mels, prompt)
+            rows = tensor_checks(model, tmp, names, "none", mels, prompt)
             _write_manifest(tmp, manifest)
-            tokens = _token_checks(reference, processor, tmp, samples, opts.language, vocab_map)
+            tokens = token_checks(reference, processor, tmp, samples, opts.language, vocab_map)
             validation["fp32"] = {"tensors": rows, "tokens": tokens}
             table = format_validation(rows, tokens)
             log.debug("validation (fp32):\n%s", table)
@@ -274,15 +175,15 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
         wer = {}
         if opts.wer_clips:
             _write_manifest(tmp, manifest)
-            wer["fp32"] = _bundle_wer(tmp, opts.wer_clips, opts.language)
+            wer["fp32"] = bundle_wer(tmp, opts.wer_clips, opts.language)
         if opts.quantize != "none":
             quantize_graphs(tmp, opts.quantize, encoder=opts.int8_encoder)
             manifest["int8_encoder"] = bool(opts.int8_encoder) if opts.quantize == "int8" else None
             if opts.wer_clips:
                 _write_manifest(tmp, manifest)
-                wer[opts.quantize] = _bundle_wer(tmp, opts.wer_clips, opts.language)
+                wer[opts.quantize] = bundle_wer(tmp, opts.wer_clips, opts.language)
             if opts.verify:
-                rows = _tensor_checks(model, tmp, names, opts.quantize, mels, prompt)
+                rows = tensor_checks(model, tmp, names, opts.quantize, mels, prompt)
                 validation[opts.quantize] = {"tensors": rows}
                 table = format_validation(rows)
                 if wer:

@@ -7,7 +7,7 @@ Adding a mode is one ``QuantMode`` entry with its ``apply``.
 Weight-only modes (``int4``, ``int8w``): MatMul weights are stored in blocks of ``block`` input rows with one scale
 (and zero point) per block and computed by ONNX Runtime's ``MatMulNBits`` contrib op with ``accuracy_level=4``
 (int8 activations inside the kernel, the fast path measured in ../shared/SOURCES.md: 8-bit without it ran 7×
-slower than fp32); the token embedding becomes ``GatherBlockQuantized``. Activations stay float between ops, so
+slower than fp32); the token embedding becomes ``GatherBlockQuantized`` (4-bit; at 8 bits dynamic int8 + DequantizeLinear). Activations stay float between ops, so
 they apply to the encoder too (dynamic int8 moved its cross keys by up to 7 and cost Hindi WER).
 """
 
@@ -84,11 +84,19 @@ def _weight_only(bits: int, block: int = 32):
             import onnx_ir  # noqa: F401  (the quantizer needs it for the Gather rewrite)
         except ImportError:
             raise RuntimeError("weight-only quantization needs the onnx_ir package: pip install 'whisper-edge[export]'") from None
+        # GatherBlockQuantized takes 4-bit data only: at 8 bits the lookup's copy goes through dynamic int8 instead
+        ops = ("MatMul", "Gather") if bits == 4 else ("MatMul",)
         cfg = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, accuracy_level=4, bits=bits,
-                                           op_types_to_quantize=("MatMul", "Gather"), quant_axes=(("MatMul", 0), ("Gather", 1)))
+                                           op_types_to_quantize=ops, quant_axes=(("MatMul", 0), ("Gather", 1)))
         q = MatMulNBitsQuantizer(_untie_lookup(onnx.load(str(src))), algo_config=cfg)
         q.process()
         q.model.save_model_to_file(str(dst), use_external_data_format=False)
+        if bits != 4:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            tmp = dst.with_name(dst.name + ".g")
+            quantize_dynamic(str(dst), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"])
+            os.replace(tmp, dst)
     return apply
 
 
