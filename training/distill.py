@@ -2,7 +2,7 @@
 
 The corpus is fixed, so the teacher's decoder outputs on every training utterance (teacher-forced on the
 reference tokens, the clean audio) are computed once by :func:`build_teacher_cache` and kept in one ``.npz``
-file: per label token the ``top_k`` largest logits and their token ids (float16 / int32, about 8 MB for the
+file: per label token the ``top_k`` largest logits and their token ids (float16 / int32, 9.8 MB for the
 default corpus). A training step then pays nothing for the teacher: :class:`Distiller` reads the rows of the
 batch and adds a KL term on the student's logits,
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_data_long, _cmd_demo, _cmd_eval, _cmd_experiment, _cmd_export,
+from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_data_long, _cmd_demo, _cmd_distill, _cmd_eval, _cmd_experiment, _cmd_export,
                        _cmd_fit, _cmd_inspect, _cmd_model_import, _cmd_normalize, _cmd_profiles, _cmd_prune, _cmd_train, _cmd_transcribe)
 from .exporter.quantize import MODES as QUANT_MODES  # torch-free: the registry of quantization modes
 
@@ -103,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, help="imp: total fine-tuning steps (default: the recipe's)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field of the IMP or recovery run")
     s.set_defaults(func=_cmd_prune)
+
+    s = sub.add_parser("distill", help="cache a teacher's top-k logits on a corpus's train split (recipes' distill.teacher)")
+    s.add_argument("--teacher", required=True, help="the teacher checkpoint (the dense fine-tuned model)")
+    s.add_argument("--data", required=True, help="corpus whose train split the students train on")
+    s.add_argument("--out", required=True, help="the cache file (.npz)")
+    s.add_argument("--top-k", type=int, default=16)
+    s.add_argument("--max-label-tokens", type=int, default=200)
+    s.set_defaults(func=_cmd_distill)
 
     s = sub.add_parser("inspect", help="parameters, FLOPs, weight memory and the per-layer record of a checkpoint")
     s.add_argument("model")

@@ -379,6 +379,24 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_distill(args) -> int:
+    from .training.distill import build_teacher_cache
+
+    out = Path(args.out)
+    if out.exists() and not out.is_file():
+        raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'teacher.npz'}")
+    if out.is_file():  # only a teacher cache is replaced, never another file
+        from .training.distill import TeacherCache, TeacherCacheError
+
+        try:
+            TeacherCache(out)
+        except TeacherCacheError:
+            raise ValueError(f"--out {out} exists and is not a teacher cache: choose another file name") from None
+    path = build_teacher_cache(args.teacher, args.data, out, top_k=args.top_k, max_label_tokens=args.max_label_tokens)
+    print(f"wrote {path}: use it with --set distill.teacher={path}")
+    return 0
+
+
 def _cmd_profiles(args) -> int:
     from .runtime.profiles import list_profiles, load_profile
 
