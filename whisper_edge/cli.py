@@ -50,10 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_data_build)
 
     s = d.add_parser("long", help="join clean test utterances into minute-long recordings (an audiofolder for the bench)")
-    s.add_argument("--corpus", required=True, help="a corpus from 'data build'")
+    s.add_argument("--corpus", help="a corpus from 'data build' (not needed with --nonspeech)")
     s.add_argument("--out", required=True)
     s.add_argument("--count", type=int, default=6)
     s.add_argument("--seconds", type=float, default=60.0)
+    s.add_argument("--max-gap", type=float, default=0.9, help="longest pause between utterances (s); they are 0.3 s or more")
+    s.add_argument("--nonspeech", action="store_true",
+                   help="instead: silence, room noise, loud noise and hum, --seconds each, empty transcripts (hallucination check)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=_cmd_data_long)
 

@@ -94,9 +94,16 @@ def _cmd_data_build(args) -> int:
 
 
 def _cmd_data_long(args) -> int:
-    from .training.corpus.longform import make_long_recordings
+    from .training.corpus.longform import make_long_recordings, make_nonspeech
 
-    out = make_long_recordings(args.corpus, args.out, count=args.count, seconds=args.seconds, overwrite=args.overwrite)
+    if args.nonspeech:
+        out = make_nonspeech(args.out, seconds=args.seconds, overwrite=args.overwrite)
+        print(f"wrote {out}: silence, room, noise, hum ({args.seconds:.0f} s each, empty transcripts)")
+        return 0
+    if not args.corpus:
+        raise ValueError("data long needs --corpus (a corpus from 'data build'), or --nonspeech")
+    out = make_long_recordings(args.corpus, args.out, count=args.count, seconds=args.seconds, overwrite=args.overwrite,
+                               max_gap=args.max_gap)
     print(f"wrote {out} (an audiofolder: bench it with 'whisper-edge bench --data {out} --vad silero')")
     return 0
 

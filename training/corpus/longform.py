@@ -15,11 +15,35 @@ import soundfile as sf
 
 from ...runtime.fsutil import atomic_dir
 
-__all__ = ["make_long_recordings"]
+__all__ = ["make_long_recordings", "make_nonspeech"]
+
+
+def make_nonspeech(out, *, seconds: float = 60.0, seed: int = 0, overwrite: bool = False) -> Path:
+    """An audiofolder of recordings with no speech (empty transcripts): digital silence, a quiet room (white noise at
+    −50 dBFS), loud noise (−25 dBFS) and mains hum with noise. What a model writes on them is hallucination."""
+    rng = np.random.default_rng(seed)
+    n, sr = int(seconds * 16000), 16000
+    t = np.arange(n) / sr
+
+    def db(level):
+        return 10 ** (level / 20)
+
+    kinds = {"silence": np.zeros(n), "room": db(-50) * rng.standard_normal(n), "noise": db(-25) * rng.standard_normal(n),
+             "hum": db(-30) * (np.sin(2 * np.pi * 50 * t) + 0.5 * np.sin(2 * np.pi * 150 * t)) + db(-55) * rng.standard_normal(n)}
+    with atomic_dir(out, kind="long-recordings", overwrite=overwrite) as tmp:
+        for name, x in kinds.items():
+            sf.write(tmp / f"{name}.wav", x.astype(np.float32), sr)
+        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["file_name", "sentence"])
+            w.writerows((f"{k}.wav", "") for k in kinds)
+    return Path(out)
 
 
 def make_long_recordings(corpus, out, *, count: int = 6, seconds: float = 60.0, split: str = "test_clean",
-                         seed: int = 0, overwrite: bool = False) -> Path:
+                         seed: int = 0, overwrite: bool = False, max_gap: float = 0.9) -> Path:
+    """``count`` recordings of about ``seconds`` each: utterances of ``split`` in order (from the start again when
+    they run out) with pauses of 0.3–``max_gap`` s; the references are the utterances' sentences joined."""
     from ..data import load_speech_dataset
 
     ds = load_speech_dataset(corpus, split)
@@ -28,12 +52,12 @@ def make_long_recordings(corpus, out, *, count: int = 6, seconds: float = 60.0, 
     with atomic_dir(out, kind="long-recordings", overwrite=overwrite, inputs=[corpus]) as tmp:
         for rec in range(count):
             parts, texts, total = [], [], 0.0
-            while total < seconds - 5 and k < len(ds):
-                a = ds[k]["audio"]
+            while total < seconds - 5 and len(ds):
+                a = ds[k % len(ds)]["audio"]
                 x, sr = sf.read(io.BytesIO(a["bytes"]) if a.get("bytes") else a["path"], dtype="float32")
-                gap = np.zeros(int(rng.uniform(0.3, 0.9) * sr), np.float32)
+                gap = np.zeros(int(rng.uniform(0.3, max(0.3, max_gap)) * sr), np.float32)
                 parts += [x, gap]
-                texts.append(ds[k]["sentence"])
+                texts.append(ds[k % len(ds)]["sentence"])
                 total += (len(x) + len(gap)) / sr
                 k += 1
             if not parts:
