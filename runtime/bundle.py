@@ -18,7 +18,6 @@ The runtime verifies sizes and checksums before loading and refuses a newer form
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,20 +27,13 @@ from pathlib import Path
 __all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "read_manifest", "verify_bundle", "file_entry",
            "pack_archive", "unpack_archive", "open_bundle"]
 
+from .bundled import sha256_file as _sha256  # noqa: E402  (one hashing helper for the package)
 from .manifest import FORMAT, FORMAT_VERSION  # noqa: E402  (one owner: runtime/manifest.py)
 log = logging.getLogger("whisper_edge")
 
 
 class BundleError(ValueError):
     """A bundle that cannot be used; the message says why and what to do."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def file_entry(path: Path) -> dict:

@@ -95,7 +95,7 @@ def model_counts(model, *, token_ctx: int = 64) -> dict:
     return out
 
 
-def _pct(a: float, b: float) -> str:
+def _pct_text(a: float, b: float) -> str:
     return f"{100 * (a - b) / b:+.1f} %" if b else "n/a"
 
 
@@ -105,14 +105,14 @@ def format_counts(c: dict) -> str:
     dense_total = p["dense_total"]
     lines = [
         "| quantity | value | vs dense |", "|---|---:|---:|",
-        f"| parameters (as built) | {p['total']:,} | {_pct(p['total'], dense_total)} |",
+        f"| parameters (as built) | {p['total']:,} | {_pct_text(p['total'], dense_total)} |",
         f"| physically removed | {p['removed']:,} | |",
-        f"| non-zero parameters | {p['nonzero']:,} | {_pct(p['nonzero'], dense_total)} |",
+        f"| non-zero parameters | {p['nonzero']:,} | {_pct_text(p['nonzero'], dense_total)} |",
         f"| in all-zero groups (removable) | {p['removable']:,} | |",
         f"| weight memory ({c['weight_bytes_dtype']}) | {c['weight_bytes'] / 2**20:.1f} MiB | |",
-        f"| encoder GFLOPs / window ({arch.audio_ctx} positions) | {f['encoder'] / 1e9:.3f} | {_pct(f['encoder'], df['encoder'])} |",
-        f"| cross-attention K/V GFLOPs / window | {f['cross_kv'] / 1e9:.3f} | {_pct(f['cross_kv'], df['cross_kv'])} |",
-        f"| decoder MFLOPs / token (context {f['token_ctx']}) | {f['decoder_per_token'] / 1e6:.2f} | {_pct(f['decoder_per_token'], df['decoder_per_token'])} |",
+        f"| encoder GFLOPs / window ({arch.audio_ctx} positions) | {f['encoder'] / 1e9:.3f} | {_pct_text(f['encoder'], df['encoder'])} |",
+        f"| cross-attention K/V GFLOPs / window | {f['cross_kv'] / 1e9:.3f} | {_pct_text(f['cross_kv'], df['cross_kv'])} |",
+        f"| decoder MFLOPs / token (context {f['token_ctx']}) | {f['decoder_per_token'] / 1e6:.2f} | {_pct_text(f['decoder_per_token'], df['decoder_per_token'])} |",
         "",
         "| layer | heads (self+cross) | FFN width |", "|---|---:|---:|",
     ]

@@ -71,13 +71,13 @@ def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions(), importance: 
 
     ``importance``: per-family activation scores (training.importance.group_importance) for
     ``score="activation"``; exact zeros are always read off the weights."""
-    fams = group_scores(model)
+    fams = [f | {"score": f["rms"]} for f in group_scores(model)]  # the score each group is judged by: weight RMS …
     if opts.score == "activation" and opts.strength > 0:
         if importance is None:
             raise ValueError("the activation score needs calibration data: give --data, or use --score rms")
         if len(importance) != len(fams):
             raise ValueError("importance was measured on a model with other sublayers")
-        fams = [f | {"rms": torch.where(f["norm"] == 0, torch.zeros_like(imp), imp.clamp_min(1e-30))}
+        fams = [f | {"score": torch.where(f["norm"] == 0, torch.zeros_like(imp), imp.clamp_min(1e-30))}  # … or activation
                 for f, imp in zip(fams, importance)]
     s = opts.strength
     k1, k2 = opts.k1 * s, (opts.k2 / s if s > 0 else float("inf"))
@@ -85,7 +85,7 @@ def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions(), importance: 
     if opts.scope == "global":
         for f in fams:
             key = _family_key(f["side"], f["kind"])
-            pooled[key] = torch.cat([pooled.get(key, torch.empty(0)), f["rms"]])
+            pooled[key] = torch.cat([pooled.get(key, torch.empty(0)), f["score"]])
 
     def thresholds(scores: torch.Tensor) -> tuple[float, torch.Tensor]:
         alive = scores[scores > 0]
@@ -99,21 +99,21 @@ def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions(), importance: 
     keep = {"encoder": [{} for _ in arch.encoder], "decoder": [{} for _ in arch.decoder]}
     report = []
     for f in fams:
-        rms = f["rms"]
+        score = f["score"]
         if opts.scope == "global":
             t1, t2 = global_t[_family_key(f["side"], f["kind"])]
         else:
-            t1, t2 = thresholds(rms)
-        zero = rms == 0
-        p1 = (~zero) & (rms < t1)
-        p2 = (~zero) & (~p1) & (rms < float(t2))
+            t1, t2 = thresholds(score)
+        zero = score == 0
+        p1 = (~zero) & (score < t1)
+        p2 = (~zero) & (~p1) & (score < float(t2))
         kept = ~(zero | p1 | p2)
         floor = opts.min_channels if f["kind"] == "ffn" else opts.min_heads
         if int(kept.sum()) < floor:  # restore the strongest groups up to the floor
-            order = torch.argsort(rms, descending=True)[:floor]
+            order = torch.argsort(score, descending=True)[:floor]
             kept[order] = True
         keep[f["side"]][f["layer"]][f["kind"]] = [int(i) for i in torch.nonzero(kept).flatten()]
-        report.append({"side": f["side"], "layer": f["layer"], "kind": f["kind"], "groups": len(rms),
+        report.append({"side": f["side"], "layer": f["layer"], "kind": f["kind"], "groups": len(score),
                        "zero": int(zero.sum()), "pass1": int((p1 & ~kept).sum()), "pass2": int((p2 & ~kept).sum()),
                        "kept": int(kept.sum()), "t1": float(t1), "t2": float(t2)})
     return keep, report
