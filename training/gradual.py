@@ -109,7 +109,7 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
         done = rdir / "round.json"
         if done.is_file():
             rounds.append(json.loads(done.read_text()))
-            previous = rdir / "recovery" / "model" if steps else rdir / "pruned"
+            previous = Path(rounds[-1]["model"])
             if rounds[-1]["val_wer"] > reference + stop_above:
                 break
             continue
@@ -147,8 +147,15 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
                                 if k in ("steps", "seconds_this_run", "mixed_precision")}
             final = rdir / "recovery" / "model"
         model, processor = load_checkpoint(final)
+        wer = _val_wer(model, processor, val, limit, language)
+        info["kept"] = "recovered" if steps else "pruned"
+        if steps and info.get("val_wer_pruned") is not None and wer > info["val_wer_pruned"]:
+            # the recovery made validation worse: the round keeps its pruned, compensated weights (chosen on validation)
+            info.update(val_wer_recovered=wer, kept="pruned")
+            wer, final = info["val_wer_pruned"], rdir / "pruned"
+            model, processor = load_checkpoint(final)
         c = model_counts(model)
-        info.update(val_wer=_val_wer(model, processor, val, limit, language), params=c["params"]["total"],
+        info.update(val_wer=wer, params=c["params"]["total"],
                     attention_ffn=attention_ffn_params(kept_architecture(model, {})),
                     encoder_flops=c["flops"]["encoder"], decoder_flops_per_token=c["flops"]["decoder_per_token"],
                     model=str(final))
