@@ -29,6 +29,8 @@ __all__ = ["AugmentConfig", "augment_clip"]
 @dataclass(frozen=True)
 class AugmentConfig:
     p_concat: float = 0.0  # share of training windows that hold 2–3 utterances (batches.py; long-form decoding)
+    p_nospeech: float = 0.0  # share of windows replaced by non-speech (silence, noise, hum) labelled <|nocaptions|>,
+    #                          so that a fine-tuned model keeps Whisper's own silence detector (docs/longform.md)
     p_speed: float = 0.0
     speed_min: float = 0.9
     speed_max: float = 1.1
@@ -104,3 +106,22 @@ def augment_clip(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, ot
     if peak > 1.0:
         x = x / peak
     return x.astype(np.float32), applied
+
+
+def nonspeech_clip(rng, max_samples: int) -> np.ndarray:
+    """A window without speech: digital silence, white or brown noise, or mains hum, 1 s to the window, −70…−20 dBFS."""
+    n = int(rng.integers(16000, max(16001, max_samples)))
+    kind = rng.integers(0, 4)
+    if kind == 0:
+        return np.zeros(n, np.float32)
+    if kind == 1:
+        x = rng.standard_normal(n)
+    elif kind == 2:
+        x = np.cumsum(rng.standard_normal(n))
+        x -= np.convolve(x, np.ones(801) / 801, mode="same")  # brown noise without its drift
+    else:
+        t = np.arange(n) / 16000
+        f = rng.choice([50.0, 60.0])
+        x = np.sin(2 * np.pi * f * t) + 0.4 * np.sin(2 * np.pi * 3 * f * t) + 0.05 * rng.standard_normal(n)
+    level = 10 ** (rng.uniform(-70, -20) / 20)
+    return (x / (np.sqrt(np.mean(x ** 2)) + 1e-12) * level).astype(np.float32)

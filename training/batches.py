@@ -46,6 +46,11 @@ class SpeechDataset(torch.utils.data.Dataset):
             from .augment import augment_clip
 
             rng = np.random.default_rng([self.seed, i, self.epoch])
+            if self.augment.p_nospeech and rng.random() < self.augment.p_nospeech:
+                from .augment import nonspeech_clip
+
+                wav = nonspeech_clip(rng, self.max_samples or 16000 * 10)  # labelled <|nocaptions|> by the collator
+                return (wav, "", -1) if self.with_rows else (wav, "")
             if rng.random() < self.augment.p_concat:
                 wav, joined = self._concat(wav, text, rng)
                 row, text = (row if joined == text else -1), joined
@@ -79,7 +84,11 @@ class SpeechCollator:
 
     def __post_init__(self):
         self.processor.tokenizer.set_prefix_tokens(language=self.language, task="transcribe", predict_timestamps=False)
-        self.sot = self.processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+        tok = self.processor.tokenizer
+        self.sot = tok.convert_tokens_to_ids("<|startoftranscript|>")
+        nospeech = [t for t in ("<|nospeech|>", "<|nocaptions|>") if tok.convert_tokens_to_ids(t) != tok.unk_token_id]
+        # a window without speech: Whisper's own target, <|nocaptions|> right after <|startoftranscript|>
+        self.nospeech_labels = [tok.convert_tokens_to_ids(nospeech[0]), tok.eos_token_id] if nospeech else None
 
     def __call__(self, batch):
         audios, texts = [b[0] for b in batch], [b[1] for b in batch]
@@ -89,6 +98,7 @@ class SpeechCollator:
         feats = feats[..., : 2 * self.audio_ctx]
         ids = [self.processor.tokenizer(t).input_ids[: self.max_label_tokens + 1] for t in texts]
         ids = [x[1:] if x and x[0] == self.sot else x for x in ids]  # the model prepends <|startoftranscript|>
+        ids = [self.nospeech_labels if t == "" and self.nospeech_labels else x for t, x in zip(texts, ids)]
         width = max(len(x) for x in ids)
         labels = torch.full((len(ids), width), -100, dtype=torch.long)
         for i, x in enumerate(ids):

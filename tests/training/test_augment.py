@@ -56,6 +56,26 @@ def test_concatenated_windows_join_their_transcripts(speech_corpus):
     assert plain[0][1] == ds[0]["sentence"]
 
 
+def test_nonspeech_windows_are_labelled_nocaptions(speech_corpus, tiny_model):
+    from whisper_edge.training.architecture import load_checkpoint
+    from whisper_edge.training.batches import SpeechCollator, SpeechDataset
+    from whisper_edge.training.data import load_speech_dataset
+
+    ds = load_speech_dataset(speech_corpus, "train")
+    data = SpeechDataset(ds, list(range(len(ds))), AugmentConfig(p_nospeech=1.0), seed=0, max_samples=16000 * 6,
+                         with_rows=True)
+    items = [data[i] for i in range(6)]
+    assert all(t == "" and row == -1 and 16000 <= len(w) <= 16000 * 6 for w, t, row in items)  # no teacher target
+    assert all(np.sqrt(np.mean(w ** 2)) < 0.11 for w, _, _ in items)
+    _, processor = load_checkpoint(tiny_model)
+    batch = SpeechCollator(processor, 300, "hi", 40)(items[:2] + [(items[2][0], ds[0]["sentence"], 0)])
+    nocaptions = processor.tokenizer.convert_tokens_to_ids("<|nocaptions|>")
+    assert batch["labels"][0, :2].tolist() == [nocaptions, processor.tokenizer.eos_token_id]
+    assert (batch["labels"][0, 2:] == -100).all() and batch["labels"][2, 0] != nocaptions
+    with pytest.raises(ValueError, match="augment.p_nospeech"):
+        AugmentConfig(p_nospeech=1.5)
+
+
 def test_long_recordings_join_test_utterances_into_an_audiofolder(speech_corpus, tmp_path):
     import csv
 
