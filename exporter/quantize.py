@@ -75,7 +75,7 @@ def _untie_lookup(model):
     return model
 
 
-def _weight_only(bits: int, block: int = 32):
+def _weight_only(bits: int, block: int = 32, symmetric: bool = True):
     def apply(src: Path, dst: Path) -> None:
         import onnx
         from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
@@ -86,7 +86,7 @@ def _weight_only(bits: int, block: int = 32):
             raise RuntimeError("weight-only quantization needs the onnx_ir package: pip install 'whisper-edge[export]'") from None
         # GatherBlockQuantized takes 4-bit data only: at 8 bits the lookup's copy goes through dynamic int8 instead
         ops = ("MatMul", "Gather") if bits == 4 else ("MatMul",)
-        cfg = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, accuracy_level=4, bits=bits,
+        cfg = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=symmetric, accuracy_level=4, bits=bits,
                                            op_types_to_quantize=ops, quant_axes=(("MatMul", 0), ("Gather", 1)))
         q = MatMulNBitsQuantizer(_untie_lookup(onnx.load(str(src))), algo_config=cfg)
         q.process()
@@ -113,7 +113,7 @@ MODES: dict[str, QuantMode] = {
     "int4": QuantMode("int4", {"cross": 2.0, "logits": 8.0, "cache": 2.0},
                       "4-bit weights in blocks of 32 (one scale each) move outputs by up to about 1–2 without changing "
                       "the text: judged by WER against fp32 on validation clips; the bound only catches breakage",
-                      ops=("MatMul", "Gather"), apply=_weight_only(4), extra={"block": 32, "accuracy_level": 4}),
+                      ops=("MatMul", "Gather"), apply=_weight_only(4, symmetric=False), extra={"block": 32, "accuracy_level": 4}),
     "int8w": QuantMode("int8w", {"cross": 1.0, "logits": 4.0, "cache": 1.0},
                        "8-bit weights in blocks of 32, activations float between ops: close to fp32; judged by WER too",
                        ops=("MatMul", "Gather"), apply=_weight_only(8), extra={"block": 32, "accuracy_level": 4}),
