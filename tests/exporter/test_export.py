@@ -72,8 +72,10 @@ def test_quantized_bundles_are_smaller_and_validated(tiny_model, tiny_bundle, tm
             assert not [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]  # every weight packed
         lookup = {"int4": "GatherBlockQuantized", "int8w": "DequantizeLinear"}[quant]  # 4-bit blocks, or int8 + dequantize
         assert lookup in {n.op_type for n in onnx.load(str(tmp_path / quant / "decoder.onnx")).graph.node}
-    text = Transcriber(tmp_path / quant).transcribe(np.zeros(16000, dtype=np.float32), options=DecodeOptions(max_new_tokens=3))
-    assert isinstance(text, str)
+    tr = Transcriber(tmp_path / quant)
+    text, tokens = tr.transcribe(np.zeros(16000, dtype=np.float32), options=DecodeOptions(max_new_tokens=3, temperatures=(0.0,)),
+                                 return_tokens=True)
+    assert len(tokens[0]) <= 3 and all(0 <= t < tr.info.vocab_size for t in tokens[0]) and text == tr.text(tokens[0])
 
 
 def test_vocabulary_trimming_keeps_hindi_and_maps_ids_back(tiny_model, speech_corpus, tmp_path, tiny_bundle):
