@@ -212,3 +212,12 @@ def test_profile_drives_the_export_and_a_flag_wins(tiny_model, tmp_path, capsys)
     assert main(["export", "--model", str(tiny_model), "--out", str(flagged), "--profile", str(prof), "--quantize", "none"]) == 0
     m = verify_bundle(flagged)
     assert m["quantization"] == "none" and m["settings"]["quantization"] == {"value": "none", "from": "flag"}
+
+
+def test_the_wer_gate_refuses_a_variant_that_loses_words(tiny_model, tmp_path):
+    """The quantized variant is judged by WER against fp32: a bound it cannot meet refuses the export, and nothing is
+    left at --out (a gate that can fail, not one that passes by construction)."""
+    clip = (np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.05, "नमस्ते")
+    with pytest.raises(ValidationError, match="WER on 1 validation clips"):
+        export_bundle(tiny_model, tmp_path / "gated", ExportOptions(quantize="int8", wer_clips=(clip,), max_wer_increase=-1.0))
+    assert not (tmp_path / "gated").exists()
