@@ -27,9 +27,9 @@ import json
 import logging
 from pathlib import Path
 
-from .pruning import AdaptiveOptions, adaptive_keep, calibrate, prune_adaptive
+from .pruning import AdaptiveOptions, adaptive_keep, calibrate
 
-__all__ = ["kept_architecture", "strength_for_share", "prune_to_share", "prune_gradual", "ablate"]
+__all__ = ["kept_architecture", "strength_for_share", "prune_to_share", "recovery_recipe", "prune_gradual", "ablate"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -80,12 +80,10 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
     """Rounds of prune → compensate → recover (with distillation from ``teacher``, a cache file); see the module doc.
     ``stop_above``: no further round once a round's validation WER exceeds the dense model's by this much."""
     from ..runtime.fsutil import atomic_write_json, claim_folder
-    from .architecture import apply_surgery, load_checkpoint, save_checkpoint
-    from .compensation import compensate_
+    from .architecture import load_checkpoint, save_checkpoint
     from .counts import attention_ffn_params, model_counts
     from .data import load_speech_dataset
     from .pruning import _val_wer
-    from .recipes import load_recipe
     from .train import train
 
     out = claim_folder(out, "run", inputs=[model_dir])
@@ -117,22 +115,12 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
         info: dict = {"round": r, "target": target}
         if not (rdir / "pruned" / "config.json").is_file():
             model, processor = load_checkpoint(previous)
-            importance, grams = calibrate(model, processor, data, opts, language, importance=True, grams=True)
-            chooser, chooser_imp = model, importance
+            chooser = None
             if r == 1 and mask_from is not None:  # SGL chooses the groups; the dense weights stay
                 chooser, _ = load_checkpoint(mask_from)
-                chooser_imp, _ = calibrate(chooser, processor, data, opts, language, importance=True, grams=False)
                 info["mask_from"] = str(mask_from)
-            strength, keep, share = strength_for_share(chooser, opts, chooser_imp, target, dense_params)
-            fits = compensate_(model, keep, grams, opts.ridge) if opts.compensate else []
-            if not opts.compensate:
-                from .architecture import fold_removed_biases
-
-                fold_removed_biases(model, keep)
-            apply_surgery(model, keep)
-            info.update(strength=strength, share=share,
-                        compensation_error=[{k: f[k] for k in ("side", "layer", "kind", "error_dropped", "error_compensated")}
-                                            for f in fits])
+            info.update(prune_to_share(model, processor, data, opts, target, dense_params, language,
+                                       compensate=opts.compensate, chooser=chooser))
             info["val_wer_pruned"] = _val_wer(model, processor, val, limit, language)
             save_checkpoint(model, processor, rdir / "pruned", generation_config=model.generation_config, overwrite=True,
                             extra_files={"round.json": info})
@@ -140,9 +128,7 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
             info = json.loads((rdir / "pruned" / "round.json").read_text())
         final = rdir / "pruned"
         if steps:
-            recipe = load_recipe("dense", {"max_steps": steps, "select": "last", "warmup_steps": min(5, steps // 5),
-                                           "audio_ctx": None, "eval_every": 0, "save_every": max(1, steps // 2)}
-                                 | ({"distill.teacher": str(teacher)} if teacher else {}) | (recipe_overrides or {}))
+            recipe = recovery_recipe(steps, ({"distill.teacher": str(teacher)} if teacher else {}) | (recipe_overrides or {}))
             info["recovery"] = {k: v for k, v in train(rdir / "pruned", data, recipe, rdir / "recovery").items()
                                 if k in ("steps", "seconds_this_run", "mixed_precision")}
             final = rdir / "recovery" / "model"
@@ -150,10 +136,10 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
         wer = _val_wer(model, processor, val, limit, language)
         info["kept"] = "recovered" if steps else "pruned"
         if steps and info.get("val_wer_pruned") is not None and wer > info["val_wer_pruned"]:
-            # the recovery made validation worse: the round keeps its pruned, compensated weights (chosen on validation)
+            # the recovery made validation worse: the round keeps its pruned, compensated weights (chosen on validation;
+            # recovery changes no shape, so the counts below hold for either)
             info.update(val_wer_recovered=wer, kept="pruned")
             wer, final = info["val_wer_pruned"], rdir / "pruned"
-            model, processor = load_checkpoint(final)
         c = model_counts(model)
         info.update(val_wer=wer, params=c["params"]["total"],
                     attention_ffn=attention_ffn_params(kept_architecture(model, {})),
@@ -194,12 +180,20 @@ def prune_to_share(model, processor, data, opts, target: float, dense_params: in
     if chooser is not None:
         importance, _ = calibrate(chooser, processor, data, opts, language, importance=True, grams=False)
     strength, keep, share = strength_for_share(chooser if chooser is not None else model, opts, importance, target, dense_params)
-    if compensate:
-        compensate_(model, keep, grams, opts.ridge)
-    else:
+    fits = compensate_(model, keep, grams, opts.ridge) if compensate else []
+    if not compensate:
         fold_removed_biases(model, keep)
     apply_surgery(model, keep)
-    return {"strength": strength, "share": share}
+    return {"strength": strength, "share": share,
+            "compensation_error": [{k: f[k] for k in ("side", "layer", "kind", "error_dropped", "error_compensated")} for f in fits]}
+
+
+def recovery_recipe(steps: int, overrides: dict | None = None):
+    """The dense recipe (its augmentation) as a short recovery: ``steps`` steps, last weights kept, no validation."""
+    from .recipes import load_recipe
+
+    return load_recipe("dense", {"max_steps": steps, "select": "last", "warmup_steps": min(5, steps // 5), "audio_ctx": None,
+                                 "eval_every": 0, "save_every": max(1, steps // 2)} | (overrides or {}))
 
 
 def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = AdaptiveOptions(), sgl_dir=None,
@@ -250,7 +244,6 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
     mask = "sgl" if by.get("SGL's groups, dense weights, compensation", float("inf")) < by["compensation"] else "dense"
     if steps:
         def recovered():
-            from .recipes import load_recipe
             from .train import train
 
             pruned_dir = out / "pruned-for-ce"
@@ -259,9 +252,7 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
             info = prune_to_share(model, processor, data, opts, target, dense_params, language, compensate=True, chooser=chooser)
             if not (pruned_dir / "config.json").is_file():
                 save_checkpoint(model, processor, pruned_dir, generation_config=model.generation_config, overwrite=True)
-            recipe = load_recipe("dense", {"max_steps": steps, "select": "last", "warmup_steps": min(5, steps // 5),
-                                           "audio_ctx": None, "eval_every": 0, "save_every": max(1, steps // 2)}
-                                 | {k: v for k, v in (recipe_overrides or {}).items() if not k.startswith("distill.")})
+            recipe = recovery_recipe(steps, {k: v for k, v in (recipe_overrides or {}).items() if not k.startswith("distill.")})
             train(pruned_dir, data, recipe, out / "recovery-ce")
             return load_checkpoint(out / "recovery-ce" / "model")[0], info | {"steps": steps, "mask_from": mask}
         measure("compensation + recovery (cross-entropy only)", recovered)

@@ -257,7 +257,8 @@ def _imp_points(run: Path) -> list[dict]:
     """IMP's operating points: validation WER at the end of each round (log.csv) and the round's sparsity."""
     import csv
 
-    rows = [r for r in csv.DictReader(open(run / "log.csv")) if r.get("val_wer")]
+    with open(run / "log.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val_wer")]
     return [{"step": int(r["step"]), "val_wer": float(r["val_wer"]),
              "weight_sparsity": float(r["weight_sparsity"]) if r.get("weight_sparsity") else None} for r in rows]
 

@@ -55,11 +55,10 @@ def fit(profile, models, data, out, *, quantizations=None, shares=(), clips: int
         repeats: int = 1, vocab: str | None = None) -> dict:
     from .benchmark import dataset_clips
     from .exporter.export import ExportOptions, export_bundle
+    from .exporter.validate import bundle_wer
     from .runtime.bench import run_bench
     from .runtime.fsutil import atomic_dir, atomic_write_json, atomic_write_text, claim_folder
-    from .runtime.metrics import NORMALIZERS, error_rates
     from .runtime.profiles import load_profile
-    from .runtime.transcribe import DecodeOptions, Transcriber
 
     prof = load_profile(profile)
     out = claim_folder(out, "fit")
@@ -84,9 +83,7 @@ def fit(profile, models, data, out, *, quantizations=None, shares=(), clips: int
         if wfile.is_file():
             c["wer"] = json.loads(wfile.read_text())["wer"]
             continue
-        tr = Transcriber(c["path"], threads=prof.threads)
-        hyps = [tr.transcribe(v["audio"], options=DecodeOptions(temperatures=(0.0,), repetition_guard=4)) for v in val]
-        c["wer"] = round(error_rates([v["sentence"] for v in val], hyps, NORMALIZERS["hindi"])["wer"], 2)
+        c["wer"] = bundle_wer(Path(c["path"]), [(v["audio"], v["sentence"]) for v in val], "hi")  # the export's own judge
         atomic_write_json(wfile, {"wer": c["wer"], "clips": len(val)})
     report = run_bench([(c["label"], "ours", c["path"]) for c in cands], dataset_clips(data, "test", clips), out / "bench",
                        data=str(data), threads=prof.threads, providers=prof.providers, beam=prof.beam, repeats=repeats)
