@@ -89,9 +89,11 @@ class _OursBackend:
     def transcribe(self, wav):
         t = self.tr.timings
         before = (t.encoder_s, t.decoder_s, t.tokens, t.windows)
-        text = self.tr.transcribe(wav, options=self.opts, vad=self.vad)
+        segments = self.tr.transcribe_segments(wav, options=self.opts, vad=self.vad)
+        text = " ".join(s["text"] for s in segments if s["text"])
         return text, {"encoder_s": t.encoder_s - before[0], "decoder_s": t.decoder_s - before[1],
-                      "tokens": t.tokens - before[2], "windows": t.windows - before[3]}
+                      "tokens": t.tokens - before[2], "windows": t.windows - before[3],
+                      "segments": [[s["start"], s["end"]] for s in segments if s["text"]]}
 
 
 def worker_main(argv: list[str] | None = None, make=None) -> int:
@@ -129,14 +131,14 @@ def worker_main(argv: list[str] | None = None, make=None) -> int:
     backend.transcribe(audios[0])  # warm-up
     results = []
     for wav in audios:
-        best = None
+        best, walls = None, []
         for _ in range(a.repeats):
             t0 = time.perf_counter()
             text, parts = backend.transcribe(wav)
-            wall = time.perf_counter() - t0
-            if best is None or wall < best[1]:
-                best = (text, wall, parts)
-        results.append({"text": best[0], "seconds": best[1], **best[2]})
+            walls.append(time.perf_counter() - t0)
+            if best is None or walls[-1] < best[1]:
+                best = (text, walls[-1], parts)
+        results.append({"text": best[0], "seconds": best[1], "seconds_median": float(np.median(walls)), **best[2]})
     out = {"backend": a.backend, "target": a.target, "threads": a.threads, "load_s": load_s, "results": results,
            "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": rss0}
     Path(a.out).write_text(json.dumps(out))
@@ -145,7 +147,37 @@ def worker_main(argv: list[str] | None = None, make=None) -> int:
 
 # ------------------------------------------------------------------------------------------ parent
 
-def _summarize(res: dict, clips: list[dict]) -> dict:
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat), None elsewhere."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def other_load(busy0: float | None, busy1: float | None, own_cpu_s: float, wall_s: float) -> float | None:
+    """The share of the machine's CPUs that something other than the bench kept busy during ``wall_s``: the machine's
+    busy CPU seconds minus the bench worker's own, over wall × CPUs. Above BUSY the timings are not trustworthy."""
+    if busy0 is None or busy1 is None or wall_s <= 0:
+        return None
+    return max(0.0, (busy1 - busy0 - own_cpu_s) / (wall_s * (os.cpu_count() or 1)))
+
+
+BUSY = 0.10
+
+
+def timestamp_errors(segments: list[list[float]], utterances: list[dict]) -> list[float]:
+    """For every segment start (end), the distance in seconds to the nearest true utterance start (end)."""
+    starts = np.asarray([u["start"] for u in utterances])
+    ends = np.asarray([u["end"] for u in utterances])
+    if not len(starts):
+        return []
+    return [float(np.min(np.abs(starts - s))) for s, _ in segments] + [float(np.min(np.abs(ends - e))) for _, e in segments]
+
+
+def _summarize(res: dict, clips: list[dict], truth: dict | None = None) -> dict:
     rs = res["results"]
     audio_s = sum(c["seconds"] for c in clips)
     enc = sum(r.get("encoder_s", 0) for r in rs)
@@ -154,9 +186,18 @@ def _summarize(res: dict, clips: list[dict]) -> dict:
     tok = sum(r.get("tokens", 0) for r in rs)
     norm = NORMALIZERS["hindi"]
     rates = error_rates([c["sentence"] for c in clips], [r["text"] for r in rs], norm)
-    return {"encoder_ms": 1000 * enc / win if win else None, "decoder_ms_per_token": 1000 * dec / tok if tok else None,
-            "rtf": sum(r["seconds"] for r in rs) / audio_s, "peak_rss_mb": res["peak_rss_mb"], "load_s": res["load_s"],
-            "wer": rates["wer"], "cer": rates["cer"], "tokens": tok}
+    timed = all("encoder_s" in r for r in rs)  # a peer without per-stage timings reports the end-to-end time only
+    out = {"encoder_ms": 1000 * enc / win if win and timed else None,
+           "decoder_ms_per_token": 1000 * dec / tok if tok and timed else None,
+           "rtf": sum(r["seconds"] for r in rs) / audio_s,
+           "rtf_median": sum(r.get("seconds_median", r["seconds"]) for r in rs) / audio_s,
+           "peak_rss_mb": res["peak_rss_mb"], "load_s": res["load_s"], "wer": rates["wer"], "cer": rates["cer"], "tokens": tok}
+    if truth and all("segments" in r for r in rs):
+        errs = [e for c, r in zip(clips, rs) if c["id"] in truth for e in timestamp_errors(r["segments"], truth[c["id"]])]
+        if errs:
+            out["timestamp_error_s"] = {"median": float(np.median(errs)), "p95": float(np.percentile(errs, 95)),
+                                        "boundaries": len(errs)}
+    return out
 
 
 def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, data="", split: str = "test",
@@ -170,6 +211,8 @@ def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, da
         if backend != "ours" and not peer_worker:
             raise ValueError(f"backend {backend!r} needs a peer worker module (whisper_edge.benchmark passes it)")
     np.savez(out / "clips.npz", **{f"clip_{i}": c["audio"] for i, c in enumerate(clips)})
+    truth_file = Path(data) / "utterances.json" if data else None  # true utterance times ('data long' writes them)
+    truth = json.loads(truth_file.read_text(encoding="utf-8")) if truth_file and truth_file.is_file() else None
     rows = []
     for label, backend, path in targets:
         res_path = out / f"raw-{len(rows)}.json"
@@ -182,15 +225,23 @@ def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, da
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
         log.info("bench %s (%s)…", label, backend)
         print(f"bench: {label} ({backend}) on {len(clips)} clips…", file=sys.stderr, flush=True)
+        busy0, own0, t0 = _busy_seconds(), os.times(), time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        own1, wall = os.times(), time.perf_counter() - t0
+        load = other_load(busy0, _busy_seconds(), (own1.children_user + own1.children_system)
+                          - (own0.children_user + own0.children_system), wall)
+        if load is not None and load > BUSY:
+            log.warning("bench %s: other processes kept %.0f %% of the CPUs busy; its timings are not trustworthy",
+                        label, 100 * load)
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-3:]
             log.warning("backend %s failed: %s", label, " | ".join(tail))
             rows.append({"label": label, "backend": backend, "target": str(path), "error": " | ".join(tail)})
             continue
         res = json.loads(res_path.read_text())
-        rows.append({"label": label, "backend": backend, "target": str(path)} | _summarize(res, clips)
-                    | {"transcripts": [r["text"] for r in res["results"]]})
+        rows.append({"label": label, "backend": backend, "target": str(path)} | _summarize(res, clips, truth)
+                    | {"other_load": load, "busy": bool(load is not None and load > BUSY),
+                       "transcripts": [r["text"] for r in res["results"]]})
     report = {"clips": len(clips), "audio_seconds": round(sum(c["seconds"] for c in clips), 2), "threads": threads,
               "beam": beam, "repeats": repeats, "max_new_tokens": max_new_tokens, "vad": vad, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
     atomic_write_json(out / "bench.json", report)
@@ -216,15 +267,25 @@ def _f(x, fmt):
 
 
 def format_table(report: dict) -> str:
-    lines = [f"{report['clips']} clips, {report['audio_seconds']} s of audio, {report['threads']} threads, beam {report['beam']}",
-             "", "| backend | encoder ms / window | decoder ms / token | RTF | peak RSS MiB | WER % | CER % |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"{report['clips']} clips, {report['audio_seconds']} s of audio, {report['threads']} threads, beam {report['beam']}, "
+             f"RTF min / median of {report['repeats']} repeats",
+             "", "| backend | encoder ms / window | decoder ms / token | RTF min | RTF median | peak RSS MiB | WER % | CER % | other load |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
         if "error" in r:
-            lines.append(f"| {r['label']} | failed: {r['error'][:80]} | | | | | |")
+            lines.append(f"| {r['label']} | failed: {r['error'][:80]} | | | | | | | |")
             continue
+        load = "—" if r.get("other_load") is None else f"{100 * r['other_load']:.0f} %" + (" BUSY" if r.get("busy") else "")
         lines.append(f"| {r['label']} | {_f(r['encoder_ms'], '.0f')} | {_f(r['decoder_ms_per_token'], '.1f')} | "
-                     f"{r['rtf']:.3f} | {r['peak_rss_mb']:.0f} | {r['wer']:.2f} | {r['cer']:.2f} |")
+                     f"{r['rtf']:.3f} | {_f(r.get('rtf_median'), '.3f')} | {r['peak_rss_mb']:.0f} | {r['wer']:.2f} | {r['cer']:.2f} | {load} |")
+    ts = [r for r in report["rows"] if r.get("timestamp_error_s")]
+    if ts:
+        lines += ["", "Segment boundaries against the true utterance times (s): "
+                  + "; ".join(f"{r['label']} median {r['timestamp_error_s']['median']:.2f}, p95 {r['timestamp_error_s']['p95']:.2f} "
+                              f"({r['timestamp_error_s']['boundaries']} boundaries)" for r in ts)]
+    if any(r.get("busy") for r in report["rows"]):
+        lines += ["", f"BUSY: other processes kept more than {100 * BUSY:.0f} % of the CPUs busy during a row marked BUSY; "
+                  "its timings are not trustworthy: run the bench again on an idle machine."]
     return "\n".join(lines)
 
 

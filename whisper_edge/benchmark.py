@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .peers import PEERS, WORKER, peer_module
+from .peers import PEERS, PREPARE_OPTIONS, WORKER, peer_module
 from .runtime.bench import load_clips, run_bench
 
 __all__ = ["bench", "dataset_clips"]
@@ -40,15 +40,17 @@ def bench(bundles, data, out, *, compare=(), model=None, optimum=None, ct2=None,
     if unknown:
         raise ValueError(f"--compare: unknown {sorted(unknown)}; choose from {', '.join(PEERS)}")
     if compare and not model and set(compare) - {"ctranslate2"}:
-        raise ValueError("--compare pytorch/optimum needs --model (the dense checkpoint the peers run)")
+        raise ValueError(f"--compare {'/'.join(sorted(set(compare) - {'ctranslate2'}))} needs --model (the dense checkpoint "
+                         "the peers run)")
     given = {"optimum": optimum, "ctranslate2": ct2}
-    labels = {"pytorch": "pytorch fp32", "optimum": "optimum fp32", "ctranslate2": "ctranslate2 int8"}
+    labels = {"pytorch": "pytorch fp32", "optimum": "optimum fp32", "ctranslate2": "ctranslate2 int8",
+              "whispercpp": "whisper.cpp q8_0", "whispercpp-f16": "whisper.cpp f16"}
     for name in compare:
         mod = peer_module(name)
         if given.get(name):
             path = str(given[name])
         elif hasattr(mod, "prepare") and model:
-            path = str(mod.prepare(model, out / f"peer-{name}"))
+            path = str(mod.prepare(model, out / f"peer-{name}", **PREPARE_OPTIONS.get(name, {})))
         else:
             path = str(model or "bundled-base")
         targets.append((labels.get(name, name), name, path))

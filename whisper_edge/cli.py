@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_data_long, _cmd_demo, _cmd_distill, _cmd_eval, _cmd_experiment, _cmd_export,
+from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_data_clips, _cmd_data_long, _cmd_demo, _cmd_distill, _cmd_eval, _cmd_experiment, _cmd_export,
                        _cmd_fit, _cmd_inspect, _cmd_model_import, _cmd_normalize, _cmd_profiles, _cmd_prune, _cmd_train)
 from .device_commands import _cmd_transcribe
 from .exporter.quantize import MODES as QUANT_MODES  # torch-free: the registry of quantization modes
@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: silence, room noise, loud noise and hum, --seconds each, empty transcripts (hallucination check)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=_cmd_data_long)
+
+    s = d.add_parser("clips", help="the first N utterances of a corpus split as an audiofolder (for a machine without 'datasets')")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--split", default="test")
+    s.add_argument("--limit", type=int, default=24)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_data_clips)
 
     s = sub.add_parser("eval", help="WER/CER of a model on a speech dataset (PyTorch generate)")
     s.add_argument("--model", required=True, help="model folder (from 'model import', 'train' or 'prune')")
@@ -158,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("archive")
     s.add_argument("out")
     s.add_argument("--overwrite", action="store_true", help="replace an existing bundle in OUT that whisper-edge made (a folder it did not make is never replaced)")
+    s.set_defaults(func=_cmd_bundle)
+    s = b.add_parser("tokens", help="decode an audiofolder's clips and record every clip's tokens and this machine (for 'bundle parity')")
+    s.add_argument("bundle")
+    s.add_argument("--data", required=True, help="an audiofolder (WAV files + metadata.csv; 'data clips' makes one)")
+    s.add_argument("--limit", type=int)
+    s.add_argument("--threads", type=int)
+    s.add_argument("--out", required=True, help="the record (JSON)")
+    s.set_defaults(func=_cmd_bundle)
+    s = b.add_parser("parity", help="one bundle's records from two machines: fp32 tokens identical, quantized WER within a bound")
+    s.add_argument("reference", help="record from the reference machine")
+    s.add_argument("other", help="record from the machine under test")
+    s.add_argument("--max-wer-diff", type=float, default=0.5, help="a quantized bundle's allowed WER increase (points)")
+    s.add_argument("--out", help="write the comparison as JSON")
     s.set_defaults(func=_cmd_bundle)
 
     s = sub.add_parser("transcribe", help="transcribe audio files with a bundle (no torch needed)")

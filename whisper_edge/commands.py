@@ -108,6 +108,14 @@ def _cmd_data_long(args) -> int:
     return 0
 
 
+def _cmd_data_clips(args) -> int:
+    from .training.corpus.longform import make_clips
+
+    out = make_clips(args.corpus, args.out, split=args.split, limit=args.limit, overwrite=args.overwrite)
+    print(f"wrote {out} (an audiofolder)")
+    return 0
+
+
 def _overrides(pairs: list[str] | None) -> dict:
     import yaml
 
@@ -254,7 +262,21 @@ def _export_settings(args) -> dict:
 def _cmd_bundle(args) -> int:
     from .runtime.bundle import pack_archive, unpack_archive, verify_bundle
 
-    if args.bundle_command == "verify":
+    if args.bundle_command == "tokens":
+        from .runtime.parity import record
+
+        rec = record(args.bundle, args.data, args.out, limit=args.limit, threads=args.threads)
+        print(f"{len(rec['clips'])} clips decoded on {rec['machine']} (onnxruntime {rec['onnxruntime']}): {args.out}")
+    elif args.bundle_command == "parity":
+        from .runtime.parity import compare_files
+
+        r = compare_files(args.reference, args.other, args.out, max_wer_diff=args.max_wer_diff)
+        ci = r["wer_diff_ci"]
+        print(f"{r['machines'][1]} against {r['machines'][0]} ({r['quantization']}): {r['identical_tokens']}/{r['clips']} clips "
+              f"with identical tokens; WER {r['wer'][0]:.2f} → {r['wer'][1]:.2f} ({r['wer_diff']:+.2f}, 95 % CI "
+              f"{ci['lo']:+.2f}..{ci['hi']:+.2f}); rule: {r['rule']}: {'PASSED' if r['passed'] else 'FAILED'}")
+        return 0 if r["passed"] else 1
+    elif args.bundle_command == "verify":
         m = verify_bundle(args.bundle)
         print(f"{args.bundle}: OK — format {m['format_version']}, {len(m['files'])} files checked, "
               f"quantization {m['quantization']}, audio context {m['audio_ctx']}")

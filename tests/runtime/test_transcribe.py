@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -87,4 +88,18 @@ def test_bench_compares_backends_on_the_same_clips(tiny_bundle, tiny_model, spee
     for r in report["rows"]:
         assert "error" not in r, r
         assert r["peak_rss_mb"] > 10 and r["rtf"] > 0 and r["encoder_ms"] > 0 and r["wer"] >= 0
+        assert r["rtf_median"] >= r["rtf"] and 0 <= r["other_load"] <= 1 and r["busy"] == (r["other_load"] > 0.10)
     assert "| tiny |" in (out / "bench.md").read_text() and (out / "bench.png").stat().st_size > 1000
+
+
+def test_other_load_subtracts_the_bench_itself_and_timestamp_errors_find_the_nearest_boundary():
+    from whisper_edge.runtime.bench import other_load, timestamp_errors
+
+    cpus = os.cpu_count()
+    # 10 s of wall, the worker used 10 CPU-s, the machine was busy 10 + 5 CPU-s: others used 5 of 10 × cpus
+    assert other_load(100.0, 115.0, 10.0, 10.0) == pytest.approx(5 / (10 * cpus))
+    assert other_load(100.0, 109.0, 10.0, 10.0) == 0.0 and other_load(None, 1.0, 0.0, 1.0) is None
+    truth = [{"start": 0.5, "end": 3.0}, {"start": 3.6, "end": 7.2}]
+    # one segment spans both utterances (a VAD region packed up to the window): start 0.4 (0.1 off), end 7.5 (0.3 off)
+    assert timestamp_errors([[0.4, 7.5]], truth) == pytest.approx([0.1, 0.3])
+    assert timestamp_errors([[3.5, 3.1]], truth) == pytest.approx([0.1, 0.1])

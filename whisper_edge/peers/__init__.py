@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["PEERS", "peer_module", "WORKER"]
+__all__ = ["PEERS", "PREPARE_OPTIONS", "peer_module", "WORKER"]
 
 PEERS = {
     "pytorch": "whisper_edge.peers.pytorch",  # needs --model (the dense checkpoint)
     "optimum": "whisper_edge.peers.optimum",  # needs --model (exported once) or --optimum DIR
     "ctranslate2": "whisper_edge.peers.ctranslate2",  # --model converted once, --ct2 DIR, or the bundled base
+    "whispercpp": "whisper_edge.peers.whispercpp",  # --model written once as ggml q8_0 (exporter/ggml.py)
+    "whispercpp-f16": "whisper_edge.peers.whispercpp",  # … as ggml f16
 }
+PREPARE_OPTIONS = {"whispercpp-f16": {"ftype": "f16"}}  # a peer name's arguments to its module's ``prepare``
 WORKER = "whisper_edge.peers.run"  # the worker module the bench launches for a peer
 
 
