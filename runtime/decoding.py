@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["compression_ratio", "decode_with_fallback"]
+__all__ = ["compression_ratio", "decode_with_fallback", "split_by_timestamps", "timestamp_mask"]
 
 
 def compression_ratio(text: str) -> float:
@@ -61,3 +61,60 @@ def decode_with_fallback(tr, cross: dict, opts) -> tuple[list[int], dict]:
         if not (loops or unsure):
             break
     return ids, info
+
+
+# ------------------------------------------------------------------------------- timestamp tokens
+
+TIME_PRECISION = 0.02  # seconds per timestamp token (<|0.00|>, <|0.02|> … <|30.00|>)
+MAX_INITIAL_TIMESTAMP = 1.0  # the first timestamp is at most 1 s into the window (openai/whisper's default)
+
+
+def timestamp_mask(row: np.ndarray, seq: list[int], *, ts_begin: int, eot: int, window_s: float) -> np.ndarray:
+    """openai/whisper's ApplyTimestampRules on one row of logits, given the tokens ``seq`` decoded so far:
+    the first token is a timestamp (≤ MAX_INITIAL_TIMESTAMP); timestamps come in pairs (an end, then the next
+    start) and never go back; after a lone timestamp no text; a timestamp wins when the timestamps' total
+    probability beats the best text token; nothing past the window's length (a 10-s window has no <|12.00|>)."""
+    row = row.copy()
+    last_allowed = ts_begin + int(round(window_s / TIME_PRECISION))
+    row[last_allowed + 1:] = -np.inf
+    if not seq:
+        row[:ts_begin] = -np.inf
+        row[ts_begin + int(round(MAX_INITIAL_TIMESTAMP / TIME_PRECISION)) + 1:] = -np.inf
+    else:
+        last_ts = seq[-1] >= ts_begin
+        penultimate_ts = len(seq) < 2 or seq[-2] >= ts_begin
+        if last_ts:
+            if penultimate_ts:
+                row[ts_begin:] = -np.inf  # a pair just closed: text (or the end) follows
+            else:
+                row[:eot] = -np.inf  # a segment's end is open: another timestamp or the end
+        stamps = [t for t in seq if t >= ts_begin]
+        if stamps:
+            floor = stamps[-1] if (last_ts and not penultimate_ts) else stamps[-1] + 1
+            row[ts_begin:floor] = -np.inf
+    finite = np.isfinite(row)
+    if finite[ts_begin:].any() and finite[:ts_begin].any():
+        m = row[finite].max()
+        logp = row - (m + np.log(np.exp(row[finite] - m).sum()))
+        ts = logp[ts_begin:][np.isfinite(logp[ts_begin:])]
+        if np.logaddexp.reduce(ts) > logp[:ts_begin].max():
+            row[:ts_begin] = -np.inf
+    return row
+
+
+def split_by_timestamps(ids: list[int], ts_begin: int, window_s: float) -> list[tuple[float, float, list[int]]]:
+    """(start s, end s, text ids) of each <|t0|> text <|t1|> run in one window's tokens; a run left open at the end
+    of the window ends at the window's length, text before the first timestamp starts at 0."""
+    out, start, text = [], 0.0, []
+    for t in ids:
+        if t >= ts_begin:
+            when = (t - ts_begin) * TIME_PRECISION
+            if text:
+                out.append((start, max(start, when), text))
+                text = []
+            start = when
+        else:
+            text.append(t)
+    if text:
+        out.append((start, window_s, text))
+    return out

@@ -61,18 +61,21 @@ def _window() -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
 
 
-def log_mel(audio: np.ndarray, *, n_samples: int, n_mels: int = 80) -> np.ndarray:
-    """(n_mels, n_samples / 160) features for one window of 16-kHz mono audio (padded or cut to n_samples)."""
+def log_mel(audio: np.ndarray, *, n_samples: int, n_mels: int = 80, block: int = 128) -> np.ndarray:
+    """(n_mels, n_samples / 160) features for one window of 16-kHz mono audio (padded or cut to n_samples).
+
+    The frames are a strided view of the padded audio, transformed ``block`` frames at a time (float64 FFT, as
+    Whisper's reference): the transient memory is a few hundred KiB instead of tens of MiB for a 30-s window."""
     x = np.zeros(n_samples, dtype=np.float32)
     a = np.asarray(audio, dtype=np.float32)[:n_samples]
     x[: len(a)] = a
     padded = np.pad(x, N_FFT // 2, mode="reflect")
-    n_frames = 1 + (len(padded) - N_FFT) // HOP
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n_frames)[:, None]
-    frames = padded[idx] * _window()[None, :]
-    spec = np.fft.rfft(frames.astype(np.float64), axis=1)
-    power = (spec.real ** 2 + spec.imag ** 2)[:-1]  # Whisper drops the last frame
-    mel = power @ mel_filters(n_mels).astype(np.float64)
-    logm = np.log10(np.maximum(mel, 1e-10))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:-1]  # Whisper drops the last frame
+    filters = mel_filters(n_mels).astype(np.float64)
+    window = _window().astype(np.float64)
+    logm = np.empty((len(frames), n_mels), dtype=np.float64)
+    for i in range(0, len(frames), block):
+        spec = np.fft.rfft(frames[i:i + block] * window, axis=1)
+        np.log10(np.maximum((spec.real ** 2 + spec.imag ** 2) @ filters, 1e-10), out=logm[i:i + block])
     logm = np.maximum(logm, logm.max() - 8.0)
     return ((logm + 4.0) / 4.0).T.astype(np.float32)

@@ -120,10 +120,8 @@ def stream_segments(tr, chunks, *, options=None, vad=None) -> Iterator[dict]:
     tr.last_vad = "off" if vad.method == "off" else None
     tr.stream_stats = {"max_buffer_s": 0.0, "seconds": 0.0}  # what memory is bounded by, for tests and docs
 
-    def segment(s: int, e: int) -> dict:
-        ids = tr._decode_window(buf[s:e], options)
-        return {"start": round((base + s) / SAMPLE_RATE, 3), "end": round((base + e) / SAMPLE_RATE, 3),
-                "text": tr.text(ids), "tokens": [int(i) for i in ids], **tr.last_decode}
+    def segments(s: int, e: int) -> list[dict]:
+        return tr.window_segments(buf[s:e], (base + s) / SAMPLE_RATE, options)
 
     def drain(final: bool) -> Iterator[dict]:
         nonlocal buf, probs, base
@@ -133,7 +131,7 @@ def stream_segments(tr, chunks, *, options=None, vad=None) -> Iterator[dict]:
                     return
                 cut = min(window, len(buf))
                 if cut >= 0.2 * SAMPLE_RATE or base == 0:
-                    yield segment(0, cut)
+                    yield from segments(0, cut)
             else:
                 regions = speech_regions(probs, vad)
                 closed = regions if final else [r for r in regions if r[1] <= len(buf) - quiet_after]
@@ -148,7 +146,7 @@ def stream_segments(tr, chunks, *, options=None, vad=None) -> Iterator[dict]:
                 else:
                     return
                 for s, e in spans:
-                    yield segment(s, e)
+                    yield from segments(s, e)
                 cut = max(FRAME, cut // FRAME * FRAME) if cut < len(buf) else len(buf)
             buf, probs = buf[cut:], probs[cut // FRAME:]
             base += cut

@@ -48,6 +48,7 @@ class DecodeOptions:
     logprob_threshold: float | None = -1.0
     no_speech_threshold: float | None = 0.6
     seed: int = 0  # the sampling's random draw (reproducible)
+    timestamps: bool = False  # decode Whisper's timestamp tokens: segments get the model's own times in each window
 
     def __post_init__(self):
         if self.beam < 1:
@@ -139,6 +140,8 @@ class Transcriber:
         self.to_old = np.asarray(vmap, dtype=np.int64) if vmap else None
         self.to_new = {int(o): n for n, o in enumerate(vmap)} if vmap else None
         self.tok = {k: self._new(getattr(t, k)) for k in ("sot", "eot", "transcribe", "no_timestamps")}
+        self.ts_begin = self._new(t.no_timestamps + 1)  # <|0.00|>: the timestamp tokens follow <|notimestamps|>
+        self.chunk_s = self.n_samples / SAMPLE_RATE  # the length of the window being decoded (s), set by _decode_window
         no_speech = self.tokenizer.token_to_id("<|nospeech|>") or self.tokenizer.token_to_id("<|nocaptions|>")
         self.no_speech = self._new(no_speech) if no_speech is not None else None
         self.last_decode: dict = {}
@@ -197,7 +200,7 @@ class Transcriber:
             new_cache[f"self_k_{i}"], new_cache[f"self_v_{i}"] = outs[1 + 2 * j], outs[2 + 2 * j]
         return outs[0][:, -1, :].astype(np.float32), new_cache
 
-    def prompt(self, language: str | None) -> list[int]:
+    def prompt(self, language: str | None, timestamps: bool = False) -> list[int]:
         lang = language or self.language
         if lang not in self.languages:
             raise ValueError(f"language {lang!r} is not in this bundle (has {', '.join(sorted(self.languages)[:12])}…)")
@@ -205,7 +208,16 @@ class Transcriber:
         if trimmed not in (None, "full") and lang != trimmed:
             raise ValueError(f"this bundle's vocabulary was trimmed to {trimmed!r} (export --vocab {trimmed}): it cannot "
                              f"write {lang!r} text; use a bundle exported without --vocab for other languages")
-        return [self.tok["sot"], self.languages[lang], self.tok["transcribe"], self.tok["no_timestamps"]]
+        head = [self.tok["sot"], self.languages[lang], self.tok["transcribe"]]
+        return head if timestamps else head + [self.tok["no_timestamps"]]
+
+    def _rules(self, row: np.ndarray, seq: list[int], opts: DecodeOptions) -> np.ndarray:
+        """The timestamp rules (runtime/decoding.py) when decoding with timestamps; else the row as it is."""
+        if not opts.timestamps:
+            return row
+        from .decoding import timestamp_mask
+
+        return timestamp_mask(row, seq, ts_begin=self.ts_begin, eot=self.tok["eot"], window_s=self.chunk_s)
 
     def _mask(self, logits: np.ndarray, first: bool) -> np.ndarray:
         if len(self.suppress):
@@ -217,14 +229,14 @@ class Transcriber:
     # ---------------------------------------------------------------- decoding
     def decode_greedy(self, cross: dict, opts: DecodeOptions, temperature: float = 0.0, rng=None) -> list[int]:
         """Greedy decoding, or sampling at ``temperature`` > 0 (with ``rng``)."""
-        prompt = self.prompt(opts.language)
+        prompt = self.prompt(opts.language, opts.timestamps)
         logits, cache = self.step(np.asarray([prompt]), 0, self._empty_cache(1), cross)
         out: list[int] = []
         offset = len(prompt)
         eot = self.tok["eot"]
         self.last_logprob = 0.0
         for k in range(opts.max_new_tokens):
-            row = self._mask(logits, k == 0)[0]
+            row = self._rules(self._mask(logits, k == 0)[0], out, opts)
             if temperature > 0:
                 z = (row - row.max()) / temperature
                 p = np.exp(z)
@@ -247,7 +259,7 @@ class Transcriber:
     def decode_beam(self, cross: dict, opts: DecodeOptions) -> list[int]:
         """Beam search (log-probabilities, finished hypotheses ranked by score / length^penalty)."""
         b = opts.beam
-        prompt = self.prompt(opts.language)
+        prompt = self.prompt(opts.language, opts.timestamps)
         cross_b = {k: np.repeat(v, b, axis=0) for k, v in cross.items()}
         logits, cache = self.step(np.asarray([prompt] * b), 0, self._empty_cache(b), cross_b)
         beams = [([], 0.0)] * b
@@ -256,6 +268,8 @@ class Transcriber:
         eot = self.tok["eot"]
         for k in range(opts.max_new_tokens):
             logits = self._mask(logits, k == 0)
+            if opts.timestamps:
+                logits = np.stack([self._rules(logits[r], beams[r][0], opts) for r in range(len(logits))])
             logp = logits - logits.max(axis=1, keepdims=True)
             logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
             cand = []
@@ -301,6 +315,7 @@ class Transcriber:
 
     def _decode_window(self, chunk: np.ndarray, options: DecodeOptions) -> list[int]:
         t0 = time.perf_counter()
+        self.chunk_s = len(chunk) / SAMPLE_RATE
         mel = self.features(chunk)[None]
         self.timings.mel_s += time.perf_counter() - t0
         cross = self.encode(mel)
@@ -330,10 +345,22 @@ class Transcriber:
         self.last_vad = detector
         out = []
         for s, e in spans:
-            ids = self._decode_window(wav[s:e], options)
-            out.append({"start": round(s / SAMPLE_RATE, 3), "end": round(e / SAMPLE_RATE, 3), "text": self.text(ids),
-                        "tokens": [int(i) for i in ids], **self.last_decode})
+            out += self.window_segments(wav[s:e], s / SAMPLE_RATE, options)
         return out
+
+    def window_segments(self, chunk: np.ndarray, start_s: float, options: DecodeOptions) -> list[dict]:
+        """Decode one window that starts ``start_s`` into the audio: one segment spanning it, or with
+        ``options.timestamps`` one segment per <|t0|> text <|t1|> run at the model's own times."""
+        ids = self._decode_window(chunk, options)
+        end_s = start_s + len(chunk) / SAMPLE_RATE
+        if not options.timestamps:
+            return [{"start": round(start_s, 3), "end": round(end_s, 3), "text": self.text(ids),
+                     "tokens": [int(i) for i in ids], **self.last_decode}]
+        from .decoding import split_by_timestamps
+
+        return [{"start": round(start_s + a, 3), "end": round(min(end_s, start_s + b), 3), "text": self.text(part),
+                 "tokens": [int(i) for i in part], **self.last_decode}
+                for a, b, part in split_by_timestamps(ids, self.ts_begin, len(chunk) / SAMPLE_RATE)]
 
     def transcribe(self, audio, *, options: DecodeOptions = DecodeOptions(), return_tokens: bool = False, vad=None):
         """Transcribe a path, encoded bytes, a 16-kHz array (float, or integer PCM) or a ``(samples, rate)`` pair.

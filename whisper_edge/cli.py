@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--logprob-threshold", type=float, default=-1.0, help="mean token log-probability below it is unsure")
     s.add_argument("--no-speech-threshold", type=float, default=0.6,
                    help="<|nocaptions|> probability above it, with an unsure text, is silence: no text (0 = off)")
+    s.add_argument("--model-timestamps", action="store_true",
+                   help="decode Whisper's timestamp tokens: a segment per sentence at the model's own times inside each "
+                        "speech region (default: one segment per region, timed by the voice activity)")
     s.add_argument("--vad", default="auto", choices=["auto", "silero", "energy", "off"],
                    help="voice activity: decode only speech, cut long audio in pauses (auto: Silero if the [vad] extra "
                         "is installed, else energy); off: consecutive fixed windows")

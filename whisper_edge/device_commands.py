@@ -26,7 +26,8 @@ def _cmd_transcribe(args) -> int:
     opts = DecodeOptions(beam=args.beam, max_new_tokens=args.max_new_tokens, language=args.language,
                          repetition_guard=args.repetition_guard, temperatures=temps,
                          compression_ratio_threshold=args.compression_ratio_threshold or None,
-                         logprob_threshold=args.logprob_threshold, no_speech_threshold=args.no_speech_threshold or None)
+                         logprob_threshold=args.logprob_threshold, no_speech_threshold=args.no_speech_threshold or None,
+                         timestamps=args.model_timestamps)
     from .runtime.fsutil import atomic_write_text
     from .runtime.subtitles import FORMATS, render
     from .runtime.vad import VadOptions
