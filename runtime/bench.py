@@ -25,8 +25,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, load_audio
 from .fsutil import atomic_write_json, atomic_write_text
-from .metrics import error_rates
-from .metrics import NORMALIZERS
+from .metrics import NORMALIZERS, error_rates, paired_bootstrap, utterance_errors
 
 __all__ = ["run_bench", "load_clips", "format_table", "worker_main"]
 
@@ -77,13 +76,14 @@ def _peak_rss_mb() -> float:
 
 class _OursBackend:
     def __init__(self, target: str, threads: int, providers: list[str] | None, beam: int, max_new_tokens: int = 200,
-                 vad: str = "off"):
+                 vad: str = "off", timestamps: bool = False):
         from .transcribe import DecodeOptions, Transcriber
         from .vad import VadOptions
 
         self.tr = Transcriber(target, threads=threads, providers=providers)
         # plain decoding, as the peers do (no temperature fallback): the same work for every backend
-        self.opts = DecodeOptions(beam=beam, repetition_guard=4, max_new_tokens=max_new_tokens, temperatures=(0.0,))
+        self.opts = DecodeOptions(beam=beam, repetition_guard=4, max_new_tokens=max_new_tokens, temperatures=(0.0,),
+                                  timestamps=timestamps)
         self.vad = VadOptions(method=vad)
 
     def transcribe(self, wav):
@@ -113,6 +113,7 @@ def worker_main(argv: list[str] | None = None, make=None) -> int:
     p.add_argument("--language", default="hi")
     p.add_argument("--max-new-tokens", type=int, default=200)
     p.add_argument("--vad", default="off")
+    p.add_argument("--model-timestamps", action="store_true")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
@@ -122,7 +123,7 @@ def worker_main(argv: list[str] | None = None, make=None) -> int:
     t0 = time.perf_counter()
     if a.backend == "ours":
         backend = _OursBackend(a.target, a.threads, [x for x in a.providers.split(",") if x] or None, a.beam, a.max_new_tokens,
-                               a.vad)
+                               a.vad, a.model_timestamps)
     elif make is not None:
         backend = make(a.backend, a.target, threads=a.threads, beam=a.beam, language=a.language, max_new_tokens=a.max_new_tokens)
     else:
@@ -202,7 +203,8 @@ def _summarize(res: dict, clips: list[dict], truth: dict | None = None) -> dict:
 
 def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, data="", split: str = "test",
               threads: int = 2, providers: list[str] | None = None, beam: int = 1, repeats: int = 2,
-              language: str = "hi", max_new_tokens: int = 200, peer_worker: str | None = None, vad: str = "off") -> dict:
+              language: str = "hi", max_new_tokens: int = 200, peer_worker: str | None = None, vad: str = "off",
+              model_timestamps: bool = False) -> dict:
     """targets: (label, backend, path), backend "ours" or a peer run by the module ``peer_worker``;
     clips: from :func:`load_clips`."""
     out = Path(out)
@@ -221,7 +223,7 @@ def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, da
                "--clips", str(out / "clips.npz"), "--threads", str(threads), "--beam", str(beam), "--repeats", str(repeats),
                "--language", language, "--out", str(res_path), "--max-new-tokens", str(max_new_tokens), "--providers", ",".join(providers or [])]
         if backend == "ours":
-            cmd += ["--vad", vad]
+            cmd += ["--vad", vad] + (["--model-timestamps"] if model_timestamps else [])
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
         log.info("bench %s (%s)…", label, backend)
         print(f"bench: {label} ({backend}) on {len(clips)} clips…", file=sys.stderr, flush=True)
@@ -242,8 +244,9 @@ def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, da
         rows.append({"label": label, "backend": backend, "target": str(path)} | _summarize(res, clips, truth)
                     | {"other_load": load, "busy": bool(load is not None and load > BUSY),
                        "transcripts": [r["text"] for r in res["results"]]})
+    _paired_differences(rows, [c["sentence"] for c in clips])
     report = {"clips": len(clips), "audio_seconds": round(sum(c["seconds"] for c in clips), 2), "threads": threads,
-              "beam": beam, "repeats": repeats, "max_new_tokens": max_new_tokens, "vad": vad, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
+              "beam": beam, "repeats": repeats, "max_new_tokens": max_new_tokens, "vad": vad, "model_timestamps": model_timestamps, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
     atomic_write_json(out / "bench.json", report)
     atomic_write_text(out / "bench.md", format_table(report) + "\n")
     try:
@@ -251,6 +254,17 @@ def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, da
     except ImportError:
         log.warning("matplotlib is not installed: no bench.png (pip install whisper-edge[bench])")
     return report
+
+
+def _paired_differences(rows: list[dict], refs: list[str]) -> None:
+    """Each row's WER minus the first row's, with a paired bootstrap 95 % interval over the same clips."""
+    ok = [r for r in rows if "error" not in r]
+    if len(ok) < 2:
+        return
+    norm = NORMALIZERS["hindi"]
+    base = utterance_errors(refs, ok[0]["transcripts"], norm)
+    for r in ok[1:]:
+        r["wer_vs_first"] = paired_bootstrap(base, utterance_errors(refs, r["transcripts"], norm))
 
 
 def _machine() -> dict:
@@ -278,6 +292,12 @@ def format_table(report: dict) -> str:
         load = "—" if r.get("other_load") is None else f"{100 * r['other_load']:.0f} %" + (" BUSY" if r.get("busy") else "")
         lines.append(f"| {r['label']} | {_f(r['encoder_ms'], '.0f')} | {_f(r['decoder_ms_per_token'], '.1f')} | "
                      f"{r['rtf']:.3f} | {_f(r.get('rtf_median'), '.3f')} | {r['peak_rss_mb']:.0f} | {r['wer']:.2f} | {r['cer']:.2f} | {load} |")
+    diffs = [r for r in report["rows"] if r.get("wer_vs_first")]
+    if diffs:
+        first = next(r for r in report["rows"] if "error" not in r)["label"]
+        lines += ["", f"WER against {first} on the same clips (paired bootstrap 95 % interval): " + "; ".join(
+            f"{r['label']} {r['wer_vs_first']['diff']:+.2f} ({r['wer_vs_first']['lo']:+.2f}..{r['wer_vs_first']['hi']:+.2f})"
+            for r in diffs)]
     ts = [r for r in report["rows"] if r.get("timestamp_error_s")]
     if ts:
         lines += ["", "Segment boundaries against the true utterance times (s): "

@@ -231,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--vad", default="off", choices=["off", "energy", "silero", "auto"],
                    help="our bundles only: decode speech regions (off: fixed windows, as the peers do)")
+    s.add_argument("--model-timestamps", action="store_true", help="our bundles only: decode timestamp tokens (segment "
+                   "times from the model; with data from 'data long' the bench reports the boundary error)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bench)
 

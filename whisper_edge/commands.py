@@ -300,7 +300,8 @@ def _cmd_bench(args) -> int:
     compare = [c.strip() for c in (args.compare or "").split(",") if c.strip()]
     report = bench(args.bundle, args.data, args.out, compare=compare, model=args.model, optimum=args.optimum, ct2=args.ct2,
                    split=args.split, limit=args.limit or None, threads=threads or 2, providers=providers, beam=beam or 1,
-                   repeats=args.repeats, max_new_tokens=args.max_new_tokens, vad=args.vad)
+                   repeats=args.repeats, max_new_tokens=args.max_new_tokens, vad=args.vad,
+                   model_timestamps=args.model_timestamps)
     print(format_table(report))
     if args.profile:  # the profile's budgets, checked on what was measured here
         for r in report["rows"]:

@@ -89,6 +89,8 @@ def test_bench_compares_backends_on_the_same_clips(tiny_bundle, tiny_model, spee
         assert "error" not in r, r
         assert r["peak_rss_mb"] > 10 and r["rtf"] > 0 and r["encoder_ms"] > 0 and r["wer"] >= 0
         assert r["rtf_median"] >= r["rtf"] and 0 <= r["other_load"] <= 1 and r["busy"] == (r["other_load"] > 0.10)
+    d = report["rows"][1]["wer_vs_first"]  # the same clips: a paired difference against the first row
+    assert d["lo"] <= d["diff"] <= d["hi"] and d["utterances"] == 2 and "wer_vs_first" not in report["rows"][0]
     assert "| tiny |" in (out / "bench.md").read_text() and (out / "bench.png").stat().st_size > 1000
 
 
