@@ -76,11 +76,11 @@ def _peak_rss_mb() -> float:
 
 class _OursBackend:
     def __init__(self, target: str, threads: int, providers: list[str] | None, beam: int, max_new_tokens: int = 200,
-                 vad: str = "off", timestamps: bool = False):
+                 vad: str = "off", timestamps: bool = False, session_options: dict | None = None):
         from .transcribe import DecodeOptions, Transcriber
         from .vad import VadOptions
 
-        self.tr = Transcriber(target, threads=threads, providers=providers)
+        self.tr = Transcriber(target, threads=threads, providers=providers, session_options=session_options)
         # plain decoding, as the peers do (no temperature fallback): the same work for every backend
         self.opts = DecodeOptions(beam=beam, repetition_guard=4, max_new_tokens=max_new_tokens, temperatures=(0.0,),
                                   timestamps=timestamps)
@@ -114,6 +114,7 @@ def worker_main(argv: list[str] | None = None, make=None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=200)
     p.add_argument("--vad", default="off")
     p.add_argument("--model-timestamps", action="store_true")
+    p.add_argument("--session-options", default="{}", help="onnxruntime SessionOptions attributes (JSON)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
@@ -123,7 +124,7 @@ def worker_main(argv: list[str] | None = None, make=None) -> int:
     t0 = time.perf_counter()
     if a.backend == "ours":
         backend = _OursBackend(a.target, a.threads, [x for x in a.providers.split(",") if x] or None, a.beam, a.max_new_tokens,
-                               a.vad, a.model_timestamps)
+                               a.vad, a.model_timestamps, json.loads(a.session_options))
     elif make is not None:
         backend = make(a.backend, a.target, threads=a.threads, beam=a.beam, language=a.language, max_new_tokens=a.max_new_tokens)
     else:
@@ -204,7 +205,7 @@ def _summarize(res: dict, clips: list[dict], truth: dict | None = None) -> dict:
 def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, data="", split: str = "test",
               threads: int = 2, providers: list[str] | None = None, beam: int = 1, repeats: int = 2,
               language: str = "hi", max_new_tokens: int = 200, peer_worker: str | None = None, vad: str = "off",
-              model_timestamps: bool = False) -> dict:
+              model_timestamps: bool = False, session_options: dict | None = None) -> dict:
     """targets: (label, backend, path), backend "ours" or a peer run by the module ``peer_worker``;
     clips: from :func:`load_clips`."""
     out = Path(out)
@@ -223,7 +224,8 @@ def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, da
                "--clips", str(out / "clips.npz"), "--threads", str(threads), "--beam", str(beam), "--repeats", str(repeats),
                "--language", language, "--out", str(res_path), "--max-new-tokens", str(max_new_tokens), "--providers", ",".join(providers or [])]
         if backend == "ours":
-            cmd += ["--vad", vad] + (["--model-timestamps"] if model_timestamps else [])
+            cmd += ["--vad", vad, "--session-options", json.dumps(session_options or {})] + (
+                ["--model-timestamps"] if model_timestamps else [])
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
         log.info("bench %s (%s)…", label, backend)
         print(f"bench: {label} ({backend}) on {len(clips)} clips…", file=sys.stderr, flush=True)
@@ -246,7 +248,8 @@ def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, da
                        "transcripts": [r["text"] for r in res["results"]]})
     _paired_differences(rows, [c["sentence"] for c in clips])
     report = {"clips": len(clips), "audio_seconds": round(sum(c["seconds"] for c in clips), 2), "threads": threads,
-              "beam": beam, "repeats": repeats, "max_new_tokens": max_new_tokens, "vad": vad, "model_timestamps": model_timestamps, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
+              "beam": beam, "repeats": repeats, "max_new_tokens": max_new_tokens, "vad": vad, "model_timestamps": model_timestamps,
+              "session_options": session_options or {}, "data": str(data), "split": split, "machine": _machine(), "rows": rows}
     atomic_write_json(out / "bench.json", report)
     atomic_write_text(out / "bench.md", format_table(report) + "\n")
     try:

@@ -11,7 +11,10 @@ import yaml
 
 from .manifest import QUANTIZATIONS
 
-__all__ = ["DeviceProfile", "ProfileError", "load_profile", "list_profiles"]
+__all__ = ["DeviceProfile", "ProfileError", "load_profile", "list_profiles", "SESSION_KEYS"]
+
+# a profile's ``session`` keys → onnxruntime SessionOptions attributes (docs/devices.md, "Session options")
+SESSION_KEYS = {"arena": "enable_cpu_mem_arena", "mem_pattern": "enable_mem_pattern"}
 
 _DIR = Path(__file__).resolve().parent.parent / "device_profiles"
 
@@ -33,6 +36,7 @@ class DeviceProfile:
     beam: int = 1
     memory_budget_mb: int = 1024
     target_rtf: float = 0.5
+    session: dict = field(default_factory=dict)  # onnxruntime session settings: arena, mem_pattern (true/false)
     reasons: dict = field(default_factory=dict)  # field → why this value
 
     def __post_init__(self):
@@ -49,6 +53,17 @@ class DeviceProfile:
         for k, ok in checks.items():
             if not ok:
                 raise ProfileError(f"profile {self.name}: field {k!r} has an invalid value {getattr(self, k)!r}")
+        if not isinstance(self.session, dict):
+            raise ProfileError(f"profile {self.name}: field 'session' must be a mapping of {', '.join(SESSION_KEYS)}")
+        for k, v in self.session.items():
+            if k not in SESSION_KEYS:
+                raise ProfileError(f"profile {self.name}: unknown session setting {k!r}; allowed: {', '.join(SESSION_KEYS)}")
+            if not isinstance(v, bool):
+                raise ProfileError(f"profile {self.name}: session setting {k!r} must be true or false, got {v!r}")
+
+    def session_options(self) -> dict:
+        """The profile's session settings as onnxruntime SessionOptions attributes (for Transcriber)."""
+        return {SESSION_KEYS[k]: v for k, v in self.session.items()}
 
 
 def list_profiles() -> list[str]:

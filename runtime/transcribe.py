@@ -28,6 +28,10 @@ __all__ = ["Transcriber", "DecodeOptions"]
 
 log = logging.getLogger("whisper_edge")
 MAX_TARGET_POSITIONS = 448  # Whisper's decoder positional table (every released size)
+# onnxruntime's CPU arena keeps the largest activations it ever allocated (the encoder's attention scores) for the
+# life of the session; without it peak RSS fell 188 → 164 MiB on the int4 bundle (docs/bench.md, "Memory", with
+# the speed measured both ways). A profile's ``session`` or ``session_options`` overrides it.
+DEFAULT_SESSION_OPTIONS = {"enable_cpu_mem_arena": False}
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class Transcriber:
         m = parse_manifest(self.manifest, str(self.path / "manifest.json"))
         self.info = m
         so = ort.SessionOptions()
+        session_options = DEFAULT_SESSION_OPTIONS | (session_options or {})
         if threads:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1

@@ -62,10 +62,12 @@ def _latest_checkpoint(ckpt_root: Path) -> Path | None:
 
 def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Path, *,
           train_split: str = "train", eval_split: str = "validation", max_train: int | None = None,
-          stop_after: int | None = None) -> dict:
+          stop_after: int | None = None, stop_at_wer: float | None = None) -> dict:
     """Fine-tune ``model_dir`` on ``data`` with ``recipe``; resumes if ``out`` holds checkpoints.
 
     ``stop_after`` ends the run after that many steps of this invocation (used to test resuming).
+    ``stop_at_wer`` ends it early at the first validation whose WER is at most this (a recovery that has won back
+    what pruning cost stops there; the run then counts as finished, also when resumed).
     """
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, set_seed
@@ -170,7 +172,8 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     step, started = state["step"], state["step"]
     epoch = step // steps_per_epoch
     t_total = time.perf_counter()
-    while step < recipe.max_steps:
+    reached = stop_at_wer is not None and state["best_wer"] is not None and state["best_wer"] <= stop_at_wer
+    while step < recipe.max_steps and not reached:
         dl.set_epoch(epoch)
         train_set.epoch = epoch  # the augmentation's draw (reproducible across a resume)
         skip = (step % steps_per_epoch) * recipe.grad_accum
@@ -217,6 +220,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                     if main and recipe.select == "best" and better:
                         save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config, overwrite=True)
                     bar.set_postfix(loss=f"{row['loss']:.3f}", val_wer=f"{rep['wer']:.1f}")
+                    reached = stop_at_wer is not None and rep["wer"] <= stop_at_wer
                 accelerator.wait_for_everyone()
             if main:
                 with open(log_path, "a", newline="") as f:
@@ -227,9 +231,11 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             if "val_wer" not in row:
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
             state["step"] = step
-            if step % recipe.save_every == 0 or step == recipe.max_steps or (stop_after and step - started >= stop_after):
+            if step % recipe.save_every == 0 or step == recipe.max_steps or reached or (stop_after and step - started >= stop_after):
                 _save_state(accelerator, ckpt_root, state, recipe.keep_checkpoints)
-            if step >= recipe.max_steps or (stop_after and step - started >= stop_after):
+            if step >= recipe.max_steps or reached or (stop_after and step - started >= stop_after):
+                if reached:
+                    log.info("validation WER %.2f ≤ %.2f at step %d: stopping early", state["best_wer"], stop_at_wer, step)
                 break
             t0 = time.perf_counter()
         else:
@@ -237,7 +243,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             continue
         break
     bar.close()
-    if stop_after and step < recipe.max_steps:
+    if stop_after and step < recipe.max_steps and not reached:
         return {"stopped_at": step}
 
     accelerator.wait_for_everyone()
@@ -252,7 +258,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             "seconds_this_run": round(time.perf_counter() - t_total, 1), "processes": accelerator.num_processes,
             "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
             "train_clips": len(rows), "best_wer": state["best_wer"], "best_step": state["best_step"],
-            "selected": recipe.select, "final_sparsity": sparsity_report(raw), "architecture": architecture_of(raw).to_dict(),
+            "selected": recipe.select, "stopped_early": bool(reached and step < recipe.max_steps), "final_sparsity": sparsity_report(raw), "architecture": architecture_of(raw).to_dict(),
         }
         atomic_write_json(out / "summary.json", summary)
     if tb:

@@ -31,7 +31,8 @@ def dataset_clips(data, split: str = "test", limit: int | None = None) -> list[d
 
 def bench(bundles, data, out, *, compare=(), model=None, optimum=None, ct2=None, split: str = "test",
           limit: int | None = 20, threads: int = 2, providers=None, beam: int = 1, repeats: int = 2,
-          max_new_tokens: int = 200, vad: str = "off", model_timestamps: bool = False) -> dict:
+          max_new_tokens: int = 200, vad: str = "off", model_timestamps: bool = False,
+          session_options: dict | None = None) -> dict:
     """Bench ``bundles`` (folders or archives) and the ``compare`` peers on the same clips; writes OUT/bench.*."""
     out = Path(out)
     targets = [(Path(b).name, "ours", str(b)) for b in bundles or []]
@@ -59,4 +60,4 @@ def bench(bundles, data, out, *, compare=(), model=None, optimum=None, ct2=None,
     clips = dataset_clips(data, split, limit)
     return run_bench(targets, clips, out, data=str(data), split=split, threads=threads, providers=providers, beam=beam,
                      repeats=repeats, max_new_tokens=max_new_tokens, peer_worker=WORKER, vad=vad,
-                     model_timestamps=model_timestamps)
+                     model_timestamps=model_timestamps, session_options=session_options)

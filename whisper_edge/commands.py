@@ -291,17 +291,18 @@ def _cmd_bench(args) -> int:
     from .benchmark import bench
     from .runtime.bench import format_table
 
-    threads, providers, beam = args.threads, None, args.beam
+    threads, providers, beam, session = args.threads, None, args.beam, None
     if args.profile:
         from .runtime.profiles import load_profile
 
         prof = load_profile(args.profile)
         threads, providers, beam = args.threads or prof.threads, prof.providers, args.beam or prof.beam
+        session = prof.session_options()
     compare = [c.strip() for c in (args.compare or "").split(",") if c.strip()]
     report = bench(args.bundle, args.data, args.out, compare=compare, model=args.model, optimum=args.optimum, ct2=args.ct2,
                    split=args.split, limit=args.limit or None, threads=threads or 2, providers=providers, beam=beam or 1,
                    repeats=args.repeats, max_new_tokens=args.max_new_tokens, vad=args.vad,
-                   model_timestamps=args.model_timestamps)
+                   model_timestamps=args.model_timestamps, session_options=session)
     print(format_table(report))
     if args.profile:  # the profile's budgets, checked on what was measured here
         for r in report["rows"]:

@@ -15,7 +15,7 @@ def _cmd_transcribe(args) -> int:
         from .runtime.profiles import load_profile
 
         prof = load_profile(args.profile)
-        settings = {"threads": prof.threads, "providers": prof.providers}
+        settings = {"threads": prof.threads, "providers": prof.providers, "session_options": prof.session_options()}
     if args.threads:
         settings["threads"] = args.threads
     tr = Transcriber(args.bundle, **settings)

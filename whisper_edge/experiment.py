@@ -40,6 +40,9 @@ DEFAULTS = {
               # schedule gradual (training/gradual.py): rounds to `targets` (shares of attention + FFN) from the dense
               # model, `round_steps` recovery steps each; search: one-shot strength search on the SGL model
               "schedule": "search", "targets": [0.2, 0.3, 0.4, 0.5], "round_steps": 40,
+              # round_eval_every > 0: each recovery validated that often, best kept, stopped once within wer_budget
+              # (round_steps is then its most); ablate_steps: the ablation's recoveries (default round_steps)
+              "round_eval_every": 0, "ablate_steps": None,
               "distill": False, "teacher_top_k": 16, "distill_alpha": 0.5,  # KL to the dense model's cached logits
               "mask_from": "auto",  # round 1's groups chosen by: dense | sgl | auto (the lower validation WER, ablation)
               "ablate": False},  # the ablation at round 1's share (docs/pruning.md)
@@ -240,7 +243,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     if pr["ablate"] or (mask == "auto" and sgl is not None):
         print("[experiment] ablation…", flush=True)
         abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts, sgl_dir=sgl,
-                     steps=int(pr["round_steps"]) if pr["ablate"] else 0, eval_limit=pr["eval_limit"],
+                     steps=int(pr["ablate_steps"] or pr["round_steps"]) if pr["ablate"] else 0, eval_limit=pr["eval_limit"],
                      recipe_overrides=overrides)
         atomic_write_json(out / "ablation.json", abl)
         if mask == "auto":
@@ -248,7 +251,8 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     print(f"[experiment] prune gradual (round 1's groups chosen by the {mask} model)…", flush=True)
     rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=int(pr["round_steps"]),
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
-                        eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None)
+                        eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
+                        eval_every=int(pr["round_eval_every"] or 0))
     rep["mask_from"] = mask
     atomic_write_json(pruned / "report.json", rep)
 

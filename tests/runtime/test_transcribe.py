@@ -77,6 +77,24 @@ def test_profiles_load_validate_and_fall_back(tiny_bundle, tmp_path, caplog):
     assert tr.providers == ["CPUExecutionProvider"] and "not available" in caplog.text
 
 
+def test_session_settings_come_from_the_profile_and_are_validated(tiny_bundle, tmp_path):
+    prof = tmp_path / "lean.yaml"
+    prof.write_text("threads: 1\nsession: {arena: true, mem_pattern: false}\n")
+    p = load_profile(prof)
+    assert p.session_options() == {"enable_cpu_mem_arena": True, "enable_mem_pattern": False}
+    tr = Transcriber(tiny_bundle, threads=p.threads, session_options=p.session_options())
+    so = tr.encoder.get_session_options()
+    assert so.enable_cpu_mem_arena and not so.enable_mem_pattern
+    default = Transcriber(tiny_bundle).decoder.get_session_options()
+    assert not default.enable_cpu_mem_arena and default.enable_mem_pattern  # the runtime's default: no arena
+    prof.write_text("session: {arena: yes please}\n")
+    with pytest.raises(ProfileError, match="'arena' must be true or false"):
+        load_profile(prof)
+    prof.write_text("session: {prepack: false}\n")
+    with pytest.raises(ProfileError, match="unknown session setting 'prepack'"):
+        load_profile(prof)
+
+
 def test_bench_compares_backends_on_the_same_clips(tiny_bundle, tiny_model, speech_corpus, tmp_path):
     from whisper_edge.cli import main
 

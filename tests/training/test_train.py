@@ -43,6 +43,19 @@ def test_resume_after_interruption_continues_at_the_right_step(tiny_model, speec
         train(tiny_model, speech_corpus, load_recipe("dense", FAST | {"max_steps": 5}), run)
 
 
+def test_a_recovery_stops_once_validation_is_within_the_bound_and_stays_finished(tiny_model, speech_corpus, tmp_path):
+    recipe = load_recipe("dense", FAST | {"max_steps": 6, "eval_every": 2, "eval_limit": 2, "select": "best",
+                                          "max_label_tokens": 16})
+    run = tmp_path / "run"
+    summary = train(tiny_model, speech_corpus, recipe, run, stop_at_wer=1e9)  # any WER is within: stop at the first check
+    assert summary["steps"] == 2 and summary["stopped_early"] and summary["best_step"] == 2
+    assert [int(r["step"]) for r in _rows(run)] == [1, 2] and (run / "model" / "config.json").is_file()
+    again = train(tiny_model, speech_corpus, recipe, run, stop_at_wer=1e9)  # resumed: already finished, no step runs
+    assert again["steps"] == 2 and len(_rows(run)) == 2
+    never = train(tiny_model, speech_corpus, recipe, tmp_path / "never", stop_at_wer=-1.0)  # unreachable: runs to the end
+    assert never["steps"] == 6 and not never["stopped_early"]
+
+
 def test_two_process_cpu_accelerate_run(tiny_model, speech_corpus, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
