@@ -153,13 +153,14 @@ def stream_segments(tr, chunks, *, options=None, vad=None) -> Iterator[dict]:
 
     pending = np.zeros(0, np.float32)  # samples not yet a whole VAD frame
     level = -120.0  # the loudest level heard so far: the energy detector's reference across chunks
+    carry: dict = {}  # Silero's recurrent state and context, continued from chunk to chunk
     for chunk in chunks:
         if vad.method != "off":
             pending = np.concatenate([pending, chunk])
             n = len(pending) // FRAME * FRAME
             if n:
                 level = max(level, loud_level(pending[:n]))
-                p, tr.last_vad = speech_probs(pending[:n], vad.method, level)
+                p, tr.last_vad = speech_probs(pending[:n], vad.method, level, carry)
                 probs = np.concatenate([probs, p[: n // FRAME]])
                 buf = np.concatenate([buf, pending[:n]])
                 pending = pending[n:]
@@ -169,7 +170,7 @@ def stream_segments(tr, chunks, *, options=None, vad=None) -> Iterator[dict]:
         tr.stream_stats["max_buffer_s"] = max(tr.stream_stats["max_buffer_s"], (len(buf) + len(pending)) / SAMPLE_RATE)
         yield from drain(final=False)
     if len(pending):
-        p, tr.last_vad = speech_probs(np.pad(pending, (0, FRAME - len(pending))), vad.method, level)
+        p, tr.last_vad = speech_probs(np.pad(pending, (0, FRAME - len(pending))), vad.method, level, carry)
         probs = np.concatenate([probs, p[:1]])
         buf = np.concatenate([buf, pending])
     yield from drain(final=True)

