@@ -166,6 +166,16 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     if main and not log_path.exists():
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(LOG_FIELDS)
+    elif main:  # a run killed after its last checkpoint logged steps that will run again: drop them
+        with open(log_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= state["step"]]
+        if len(kept) < len(rows):
+            with open(log_path.with_suffix(".tmp"), "w", newline="") as f:
+                w = csv.DictWriter(f, LOG_FIELDS)
+                w.writeheader()
+                w.writerows(kept)
+            os.replace(log_path.with_suffix(".tmp"), log_path)
 
     bar = tqdm(total=recipe.max_steps, initial=state["step"], desc=f"train {recipe.method}", unit="step",
                disable=not main, dynamic_ncols=True)

@@ -29,6 +29,8 @@ def test_resume_after_interruption_continues_at_the_right_step(tiny_model, speec
     run = tmp_path / "run"
     assert train(tiny_model, speech_corpus, recipe, run, stop_after=2) == {"stopped_at": 2}
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-2"]
+    with open(run / "log.csv", "a") as f:  # a step logged after the last checkpoint by a run that was then killed
+        f.write("3,0,9.9,,0.1,1.0,0,,,,,\n")
     summary = train(tiny_model, speech_corpus, recipe, run)
     assert summary["steps"] == 4
     assert [int(r["step"]) for r in _rows(run)] == [1, 2, 3, 4]
