@@ -56,6 +56,23 @@ def mel_filters(n_mels: int = 80, sr: int = SAMPLE_RATE, n_fft: int = N_FFT) -> 
     return fb.astype(np.float32)
 
 
+@lru_cache(maxsize=4)
+def _sparse_filters(n_mels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mel filter bank as (FFT bin, weight) pairs grouped by band: each band touches a few bins, so the
+    projection is a gather and a segmented sum — no BLAS call, whose worker threads (numpy's OpenBLAS under
+    OMP_NUM_THREADS > 1) kept spinning into the encoder's run and slowed it by half (docs/bench.md)."""
+    fb = mel_filters(n_mels).astype(np.float64)  # (bins, bands)
+    bins, weights, starts = [], [], []
+    for band in range(n_mels):
+        nz = np.flatnonzero(fb[:, band])
+        if not len(nz):  # an empty band (not in Whisper's banks): one zero weight keeps reduceat's segments aligned
+            nz = np.array([0])
+        starts.append(len(bins))
+        bins += nz.tolist()
+        weights += fb[nz, band].tolist()
+    return np.asarray(bins), np.asarray(weights), np.asarray(starts)
+
+
 @lru_cache(maxsize=1)
 def _window() -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
@@ -71,11 +88,12 @@ def log_mel(audio: np.ndarray, *, n_samples: int, n_mels: int = 80, block: int =
     x[: len(a)] = a
     padded = np.pad(x, N_FFT // 2, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:-1]  # Whisper drops the last frame
-    filters = mel_filters(n_mels).astype(np.float64)
+    bins, weights, starts = _sparse_filters(n_mels)
     window = _window().astype(np.float64)
     logm = np.empty((len(frames), n_mels), dtype=np.float64)
     for i in range(0, len(frames), block):
         spec = np.fft.rfft(frames[i:i + block] * window, axis=1)
-        np.log10(np.maximum((spec.real ** 2 + spec.imag ** 2) @ filters, 1e-10), out=logm[i:i + block])
+        power = spec.real ** 2 + spec.imag ** 2
+        np.log10(np.maximum(np.add.reduceat(power[:, bins] * weights, starts, axis=1), 1e-10), out=logm[i:i + block])
     logm = np.maximum(logm, logm.max() - 8.0)
     return ((logm + 4.0) / 4.0).T.astype(np.float32)
