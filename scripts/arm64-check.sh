@@ -80,8 +80,8 @@ if [ ! -f "$ROOT/.whisper-edge-root" ]; then
   mv "$ROOT/.whisper-edge-partial" "$ROOT/.whisper-edge-root"
 fi
 mountpoint -q "$ROOT/proc" || { mount -t proc proc "$ROOT/proc"; UNDO+=("umount '$ROOT/proc'"); }
-# onnxruntime's cpuinfo reads /sys/devices/system/cpu (without it: a warning and no CPU feature detection)
-mountpoint -q "$ROOT/sys" || { mount -t sysfs -o ro sysfs "$ROOT/sys"; UNDO+=("umount '$ROOT/sys'"); }
+# /sys stays unmounted: with it onnxruntime's cpuinfo reads the host's CPU list, picks kernels for features qemu 7.2
+# does not emulate and the process dies (SIGSEGV in qemu); without it cpuinfo warns and the portable kernels run
 chroot "$ROOT" /usr/bin/python3 -c 'import platform; print("arm64 root:", platform.machine(), "Python", platform.python_version())' \
   | tee "$OUT/arm64-python.txt"
 
