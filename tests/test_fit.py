@@ -29,3 +29,15 @@ def test_fit_chooses_within_the_budget_and_says_what_came_closest(tiny_model, sp
     with pytest.raises(FitError, match=r"no candidate fits profile tight .* closest: m0-"):
         fit(tight, [tiny_model], speech_corpus, out, quantizations=["none", "int8"], clips=2, wer_clips=2)
     assert (out / "candidates" / best["label"] / "manifest.json").stat().st_mtime == mtime  # finished candidates reused
+
+
+def test_a_candidate_of_another_model_is_made_again_not_reused(tiny_model, tiny_pruned, speech_corpus, tmp_path):
+    roomy = tmp_path / "roomy.yaml"
+    roomy.write_text("threads: 1\nmemory_budget_mb: 100000\ntarget_rtf: 1000.0\n")
+    out = tmp_path / "fit"
+    first = fit(roomy, [tiny_model], speech_corpus, out, quantizations=["none"], clips=1, wer_clips=1)
+    assert first["candidates"][0]["model"] == str(tiny_model)
+    # the same folder, another model first in the list: "m0-none" now means the pruned model and must not be reused
+    second = fit(roomy, [tiny_pruned], speech_corpus, out, quantizations=["none"], clips=1, wer_clips=1)
+    manifest = json.loads((out / "candidates" / "m0-none" / "manifest.json").read_text())
+    assert manifest["provenance"]["model"] == str(tiny_pruned.resolve()) and second["candidates"][0]["model"] == str(tiny_pruned)

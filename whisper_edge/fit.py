@@ -51,6 +51,19 @@ def _candidate_models(models, shares, data, out: Path) -> list[tuple[str, Path]]
     return found
 
 
+def _same_candidate(path: Path, model_dir, quantization: str, vocab, audio_ctx: int) -> bool:
+    """Whether the bundle at ``path`` was exported from ``model_dir`` with these settings (its manifest says)."""
+    try:
+        m = json.loads((path / "manifest.json").read_text())
+        positions = json.loads((Path(model_dir) / "config.json").read_text())["max_source_positions"]
+    except (OSError, ValueError, KeyError):
+        return False
+    made_from = Path(m.get("provenance", {}).get("model", "")).resolve()
+    return (made_from == Path(model_dir).resolve() and m.get("quantization") == quantization
+            and (m.get("vocab") if m.get("vocab") != "full" else None) == (vocab or None)
+            and m.get("audio_ctx") == min(audio_ctx, positions))  # a longer context than the model's is not added
+
+
 def fit(profile, models, data, out, *, quantizations=None, shares=(), clips: int = 24, wer_clips: int = 48,
         repeats: int = 1, vocab: str | None = None) -> dict:
     from .benchmark import dataset_clips
@@ -72,10 +85,12 @@ def fit(profile, models, data, out, *, quantizations=None, shares=(), clips: int
         for q in quantizations:
             label = f"{name}-{q}{'-' + vocab if vocab else ''}"
             path = out / "candidates" / label
-            if not (path / "manifest.json").is_file():
+            if not _same_candidate(path, model_dir, q, vocab, prof.audio_ctx):  # another model or setting: made again
                 print(f"[fit] export {label}…", flush=True)
                 export_bundle(model_dir, path, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts, profile=str(profile),
-                                                             audio_ctx=prof.audio_ctx, samples=tuple(c["audio"] for c in val[:2])))
+                                                             audio_ctx=prof.audio_ctx, samples=tuple(c["audio"] for c in val[:2]),
+                                                             overwrite=True))
+                (path.parent / f".{label}.wer.json").unlink(missing_ok=True)
             cands.append({"label": label, "model": str(model_dir), "quantization": q, "path": str(path),
                           "bytes": sum(f["bytes"] for f in json.loads((path / "manifest.json").read_text())["files"].values())})
     for c in cands:  # WER on validation clips with the runtime itself (what ships is what is judged)
