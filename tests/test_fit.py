@@ -15,10 +15,10 @@ def test_fit_chooses_within_the_budget_and_says_what_came_closest(tiny_model, sp
     roomy.write_text("description: plenty\nthreads: 1\nmemory_budget_mb: 100000\ntarget_rtf: 1000.0\n")
     out = tmp_path / "fit"
     args = ["fit", "--profile", str(roomy), "--model", str(tiny_model), "--data", str(speech_corpus), "--out", str(out),
-            "--quantize", "none", "int8", "--clips", "2", "--wer-clips", "2"]
+            "--quantize", "none", "int4", "--clips", "2", "--wer-clips", "2"]
     assert main(args) == 0
     r = json.loads((out / "fit.json").read_text())
-    assert [c["quantization"] for c in r["candidates"]] == ["none", "int8"] and all(c["fits"] for c in r["candidates"])
+    assert [c["quantization"] for c in r["candidates"]] == ["none", "int4"] and all(c["fits"] for c in r["candidates"])
     best = min(r["candidates"], key=lambda c: (c["wer"], c["bytes"]))
     assert r["chosen"] == best["label"]
     assert json.loads((out / "bundle" / "manifest.json").read_text())["quantization"] == best["quantization"]
@@ -27,7 +27,7 @@ def test_fit_chooses_within_the_budget_and_says_what_came_closest(tiny_model, sp
     tight = tmp_path / "tight.yaml"
     tight.write_text("description: too small\nthreads: 1\nmemory_budget_mb: 1\ntarget_rtf: 1000.0\n")
     with pytest.raises(FitError, match=r"no candidate fits profile tight .* closest: m0-"):
-        fit(tight, [tiny_model], speech_corpus, out, quantizations=["none", "int8"], clips=2, wer_clips=2)
+        fit(tight, [tiny_model], speech_corpus, out, quantizations=["none", "int4"], clips=2, wer_clips=2)
     assert (out / "candidates" / best["label"] / "manifest.json").stat().st_mtime == mtime  # finished candidates reused
 
 
