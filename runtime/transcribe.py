@@ -29,8 +29,8 @@ __all__ = ["Transcriber", "DecodeOptions"]
 log = logging.getLogger("whisper_edge")
 MAX_TARGET_POSITIONS = 448  # Whisper's decoder positional table (every released size)
 # onnxruntime's CPU arena keeps the largest activations it ever allocated (the encoder's attention scores) for the
-# life of the session; without it peak RSS fell 188 → 164 MiB on the int4 bundle (docs/bench.md, "Memory", with
-# the speed measured both ways). A profile's ``session`` or ``session_options`` overrides it.
+# life of the session; without it an hour-long stream peaked at 240 instead of 264 MiB, short clips 2 MiB lower, at
+# the same speed (docs/bench.md, "Memory"). A profile's ``session`` or ``session_options`` overrides it.
 DEFAULT_SESSION_OPTIONS = {"enable_cpu_mem_arena": False}
 
 
