@@ -87,7 +87,7 @@ def _byte_decoder() -> dict[str, int]:
 def _check_uniform(cfg: dict, tensors: dict) -> None:
     d, heads_e, heads_d = cfg["d_model"], cfg["encoder_attention_heads"], cfg["decoder_attention_heads"]
     for name, t in tensors.items():
-        if name.endswith(("fc1.weight",)) and t.shape != (4 * d, d):
+        if name.endswith("fc1.weight") and t.shape != (4 * d, d):
             raise GgmlError(f"{name} has {t.shape[0]} FFN channels; whisper.cpp needs every layer at 4 × d_model = {4 * d} "
                             "(its file format has one FFN width for the whole model). A pruned checkpoint cannot run in "
                             "whisper.cpp: export it as an ONNX bundle ('whisper-edge export') instead")

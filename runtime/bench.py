@@ -27,7 +27,7 @@ from .audio import SAMPLE_RATE, load_audio
 from .fsutil import atomic_write_json, atomic_write_text
 from .metrics import NORMALIZERS, error_rates, paired_bootstrap, utterance_errors
 
-__all__ = ["run_bench", "load_clips", "format_table", "worker_main"]
+__all__ = ["run_bench", "load_clips", "format_table", "fmt_or_dash", "worker_main"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -87,10 +87,12 @@ class _OursBackend:
         self.vad = VadOptions(method=vad)
 
     def transcribe(self, wav):
+        from .transcribe import segments_text
+
         t = self.tr.timings
         before = (t.encoder_s, t.decoder_s, t.tokens, t.windows)
         segments = self.tr.transcribe_segments(wav, options=self.opts, vad=self.vad)
-        text = " ".join(s["text"] for s in segments if s["text"])
+        text = segments_text(segments)
         return text, {"encoder_s": t.encoder_s - before[0], "decoder_s": t.decoder_s - before[1],
                       "tokens": t.tokens - before[2], "windows": t.windows - before[3],
                       "segments": [[s["start"], s["end"]] for s in segments if s["text"]]}
@@ -279,7 +281,8 @@ def _machine() -> dict:
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__}
 
 
-def _f(x, fmt):
+def fmt_or_dash(x, fmt: str) -> str:
+    """A number in ``fmt``, or a dash for a missing one (tables)."""
     return "—" if x is None else format(x, fmt)
 
 
@@ -293,8 +296,8 @@ def format_table(report: dict) -> str:
             lines.append(f"| {r['label']} | failed: {r['error'][:80]} | | | | | | | |")
             continue
         load = "—" if r.get("other_load") is None else f"{100 * r['other_load']:.0f} %" + (" BUSY" if r.get("busy") else "")
-        lines.append(f"| {r['label']} | {_f(r['encoder_ms'], '.0f')} | {_f(r['decoder_ms_per_token'], '.1f')} | "
-                     f"{r['rtf']:.3f} | {_f(r.get('rtf_median'), '.3f')} | {r['peak_rss_mb']:.0f} | {r['wer']:.2f} | {r['cer']:.2f} | {load} |")
+        lines.append(f"| {r['label']} | {fmt_or_dash(r['encoder_ms'], '.0f')} | {fmt_or_dash(r['decoder_ms_per_token'], '.1f')} | "
+                     f"{r['rtf']:.3f} | {fmt_or_dash(r.get('rtf_median'), '.3f')} | {r['peak_rss_mb']:.0f} | {r['wer']:.2f} | {r['cer']:.2f} | {load} |")
     diffs = [r for r in report["rows"] if r.get("wer_vs_first")]
     if diffs:
         first = next(r for r in report["rows"] if "error" not in r)["label"]

@@ -75,7 +75,8 @@ def _sparse_filters(n_mels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def _window() -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
+    """The periodic Hann window: float32 values (as before), held in float64 for the FFT."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32).astype(np.float64)
 
 
 def log_mel(audio: np.ndarray, *, n_samples: int, n_mels: int = 80, block: int = 128) -> np.ndarray:
@@ -89,7 +90,7 @@ def log_mel(audio: np.ndarray, *, n_samples: int, n_mels: int = 80, block: int =
     padded = np.pad(x, N_FFT // 2, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:-1]  # Whisper drops the last frame
     bins, weights, starts = _sparse_filters(n_mels)
-    window = _window().astype(np.float64)
+    window = _window()
     logm = np.empty((len(frames), n_mels), dtype=np.float64)
     for i in range(0, len(frames), block):
         spec = np.fft.rfft(frames[i:i + block] * window, axis=1)

@@ -15,10 +15,9 @@ import platform
 from pathlib import Path
 
 from .bench import load_clips
-from .transcribe import DecodeOptions
 from .fsutil import atomic_write_json
-from .metrics import error_rates, paired_bootstrap, utterance_errors
-from .normalize import PRESETS
+from .metrics import NORMALIZERS, error_rates, paired_bootstrap, utterance_errors
+from .transcribe import DecodeOptions, Transcriber
 
 __all__ = ["record", "compare"]
 
@@ -28,8 +27,6 @@ FLOAT_MODES = ("none", "fp16")
 def record(bundle: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *, limit: int | None = None,
            threads: int | None = None) -> dict:
     """Decode ``limit`` clips of the audiofolder ``data`` with ``bundle``; write and return the record."""
-    from .transcribe import Transcriber
-
     import onnxruntime
 
     clips = load_clips(data, limit=limit)
@@ -39,7 +36,7 @@ def record(bundle: str | os.PathLike, data: str | os.PathLike, out: str | os.Pat
     for c in clips:
         text, tokens = t.transcribe(c["audio"], options=opts, return_tokens=True)
         rows.append({"id": c["id"], "sentence": c["sentence"], "text": text, "tokens": [list(map(int, s)) for s in tokens]})
-    rec = {"bundle": str(bundle), "bundle_sha256": t.manifest.get("files", {}).get("encoder.onnx", {}).get("sha256"),
+    rec = {"bundle": str(bundle), "files_sha256": {k: f["sha256"] for k, f in t.manifest["files"].items()},
            "quantization": t.manifest.get("quantization"), "machine": platform.machine(),
            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "clips": rows}
     atomic_write_json(out, rec)
@@ -51,12 +48,12 @@ def compare(reference: dict, other: dict, *, max_wer_diff: float = 0.5) -> dict:
     ref_ids = [c["id"] for c in reference["clips"]]
     if ref_ids != [c["id"] for c in other["clips"]]:
         raise ValueError("the two records hold different clips; record both from the same --data and --limit")
-    if reference.get("bundle_sha256") != other.get("bundle_sha256"):
-        raise ValueError("the two records come from different bundles (encoder.onnx sha256 differs)")
+    if reference.get("files_sha256") != other.get("files_sha256"):
+        raise ValueError("the two records come from different bundles (the manifests' file checksums differ)")
     same = [a["tokens"] == b["tokens"] for a, b in zip(reference["clips"], other["clips"])]
     refs = [c["sentence"] for c in reference["clips"]]
     hyp_a, hyp_b = [c["text"] for c in reference["clips"]], [c["text"] for c in other["clips"]]
-    norm = PRESETS["default"]
+    norm = NORMALIZERS["hindi"]
     wer_a, wer_b = error_rates(refs, hyp_a, norm)["wer"], error_rates(refs, hyp_b, norm)["wer"]
     ci = paired_bootstrap(utterance_errors(refs, hyp_a, norm), utterance_errors(refs, hyp_b, norm))
     exact = reference.get("quantization") in FLOAT_MODES

@@ -24,13 +24,13 @@ from .bundle import BundleError, open_bundle, verify_bundle
 from .features import log_mel, window_samples
 from .manifest import ManifestError, check_graphs, parse_manifest
 
-__all__ = ["Transcriber", "DecodeOptions"]
+__all__ = ["Transcriber", "DecodeOptions", "segments_text"]
 
 log = logging.getLogger("whisper_edge")
 MAX_TARGET_POSITIONS = 448  # Whisper's decoder positional table (every released size)
 # onnxruntime's CPU arena keeps the largest activations it ever allocated (the encoder's attention scores) for the
-# life of the session; without it an hour-long stream peaked at 240 instead of 264 MiB, short clips 2 MiB lower, at
-# the same speed (docs/bench.md, "Memory"). A profile's ``session`` or ``session_options`` overrides it.
+# life of the session; without it an hour-long stream peaked at 240 instead of 264 MiB (docs/bench.md, "Memory").
+# A profile's ``session`` or ``session_options`` overrides it.
 DEFAULT_SESSION_OPTIONS = {"enable_cpu_mem_arena": False}
 
 
@@ -371,5 +371,10 @@ class Transcriber:
         """Transcribe a path, encoded bytes, a 16-kHz array (float, or integer PCM) or a ``(samples, rate)`` pair.
         Long audio is split into consecutive windows, or with ``vad`` into speech regions (transcribe_segments)."""
         segments = self.transcribe_segments(audio, options=options, vad=vad)
-        text = " ".join(s["text"] for s in segments if s["text"])
+        text = segments_text(segments)
         return (text, [s["tokens"] for s in segments]) if return_tokens else text
+
+
+def segments_text(segments: list[dict]) -> str:
+    """The transcript of a list of segments: their non-empty texts joined by spaces."""
+    return " ".join(s["text"] for s in segments if s["text"])

@@ -145,11 +145,9 @@ def _load() -> list[float] | None:
         return None
 
 
-def _f(x, fmt: str) -> str:
-    return "—" if x is None else format(x, fmt)
-
-
 def format_fit(r: dict) -> str:
+    from .runtime.bench import fmt_or_dash as _f
+
     lines = [f"# fit: profile {r['profile']} (peak RSS ≤ {r['memory_budget_mb']} MiB, RTF ≤ {r['target_rtf']})", "",
              f"Measured on {((r.get('machine') or {}).get('platform') or 'this machine')} with {r.get('threads', '?')} threads; "
              f"load average {r.get('load')}.", "",

@@ -63,7 +63,7 @@ def test_records_of_other_clips_or_another_bundle_are_refused(tiny_bundle, good_
     with pytest.raises(ValueError, match="different clips"):
         compare(r, fewer)
     other = copy.deepcopy(r)
-    other["bundle_sha256"] = "0" * 64
+    other["files_sha256"] = dict(other["files_sha256"], **{"decoder.onnx": "0" * 64})
     with pytest.raises(ValueError, match="different bundles"):
         compare(r, other)
 

@@ -90,4 +90,10 @@ def test_long_recordings_join_test_utterances_into_an_audiofolder(speech_corpus,
     assert 1 <= len(rows) <= 2 and all(len(r["sentence"].split()) > 3 for r in rows)
     assert sf.info(out / rows[0]["file_name"]).duration > 2
     assert len(load_clips(out)) == len(rows)  # the torch-free bench reads it
+    import json
+
+    truth = json.loads((out / "utterances.json").read_text(encoding="utf-8"))[rows[0]["file_name"]]
+    assert " ".join(u["text"] for u in truth) == rows[0]["sentence"]  # one span per joined utterance, in order
+    assert all(0 <= a["start"] < a["end"] <= b["start"] for a, b in zip(truth, truth[1:]))
+    assert truth[-1]["end"] <= sf.info(out / rows[0]["file_name"]).duration + 1e-3
     assert main(["data", "long", "--corpus", str(speech_corpus), "--out", str(out)]) == 2  # exists: --overwrite

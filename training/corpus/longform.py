@@ -19,6 +19,19 @@ from ...runtime.fsutil import atomic_dir
 __all__ = ["make_clips", "make_long_recordings", "make_nonspeech"]
 
 
+def _read(audio: dict) -> tuple[np.ndarray, int]:
+    """A dataset row's ``audio`` field (bytes or a path) at its own sample rate."""
+    return sf.read(io.BytesIO(audio["bytes"]) if audio.get("bytes") else audio["path"], dtype="float32")
+
+
+def _write_metadata(folder: Path, rows: list[tuple[str, str]]) -> None:
+    """An audiofolder's metadata.csv: file_name, sentence."""
+    with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name", "sentence"])
+        w.writerows(rows)
+
+
 def make_nonspeech(out, *, seconds: float = 60.0, seed: int = 0, overwrite: bool = False) -> Path:
     """An audiofolder of recordings with no speech (empty transcripts): digital silence, a quiet room (white noise at
     −50 dBFS), loud noise (−25 dBFS) and mains hum with noise. What a model writes on them is hallucination."""
@@ -34,10 +47,7 @@ def make_nonspeech(out, *, seconds: float = 60.0, seed: int = 0, overwrite: bool
     with atomic_dir(out, kind="long-recordings", overwrite=overwrite) as tmp:
         for name, x in kinds.items():
             sf.write(tmp / f"{name}.wav", x.astype(np.float32), sr)
-        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["file_name", "sentence"])
-            w.writerows((f"{k}.wav", "") for k in kinds)
+        _write_metadata(tmp, [(f"{k}.wav", "") for k in kinds])
     return Path(out)
 
 
@@ -54,13 +64,10 @@ def make_clips(corpus, out, *, split: str = "test", limit: int | None = None, ov
         rows = []
         for i in range(n):
             a = ds[i]["audio"]
-            x, sr = sf.read(io.BytesIO(a["bytes"]) if a.get("bytes") else a["path"], dtype="float32")
+            x, sr = _read(a)
             sf.write(tmp / f"{split}-{i:04d}.wav", x, sr)
             rows.append((f"{split}-{i:04d}.wav", ds[i]["sentence"]))
-        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["file_name", "sentence"])
-            w.writerows(rows)
+        _write_metadata(tmp, rows)
     return Path(out)
 
 
@@ -79,7 +86,7 @@ def make_long_recordings(corpus, out, *, count: int = 6, seconds: float = 60.0, 
             parts, texts, spans, total = [], [], [], 0.0
             while total < seconds - 5 and len(ds):
                 a = ds[k % len(ds)]["audio"]
-                x, sr = sf.read(io.BytesIO(a["bytes"]) if a.get("bytes") else a["path"], dtype="float32")
+                x, sr = _read(a)
                 gap = np.zeros(int(rng.uniform(0.3, max(0.3, max_gap)) * sr), np.float32)
                 parts += [x, gap]
                 texts.append(ds[k % len(ds)]["sentence"])
@@ -94,8 +101,5 @@ def make_long_recordings(corpus, out, *, count: int = 6, seconds: float = 60.0, 
         if not rows:
             raise ValueError(f"{corpus}: split {split} has no utterances to join")
         (tmp / "utterances.json").write_text(json.dumps(utterances, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["file_name", "sentence"])
-            w.writerows(rows)
+        _write_metadata(tmp, rows)
     return Path(out)

@@ -36,15 +36,9 @@ class WhisperCppPeer(Peer):
                            temperature_inc=0.0, beam_search={"beam_size": beam, "patience": -1.0},
                            greedy={"best_of": 1})
 
-    def transcribe(self, wav):
-        n = self.frames * 160
-        texts, windows = [], 0
-        for start in range(0, len(wav), n):
-            segs = self.model.transcribe(np.ascontiguousarray(wav[start:start + n], dtype=np.float32),
-                                         max_tokens=self.max_new_tokens)
-            texts.append(" ".join(s.text.strip() for s in segs).strip())
-            windows += 1
-        return " ".join(t for t in texts if t), {"windows": windows}
+    def _window(self, chunk, n):
+        segs = self.model.transcribe(np.ascontiguousarray(chunk, dtype=np.float32), max_tokens=self.max_new_tokens)
+        return " ".join(s.text.strip() for s in segs).strip(), None, None, 0
 
 
 def make(target, *, threads, beam, language):
