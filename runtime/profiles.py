@@ -14,7 +14,7 @@ from .manifest import QUANTIZATIONS
 __all__ = ["DeviceProfile", "ProfileError", "load_profile", "list_profiles", "SESSION_KEYS"]
 
 # a profile's ``session`` keys → onnxruntime SessionOptions attributes (docs/devices.md, "Session options")
-SESSION_KEYS = {"arena": "enable_cpu_mem_arena", "mem_pattern": "enable_mem_pattern"}
+SESSION_KEYS = {"arena": "enable_cpu_mem_arena", "mem_pattern": "enable_mem_pattern", "release_memory": "release_memory"}
 
 _DIR = Path(__file__).resolve().parent.parent / "device_profiles"
 
@@ -36,7 +36,7 @@ class DeviceProfile:
     beam: int = 1
     memory_budget_mb: int = 1024
     target_rtf: float = 0.5
-    session: dict = field(default_factory=dict)  # onnxruntime session settings: arena, mem_pattern (true/false)
+    session: dict = field(default_factory=dict)  # session settings: arena, mem_pattern, release_memory (true/false)
     reasons: dict = field(default_factory=dict)  # field → why this value
 
     def __post_init__(self):

@@ -23,6 +23,7 @@ from .audio import SAMPLE_RATE, as_waveform
 from .bundle import BundleError, open_bundle, verify_bundle
 from .features import log_mel, window_samples
 from .manifest import ManifestError, check_graphs, parse_manifest
+from .memory import release_freed_memory
 
 __all__ = ["Transcriber", "DecodeOptions", "segments_text"]
 
@@ -30,8 +31,9 @@ log = logging.getLogger("whisper_edge")
 MAX_TARGET_POSITIONS = 448  # Whisper's decoder positional table (every released size)
 # onnxruntime's CPU arena keeps the largest activations it ever allocated (the encoder's attention scores) for the
 # life of the session; without it an hour-long stream peaked at 240 instead of 264 MiB (docs/bench.md, "Memory").
-# A profile's ``session`` or ``session_options`` overrides it.
-DEFAULT_SESSION_OPTIONS = {"enable_cpu_mem_arena": False}
+# ``release_memory`` (not an onnxruntime setting) keeps large freed activations off glibc's heap (runtime/memory.py).
+# A profile's ``session`` or ``session_options`` overrides either.
+DEFAULT_SESSION_OPTIONS = {"enable_cpu_mem_arena": False, "release_memory": True}
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class Transcriber:
         self.info = m
         so = ort.SessionOptions()
         session_options = DEFAULT_SESSION_OPTIONS | (session_options or {})
+        if session_options.pop("release_memory"):
+            release_freed_memory()
         if threads:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1

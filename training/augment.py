@@ -6,9 +6,11 @@ its probability (recipe section ``augment``; all off by default, ``recipes/dense
 
 * several sentences in one window (``p_concat``: 1–2 other clips appended after a pause, transcripts joined);
 * speed perturbation 0.9–1.1 (tempo and pitch, as Kaldi's 3-way perturbation, but continuous);
-* room reverb, RT60 0.2–0.9 s (synthetic diffuse-field impulse responses);
+* room reverb, RT60 0.2–0.9 s (synthetic diffuse-field impulse responses), or a measured impulse response from the
+  user's ``rir_dir`` (share ``p_rir_file`` of the reverberated clips);
 * band-limiting (low-pass 3–7 kHz) or telephone (300–3400 Hz + μ-law);
-* additive noise 0–20 dB SNR: white, pink or brown, or babble of 3 other training utterances;
+* additive noise 0–20 dB SNR: white, pink or brown, or babble of 3 other training utterances, or a recording from the
+  user's ``noise_dir`` (share ``p_noise_file`` of the noisy clips; training/sounds.py);
 * gain −12…+6 dB (scaled back to full scale where it would clip);
 * SpecAugment on the features (the model's own ``apply_spec_augment``: time and feature masks, training mode only).
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .corpus.augment import add_babble, add_noise, add_reverb, change_speed, lowpass, telephone
+from .sounds import add_file_noise, add_file_reverb, check_folder, load_sound_folder
 
 __all__ = ["AugmentConfig", "augment_clip"]
 
@@ -43,6 +46,10 @@ class AugmentConfig:
     p_babble: float = 0.0  # of the noisy clips, the share whose noise is babble
     snr_min: float = 0.0
     snr_max: float = 20.0
+    noise_dir: str | None = None  # a folder of noise recordings (training/sounds.py)
+    p_noise_file: float = 0.5  # of the noisy clips, the share whose noise comes from noise_dir (when given)
+    rir_dir: str | None = None  # a folder of room impulse responses
+    p_rir_file: float = 0.5  # of the reverberated clips, the share convolved with one from rir_dir (when given)
     p_gain: float = 0.0
     gain_min_db: float = -12.0
     gain_max_db: float = 6.0
@@ -52,6 +59,8 @@ class AugmentConfig:
 
     def __post_init__(self):
         for k, v in self.__dict__.items():
+            if (k.startswith("p_") or k.startswith("mask_")) and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ValueError(f"augment.{k} must be a number within [0, 1], got {v!r}")
             if k.startswith("p_") or k.startswith("mask_"):
                 if not 0.0 <= v <= 1.0:
                     raise ValueError(f"augment.{k} must be within [0, 1], got {v}")
@@ -61,6 +70,15 @@ class AugmentConfig:
             if not a <= getattr(self, lo) <= getattr(self, hi) <= b:
                 raise ValueError(f"augment.{lo} ≤ augment.{hi} must lie within [{a}, {b}], got "
                                  f"{getattr(self, lo)} and {getattr(self, hi)}")
+        for k in ("noise_dir", "rir_dir"):
+            if getattr(self, k) is not None:
+                if not isinstance(getattr(self, k), str):
+                    raise ValueError(f"augment.{k} must be a folder path, got {getattr(self, k)!r}")
+                check_folder(getattr(self, k), k)
+
+    def sounds(self, field: str) -> tuple:
+        """The user's recordings for ``noise_dir`` or ``rir_dir`` (read once, cached); () when not given."""
+        return load_sound_folder(str(getattr(self, field)), field) if getattr(self, field) is not None else ()
 
     @property
     def active(self) -> bool:
@@ -80,9 +98,15 @@ def augment_clip(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, ot
             x = change_speed(x, f)
             applied.append(f"speed{f:.2f}")
     if rng.random() < cfg.p_reverb:
-        rt60 = rng.uniform(cfg.rt60_min, cfg.rt60_max)
-        x = add_reverb(x, rng, rt60)
-        applied.append(f"reverb{rt60:.2f}s")
+        rirs = cfg.sounds("rir_dir")
+        if rirs and rng.random() < cfg.p_rir_file:
+            k = int(rng.integers(0, len(rirs)))
+            x = add_file_reverb(x, rirs[k])
+            applied.append(f"rirfile{k}")
+        else:
+            rt60 = rng.uniform(cfg.rt60_min, cfg.rt60_max)
+            x = add_reverb(x, rng, rt60)
+            applied.append(f"reverb{rt60:.2f}s")
     if rng.random() < cfg.p_telephone:
         x = telephone(x, rng)
         applied.append("telephone")
@@ -92,7 +116,12 @@ def augment_clip(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, ot
         applied.append(f"lowpass{cut / 1000:.1f}k")
     if rng.random() < cfg.p_noise:
         snr = rng.uniform(cfg.snr_min, cfg.snr_max)
-        if others is not None and rng.random() < cfg.p_babble:
+        noises = cfg.sounds("noise_dir")
+        if noises and rng.random() < cfg.p_noise_file:
+            k = int(rng.integers(0, len(noises)))
+            x = add_file_noise(x, noises[k], rng, snr)
+            applied.append(f"noisefile{k}-{snr:.0f}dB")
+        elif others is not None and rng.random() < cfg.p_babble:
             x = add_babble(x, list(others()), rng, snr)
             applied.append(f"babble{snr:.0f}dB")
         else:

@@ -29,6 +29,8 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.dataset, self.rows = dataset, rows
         self.with_rows = with_rows  # items are (audio, sentence, dataset row or −1 when concatenated): distillation's key
         self.augment = augment if augment is not None and augment.active else None
+        if self.augment is not None:  # read the user's noise / impulse-response folders now: reported once, up front
+            self.augment.sounds("noise_dir"), self.augment.sounds("rir_dir")
         self.seed, self.max_samples = seed, max_samples
         self.epoch = 0
 

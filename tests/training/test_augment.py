@@ -97,3 +97,51 @@ def test_long_recordings_join_test_utterances_into_an_audiofolder(speech_corpus,
     assert all(0 <= a["start"] < a["end"] <= b["start"] for a, b in zip(truth, truth[1:]))
     assert truth[-1]["end"] <= sf.info(out / rows[0]["file_name"]).duration + 1e-3
     assert main(["data", "long", "--corpus", str(speech_corpus), "--out", str(out)]) == 2  # exists: --overwrite
+
+
+def _folder(tmp_path, name):
+    import soundfile as sf
+
+    d = tmp_path / name
+    (d / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    sf.write(d / "fan.wav", (rng.standard_normal(8000 * 3) * 0.1).astype(np.float32), 8000)  # resampled to 16 kHz
+    sf.write(d / "sub" / "hall.flac", np.stack([rng.standard_normal(16000) * 0.1] * 2, axis=1).astype(np.float32), 16000)
+    (d / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    (d / "notes.txt").write_text("not audio")  # not an audio suffix: not read, not reported
+    return d
+
+
+def test_user_noise_and_rir_folders_skip_unreadable_files_by_name(tmp_path, caplog):
+    from whisper_edge.training.sounds import load_sound_folder
+
+    noise, rir = _folder(tmp_path, "noise"), _folder(tmp_path, "rir")
+    cfg = load_recipe("dense", {"augment.noise_dir": str(noise), "augment.rir_dir": str(rir), "augment.p_noise_file": 1.0,
+                                "augment.p_rir_file": 1.0, "augment.p_noise": 1.0, "augment.p_reverb": 1.0,
+                                "augment.p_speed": 0.0}).augment
+    load_sound_folder.cache_clear()
+    with caplog.at_level("WARNING", logger="whisper_edge"):
+        sounds = cfg.sounds("noise_dir")
+    assert len(sounds) == 2 and all(s.dtype == np.float32 for s in sounds)
+    assert len(sounds[0]) == 16000 * 3  # 8 kHz → 16 kHz
+    skipped = [r.getMessage() for r in caplog.records]
+    assert len(skipped) == 1 and "broken.wav" in skipped[0] and "notes.txt" not in " ".join(skipped)
+    x = (np.random.default_rng(1).standard_normal(16000 * 2) * 0.1).astype(np.float32)
+    y, names = augment_clip(x, cfg, np.random.default_rng(3), max_samples=16000 * 10)
+    assert any(n.startswith("rirfile") for n in names) and any(n.startswith("noisefile") for n in names)
+    assert len(y) == len(x) and not np.allclose(y, x) and np.max(np.abs(y)) <= 1.0
+
+
+def test_user_folders_that_cannot_serve_name_the_field(tmp_path):
+    with pytest.raises(RecipeError, match="augment.noise_dir.*not a folder"):
+        load_recipe("dense", {"augment.noise_dir": str(tmp_path / "missing")})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecipeError, match="augment.rir_dir.*no audio files"):
+        load_recipe("dense", {"augment.rir_dir": str(tmp_path / "empty")})
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.wav").write_bytes(b"not a wav")
+    from whisper_edge.training.sounds import load_sound_folder
+
+    with pytest.raises(ValueError, match="augment.noise_dir: none of the audio files"):
+        load_sound_folder(str(bad), "noise_dir")
