@@ -54,6 +54,8 @@ class ExportOptions:
     #                                 on tensor tolerances, which int8 activations exceed without harm to the text
     overwrite: bool = False  # replace an existing bundle in --out (never a folder whisper-edge did not make)
     audio_ctx: int | None = None  # encoder positions of the exported graphs (a device profile's); None: the model's
+    smooth_alpha: float | None = None  # SmoothQuant's migration strength for the int8 encoder (exporter/smooth.py)
+    encoder_fp32: int = 0  # int8 encoder: keep the K weight groups its sensitivity scan ranks worst in fp32 (sensitivity.py)
     settings: dict | None = None  # where each setting came from (flag / profile / default): recorded in the manifest
 
     def __post_init__(self):
@@ -61,6 +63,12 @@ class ExportOptions:
             raise ValueError(f"--quantize must be one of {', '.join(MODES)}, got {self.quantize!r}")
         if self.vocab not in (None, "hi"):
             raise ValueError(f"--vocab must be 'hi' (or left out), got {self.vocab!r}")
+        if self.smooth_alpha is not None and not (self.quantize == "int8" and self.int8_encoder and 0 < self.smooth_alpha <= 1):
+            raise ValueError(f"--smooth-alpha (got {self.smooth_alpha}) is a number in (0, 1] for the int8 encoder: it needs "
+                             "--quantize int8 --int8-encoder")
+        if self.encoder_fp32 and not (self.quantize == "int8" and self.int8_encoder and self.encoder_fp32 > 0):
+            raise ValueError(f"--encoder-fp32 (got {self.encoder_fp32}) is a count of weight groups the int8 encoder keeps "
+                             "in fp32: it needs --quantize int8 --int8-encoder")
         if self.audio_ctx is not None and not 1 <= self.audio_ctx <= 1500:
             raise ValueError(f"--audio-ctx must be within 1…1500 encoder positions (1500 = 30 s), got {self.audio_ctx}")
 
@@ -121,6 +129,13 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
         raise ValueError(f"{model_dir}: no decoder layer has a cross-attention head left, so the transcript no longer "
                          "depends on the audio and the encoder graph would have no output; prune less (a lower "
                          "--strength, or a smaller sgl.lambda_dec)")
+    smoothing = None
+    if opts.smooth_alpha:  # exact in fp32, so the fp32 checks below still hold; before the reference copy
+        from .smooth import smooth_encoder
+
+        smoothing = smooth_encoder(model, _calibration_mels(model, opts, 16), opts.smooth_alpha)
+        log.info("SmoothQuant α=%s on %d clips: channel spread (max/median) %s → %s", opts.smooth_alpha,
+                 smoothing["clips"], smoothing["spread_before"], smoothing["spread_after"])
     vocab_map, reference = None, model
     if opts.vocab:
         import copy
@@ -177,8 +192,21 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
             _write_manifest(tmp, manifest)
             wer["fp32"] = bundle_wer(tmp, opts.wer_clips, opts.language)
         if opts.quantize != "none":
-            quantize_graphs(tmp, opts.quantize, encoder=opts.int8_encoder)
+            exclude = ()
+            if opts.encoder_fp32:
+                from .quantize import MODES
+                from .sensitivity import scan_encoder, weight_groups
+
+                scan = scan_encoder(tmp / "encoder.onnx", _calibration_mels(model, opts, 8), MODES["int8"].apply)
+                keep = [r["group"] for r in scan[:opts.encoder_fp32]]
+                groups = weight_groups(tmp / "encoder.onnx")
+                exclude = tuple(n for g in keep for n in groups[g])
+                manifest["encoder_scan"] = {"fp32_groups": keep, "rows": scan}
+                log.info("int8 encoder: %s stay fp32 (sensitivity scan, error all-int8 %.4f)", ", ".join(keep),
+                         scan[0]["error_all_int8"] if scan else 0.0)
+            quantize_graphs(tmp, opts.quantize, encoder=opts.int8_encoder, encoder_exclude=exclude)
             manifest["int8_encoder"] = bool(opts.int8_encoder) if opts.quantize == "int8" else None
+            manifest["smooth_quant"] = smoothing
             if opts.wer_clips:
                 _write_manifest(tmp, manifest)
                 wer[opts.quantize] = bundle_wer(tmp, opts.wer_clips, opts.language)
@@ -211,6 +239,12 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
         _write_manifest(tmp, manifest)
         verify_bundle(tmp)
     return manifest
+
+
+def _calibration_mels(model, opts: ExportOptions, n: int) -> list[np.ndarray]:
+    """Mels of the validation clips (``--data``), else of the token-check samples: the statistics' input."""
+    calib = [a for a, _ in opts.wer_clips] or list(opts.samples) or default_samples()
+    return [_mel(model, a) for a in calib[:n]]
 
 
 def _mel(model, wav: np.ndarray) -> np.ndarray:

@@ -32,13 +32,15 @@ class QuantMode:
     extra: dict = field(default_factory=dict)
 
 
-def _int8_dynamic(src: Path, dst: Path) -> None:
+def _int8_dynamic(src: Path, dst: Path, exclude: tuple[str, ...] = ()) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Per-channel int8 weights of the MatMul/Gather ops (the per-token cost and most of the bytes: the embedding
     # table); convolutions and LayerNorms stay fp32 (naive int8 of every op broke Hindi, ../shared/SOURCES.md).
+    # ``exclude``: node names left fp32 (mixed precision from exporter/sensitivity.py's scan).
     quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gemm", "Gather"], extra_options={"MatMulConstBOnly": True})
+                     op_types_to_quantize=["MatMul", "Gemm", "Gather"], extra_options={"MatMulConstBOnly": True},
+                     nodes_to_exclude=list(exclude))
 
 
 def _fp16(src: Path, dst: Path) -> None:
@@ -120,16 +122,22 @@ MODES: dict[str, QuantMode] = {
 }
 
 
-def quantize_graphs(folder: Path, mode: str, *, encoder: bool | None = None) -> list[str]:
+def quantize_graphs(folder: Path, mode: str, *, encoder: bool | None = None, encoder_exclude: tuple[str, ...] = ()) -> list[str]:
     """Rewrite the bundle's graphs in place with ``mode``; returns the files changed. ``encoder`` overrides the
-    mode's default for the encoder graph (``--int8-encoder``)."""
+    mode's default for the encoder graph (``--int8-encoder``); ``encoder_exclude`` names encoder nodes left fp32
+    (int8 only)."""
     m = MODES[mode]
     if m.apply is None:
         return []
+    if encoder_exclude and mode != "int8":
+        raise ValueError(f"mixed precision (nodes left fp32) is offered for int8 only, not {mode}")
     with_encoder = m.encoder_by_default if encoder is None or not encoder else True
     files = ("encoder.onnx", "decoder.onnx") if with_encoder else ("decoder.onnx",)
     for f in files:
         src, dst = folder / f, folder / f"{f}.q"
-        m.apply(src, dst)
+        if f == "encoder.onnx" and encoder_exclude:
+            m.apply(src, dst, exclude=encoder_exclude)
+        else:
+            m.apply(src, dst)
         os.replace(dst, src)
     return list(files)

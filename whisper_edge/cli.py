@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wer-clips", type=int, default=16, help="validation clips for the WER of fp32 and the quantized variant (0 = skip)")
     s.add_argument("--max-wer-increase", type=float, default=1.0, help="a quantized variant may raise the validation WER this much")
     s.add_argument("--int8-encoder", action="store_true", help="int8 for the encoder too (off: it costs accuracy on Whisper)")
+    s.add_argument("--smooth-alpha", type=float, help="with --int8-encoder: SmoothQuant's migration strength (0.5 is the "
+                   "paper's), statistics from the --data clips (exporter/smooth.py)")
+    s.add_argument("--encoder-fp32", type=int, default=0, help="with --int8-encoder: keep the K weight groups a "
+                   "sensitivity scan ranks most harmful in fp32 (exporter/sensitivity.py)")
     s.add_argument("--language", default="hi")
     s.add_argument("--profile", help="device profile the bundle is meant for (recorded in the manifest)")
     s.add_argument("--no-verify", action="store_true", help="skip validation against PyTorch")

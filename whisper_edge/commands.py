@@ -221,7 +221,8 @@ def _cmd_export(args) -> int:
     opts = ExportOptions(quantize=settings["quantization"]["value"], vocab=args.vocab, vocab_text=texts, verify=not args.no_verify,
                          samples=samples, language=args.language, profile=args.profile, int8_encoder=args.int8_encoder,
                          wer_clips=wer_clips, max_wer_increase=args.max_wer_increase, overwrite=args.overwrite,
-                         audio_ctx=settings["audio_ctx"]["value"], settings=settings)
+                         audio_ctx=settings["audio_ctx"]["value"], settings=settings, smooth_alpha=args.smooth_alpha,
+                         encoder_fp32=args.encoder_fp32)
     m = export_bundle(args.model, args.out, opts)
     for name, v in m.get("validation", {}).items():
         print(f"validation ({name}):")
