@@ -50,3 +50,16 @@ def test_demo_config_is_a_valid_experiment():
     assert cfg["imp"] is None and cfg["data"] == "corpus-small"
     for name in ("dense", "sgl"):
         load_recipe(name, {"max_steps": cfg["steps"]} | cfg[name])  # raises on a bad field
+
+
+def test_imp_comparison_judges_only_matched_shares():
+    from whisper_edge.results import imp_matched
+
+    def judge(rounds, imp):
+        return imp_matched([{"share": s, "val_wer": w} for s, w in rounds], [{"weight_sparsity": s, "val_wer": w} for s, w in imp])
+
+    # 25 % has no IMP round near it (19 %): shown, not judged; 35 % matched and better than IMP → met
+    text, met = judge([(0.25, 7.95), (0.35, 7.05)], [(0.194, 6.67), (0.35, 7.18)])
+    assert met is True and "25 %: 7.95 vs 6.67 (19 %, not matched" in text and "35 %: 7.05 vs 7.18 (35 %)" in text
+    assert judge([(0.35, 7.95)], [(0.35, 7.18)])[1] is False  # matched and 0.77 worse
+    assert judge([(0.25, 7.95)], [(0.194, 6.67)])[1] is False  # nothing matched: nothing to call met
