@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import yaml
 
 from whisper_edge.cli import main
@@ -63,3 +64,16 @@ def test_imp_comparison_judges_only_matched_shares():
     assert met is True and "25 %: 7.95 vs 6.67 (19 %, not matched" in text and "35 %: 7.05 vs 7.18 (35 %)" in text
     assert judge([(0.35, 7.95)], [(0.35, 7.18)])[1] is False  # matched and 0.77 worse
     assert judge([(0.25, 7.95)], [(0.194, 6.67)])[1] is False  # nothing matched: nothing to call met
+
+
+def test_eval_reports_compare_with_a_paired_interval():
+    from whisper_edge.results import compare_reports
+
+    refs = ["मेरा भाई शहर में है", "आज बारिश हुई", "वह घर गया"]
+    base = {"per_utterance": [{"id": f"u{i}", "ref": r, "hyp": r} for i, r in enumerate(refs)]}
+    worse = {"per_utterance": [{"id": f"u{i}", "ref": r, "hyp": r.split()[0]} for i, r in enumerate(refs)]}
+    ci = compare_reports(base, worse)
+    assert ci["utterances"] == 3 and ci["diff"] > 50 and ci["lo"] <= ci["diff"] <= ci["hi"]
+    assert compare_reports(worse, worse)["diff"] == 0
+    with pytest.raises(ValueError, match="share no utterance"):
+        compare_reports(base, {"per_utterance": [{"id": "other", "ref": "क", "hyp": "क"}]})

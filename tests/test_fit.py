@@ -12,7 +12,8 @@ from whisper_edge.fit import FitError, fit
 
 def test_fit_chooses_within_the_budget_and_says_what_came_closest(tiny_model, speech_corpus, tmp_path, capsys):
     roomy = tmp_path / "roomy.yaml"
-    roomy.write_text("description: plenty\nthreads: 1\nmemory_budget_mb: 100000\ntarget_rtf: 1000.0\n")
+    roomy.write_text("description: plenty\nthreads: 1\nmemory_budget_mb: 100000\ntarget_rtf: 1000.0\n"
+                     "session: {release_memory: false}\n")
     out = tmp_path / "fit"
     args = ["fit", "--profile", str(roomy), "--model", str(tiny_model), "--data", str(speech_corpus), "--out", str(out),
             "--quantize", "none", "int4", "--clips", "2", "--wer-clips", "2"]
@@ -23,6 +24,7 @@ def test_fit_chooses_within_the_budget_and_says_what_came_closest(tiny_model, sp
     assert r["chosen"] == best["label"]
     assert json.loads((out / "bundle" / "manifest.json").read_text())["quantization"] == best["quantization"]
     assert "| candidate |" in (out / "fit.md").read_text()
+    assert json.loads((out / "bench" / "bench.json").read_text())["session_options"] == {"release_memory": False}
     mtime = (out / "candidates" / best["label"] / "manifest.json").stat().st_mtime
     tight = tmp_path / "tight.yaml"
     tight.write_text("description: too small\nthreads: 1\nmemory_budget_mb: 1\ntarget_rtf: 1000.0\n")

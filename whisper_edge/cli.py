@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
     s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--out", help="write the full report (JSON) here")
+    s.add_argument("--against", help="an earlier eval report (--out) of the same split: print the WER difference with "
+                   "its paired bootstrap 95 %% interval")
     s.set_defaults(func=_cmd_eval)
     s = sub.add_parser("train", help="fine-tune (dense, SGL or IMP recipe) through Accelerate; resumes in --out")
     s.add_argument("--model", required=True, help="model folder (from 'model import' or an earlier run)")

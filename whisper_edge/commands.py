@@ -70,6 +70,17 @@ def _cmd_eval(args) -> int:
                        limit=args.limit, num_beams=args.beams, max_new_tokens=args.max_new_tokens)
     report = evaluate(args.model, args.data, opts)
     print(format_eval_table(report))
+    if args.against:
+        from .results import compare_reports
+
+        try:
+            base = json.loads(Path(args.against).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--against {args.against}: not a readable eval report ({exc})") from None
+        ci = compare_reports(base, report)
+        report["against"] = {"report": str(args.against)} | ci
+        print(f"against {args.against}: {ci['diff']:+.2f} WER points (paired bootstrap 95 % interval "
+              f"{ci['lo']:+.2f}..{ci['hi']:+.2f}, {ci['utterances']} utterances)")
     if args.out:
         atomic_write_json(args.out, report)
         print(f"wrote {args.out}")

@@ -108,7 +108,8 @@ def fit(profile, models, data, out, *, quantizations=None, shares=(), clips: int
         log.warning("profile %s asks for %d threads; this machine has %d cores: measuring with %d", prof.name, prof.threads,
                     threads, threads)
     report = run_bench([(c["label"], "ours", c["path"]) for c in cands], dataset_clips(data, "test", clips), out / "bench",
-                       data=str(data), threads=threads, providers=prof.providers, beam=prof.beam, repeats=repeats)
+                       data=str(data), threads=threads, providers=prof.providers, beam=prof.beam, repeats=repeats,
+                       session_options=prof.session_options())
     by = {r["label"]: r for r in report["rows"]}
     for c in cands:
         r = by.get(c["label"], {})

@@ -138,6 +138,26 @@ def imp_matched(rounds: list[dict], points: list[dict]) -> tuple[str, bool]:
     return text, any(ok) and all(r["val_wer"] <= p["val_wer"] + 0.5 for (r, p), m in zip(pairs, ok) if m)
 
 
+def errors_by_utterance(report: dict) -> list[list]:
+    """[id, word errors, reference words] per utterance from an eval report (``whisper-edge eval --out``: rows with
+    ref and hyp, scored under the Hindi normalizer) or from results.json's compact rows."""
+    rows = report.get("per_utterance") or []
+    if rows and isinstance(rows[0], dict):
+        from .runtime.metrics import utterance_errors
+
+        errs = utterance_errors([r["ref"] for r in rows], [r["hyp"] for r in rows])
+        return [[r["id"], e, n] for r, (e, n) in zip(rows, errs)]
+    return [list(r) for r in rows]
+
+
+def compare_reports(base: dict, new: dict) -> dict:
+    """WER(new) − WER(base) with its paired bootstrap 95 % interval over the utterances both scored."""
+    ci = _paired(errors_by_utterance(base), errors_by_utterance(new))
+    if ci is None:
+        raise ValueError("the two reports share no utterance: compare evaluations of the same split and data")
+    return ci
+
+
 def _paired(a: list, b: list) -> dict | None:
     """Paired bootstrap of WER(b) − WER(a) over the utterances both were scored on."""
     from .runtime.metrics import paired_bootstrap
