@@ -49,6 +49,9 @@ def test_demo_config_is_a_valid_experiment():
 
     cfg = load_config(demo_config("corpus-small"))
     assert cfg["imp"] is None and cfg["data"] == "corpus-small"
+    assert cfg["eval"]["hard_split_models"] == ["dense", "sgl+adaptive"]
+    with pytest.raises(ValueError, match="eval.hard_split_models"):
+        load_config({"data": "c", "eval": {"hard_split_models": "dense"}})
     for name in ("dense", "sgl"):
         load_recipe(name, {"max_steps": cfg["steps"]} | cfg[name])  # raises on a bad field
 

@@ -51,7 +51,8 @@ DEFAULTS = {
     "export_wer_clips": 16,  # validation clips on which an int8/fp16 bundle must stay within
     "export_max_wer_increase": 1.0,  # … this many WER points of fp32, or the export is refused
     "eval": {"split": "test", "limit": None, "zero_shot": True,  # zero_shot: also the imported model (30-s windows: slow)
-             "hard_splits": ["test_noisy", "test_long"], "max_new_tokens": 200},  # also reported when the corpus has them (docs/data.md)
+             "hard_splits": ["test_noisy", "test_long"], "max_new_tokens": 200,  # also reported when the corpus has them (docs/data.md)
+             "hard_split_models": None},  # which models the hard splits evaluate (None: every model)
     "bench": {"limit": 40, "compare": ["pytorch", "optimum", "ctranslate2"], "threads": 2, "repeats": 1, "max_new_tokens": 200},
 }
 
@@ -75,6 +76,10 @@ def load_config(path_or_dict) -> dict:
         raise ValueError(f"{where}: 'data' (a corpus folder from 'whisper-edge data build') is required")
     if cfg["start"] not in ("dense", "base"):
         raise ValueError(f"{where}: 'start' must be dense or base, got {cfg['start']!r}")
+    hm = cfg["eval"].get("hard_split_models")
+    if hm is not None and not (isinstance(hm, list) and all(isinstance(x, str) for x in hm)):
+        raise ValueError(f"{where}: eval.hard_split_models must be a list of model names (dense, sgl, sgl+adaptive, imp) "
+                         f"or null, got {hm!r}")
     return cfg
 
 
@@ -295,6 +300,8 @@ def _evaluate_all(runs: dict, data, ev: dict, out: Path) -> dict:
             continue
         for name, model_dir in runs.items():
             m = results["models"].get(name)
+            if ev.get("hard_split_models") is not None and name not in ev["hard_split_models"]:
+                continue
             if m is None or split in m.setdefault("splits", {}):
                 continue
             print(f"[experiment] eval {name} on {split}…", flush=True)
