@@ -197,9 +197,9 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
                 from .quantize import MODES
                 from .sensitivity import scan_encoder, weight_groups
 
-                scan = scan_encoder(tmp / "encoder.onnx", _calibration_mels(model, opts, 8), MODES["int8"].apply)
-                keep = [r["group"] for r in scan[:opts.encoder_fp32]]
                 groups = weight_groups(tmp / "encoder.onnx")
+                scan = scan_encoder(tmp / "encoder.onnx", _calibration_mels(model, opts, 8), MODES["int8"].apply, groups)
+                keep = [r["group"] for r in scan[:opts.encoder_fp32]]
                 exclude = tuple(n for g in keep for n in groups[g])
                 manifest["encoder_scan"] = {"fp32_groups": keep, "rows": scan}
                 log.info("int8 encoder: %s stay fp32 (sensitivity scan, error all-int8 %.4f)", ", ".join(keep),

@@ -63,11 +63,12 @@ def _run(path: Path, mels: list[np.ndarray]) -> list[np.ndarray]:
     return [o for m in mels for o in s.run(None, {name: np.asarray(m, np.float32)[None]})]
 
 
-def scan_encoder(fp32: Path, mels: list[np.ndarray], quantize) -> list[dict]:
-    """``quantize(src, dst, exclude)`` writes an int8 copy of ``src`` leaving the node names in ``exclude`` float.
+def scan_encoder(fp32: Path, mels: list[np.ndarray], quantize, groups: dict[str, list[str]] | None = None) -> list[dict]:
+    """``quantize(src, dst, exclude)`` writes an int8 copy of ``src`` leaving the node names in ``exclude`` float;
+    ``groups``: ``weight_groups(fp32)`` when the caller has it already.
     Returns one row per group, most harmful first: the error with every group quantized (``all``), and per group
     the error when that group alone stays fp32 and how much that lowers it (``gain``)."""
-    groups = weight_groups(fp32)
+    groups = groups if groups is not None else weight_groups(fp32)
     ref = _run(fp32, mels)
     rows = []
     with tempfile.TemporaryDirectory(prefix="whisper-edge-scan-") as d:

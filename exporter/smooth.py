@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["smooth_encoder", "calibration_ranges"]
+__all__ = ["smooth_encoder"]
 
 
 def _ranges(model, mels: list[np.ndarray]) -> dict:
@@ -51,9 +51,6 @@ def _ranges(model, mels: list[np.ndarray]) -> dict:
         for h in hooks:
             h.remove()
     return ranges
-
-
-calibration_ranges = _ranges
 
 
 def _scale(x_max: torch.Tensor, weights: list[torch.Tensor], alpha: float) -> torch.Tensor:

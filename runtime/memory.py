@@ -4,8 +4,8 @@ With onnxruntime's CPU arena off (``Transcriber``'s default), every activation i
 large block with ``mmap`` and returns it on ``free`` — but after the first such free it raises its mmap threshold
 to that block's size (up to 32 MiB), so the encoder's attention scores and FFN activations, a few MiB each, land on
 the heap from the second window on, where freed space stays mapped and fragments. A fixed threshold (``mallopt
-M_MMAP_THRESHOLD``) keeps them on mmap: the bench's peak RSS on Whisper-base bundles fell by about 30–40 MiB
-(docs/bench.md, "Memory"). glibc only; elsewhere nothing is changed. The setting is process-wide, like the
+M_MMAP_THRESHOLD``) keeps them on mmap: the bench's peak RSS on Whisper-base bundles fell by 21–33 MiB
+(docs/bench.md, session 7, "Memory given back"). glibc only; elsewhere nothing is changed. The setting is process-wide, like the
 ``MALLOC_MMAP_THRESHOLD_`` environment variable that does the same (a variable the user set wins).
 """
 

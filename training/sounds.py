@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.audio import SAMPLE_RATE, AudioError, load_audio
+from .corpus.augment import convolve_keep_peak, mix_at_snr
 
 __all__ = ["check_folder", "load_sound_folder", "add_file_noise", "add_file_reverb", "SOUND_SUFFIXES"]
 
@@ -68,15 +69,9 @@ def add_file_noise(x: np.ndarray, noise: np.ndarray, rng: np.random.Generator, s
     """A random stretch of a recorded noise (looped when shorter than ``x``) under ``x`` at ``snr_db``."""
     reps = int(np.ceil(len(x) / len(noise))) + 1
     start = int(rng.integers(0, len(noise)))
-    n = np.tile(noise, reps)[start:start + len(x)]
-    power, npow = np.mean(x ** 2) + 1e-12, np.mean(n ** 2) + 1e-12
-    return x + n * np.sqrt(power / npow / 10 ** (snr_db / 10))
+    return mix_at_snr(x, np.tile(noise, reps)[start:start + len(x)], snr_db)
 
 
 def add_file_reverb(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """``x`` convolved with a measured impulse response, aligned at its direct path, peak level kept."""
-    rir = rir[int(np.argmax(np.abs(rir))):]
-    size = len(x) + len(rir) - 1
-    fft = 1 << (size - 1).bit_length()
-    y = np.fft.irfft(np.fft.rfft(x, fft) * np.fft.rfft(rir, fft), fft)[: len(x)]
-    return y * (np.max(np.abs(x)) / (np.max(np.abs(y)) + 1e-12))
+    return convolve_keep_peak(x, rir[int(np.argmax(np.abs(rir))):])

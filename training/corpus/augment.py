@@ -36,10 +36,21 @@ def add_reverb(x: np.ndarray, rng: np.random.Generator, rt60: float) -> np.ndarr
     rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)  # −60 dB at rt60
     rir[0] = 1.0  # direct path
     rir /= np.sqrt(np.sum(rir**2))
-    size = len(x) + n - 1
+    return convolve_keep_peak(x, rir)
+
+
+def convolve_keep_peak(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``x`` convolved with an impulse response (FFT, cut to ``x``'s length), scaled back to ``x``'s peak."""
+    size = len(x) + len(rir) - 1
     fft = 1 << (size - 1).bit_length()
     y = np.fft.irfft(np.fft.rfft(x, fft) * np.fft.rfft(rir, fft), fft)[: len(x)]
     return y * (np.max(np.abs(x)) / (np.max(np.abs(y)) + 1e-12))
+
+
+def mix_at_snr(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``noise`` (as long as ``x``) scaled to ``snr_db`` below ``x``'s power and added."""
+    power, npow = np.mean(x**2) + 1e-12, np.mean(noise**2) + 1e-12
+    return x + noise * np.sqrt(power / npow / 10 ** (snr_db / 10))
 
 
 def telephone(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -118,5 +129,4 @@ def add_babble(x: np.ndarray, others: list[np.ndarray], rng: np.random.Generator
         reps = int(np.ceil(len(x) / len(o)))
         start = rng.integers(0, len(o))
         babble += np.roll(np.tile(o, reps), -start)[: len(x)]
-    power, bp = np.mean(x**2) + 1e-12, np.mean(babble**2) + 1e-12
-    return x + babble * np.sqrt(power / bp / 10 ** (snr_db / 10))
+    return mix_at_snr(x, babble, snr_db)
