@@ -163,6 +163,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
             "sample_rate": 16000, "mel": {"n_fft": 400, "hop": 160},
             "vocab_size": int(model.config.vocab_size), "vocab_map": vocab_map,
             "vocab": opts.vocab or "full",
+            "dynamic_ctx": (getattr(model.config, "whisper_edge", None) or {}).get("dynamic_ctx"),
             "tokens": _tokens_block(processor, model.generation_config),
             "language": opts.language, "task": "transcribe",
             "graphs": {"encoder": {"file": "encoder.onnx", "inputs": names["encoder_inputs"], "outputs": names["encoder_outputs"]},

@@ -48,7 +48,7 @@ def tensor_checks(model, tmp: Path, names: dict, quant: str, mels: list[np.ndarr
     past = {n: np.zeros((b, model.model.decoder.layers[i].self_attn.num_heads, 0, hd), np.float32)
             for i in names["self_layers"] for n in (f"self_k_{i}", f"self_v_{i}")}
     cross = dict(zip(names["encoder_outputs"], ref_cross))
-    feeds = {"tokens": toks, "offset": np.array(0, dtype=np.int64), **past, **cross}
+    feeds = feeds_prompt = {"tokens": toks, "offset": np.array(0, dtype=np.int64), **past, **cross}
     _same_names("decoder", [o.name for o in dec_s.get_outputs()], names["decoder_outputs"], len(names["decoder_outputs"]))
     for stage in ("prompt", "next token"):
         with torch.no_grad():
@@ -61,8 +61,30 @@ def tensor_checks(model, tmp: Path, names: dict, quant: str, mels: list[np.ndarr
         nxt = ref[0][:, -1].argmax(-1)[:, None].astype(np.int64)
         feeds = {"tokens": nxt, "offset": np.array(toks.shape[1], dtype=np.int64), **cross,
                  **{n.replace("new_", ""): r for n, r in zip(names["decoder_outputs"][1:], ref[1:])}}
+    rows += _short_window_checks(enc_s, dec_s, enc_w, dec_w, names, mel[:1], feeds_prompt, tol)
     for r in rows:
         r["ok"] = bool(r["max_abs_diff"] <= r["tolerance"])
+    return rows
+
+
+def _short_window_checks(enc_s, dec_s, enc_w, dec_w, names: dict, mel: np.ndarray, prompt_feeds: dict, tol) -> list[dict]:
+    """The dynamic audio context: the same graphs on a window of half the positions (encoder outputs, then the
+    prompt's logits over the shorter cross-attention)."""
+    short = mel.shape[-1] // 4  # positions: half the window
+    if short < 1:
+        return []
+    m = np.ascontiguousarray(mel[..., : 2 * short])
+    with torch.no_grad():
+        ref = [t.numpy() for t in enc_w(torch.from_numpy(m))]
+    got = enc_s.run(None, {"mel": m})
+    rows = [{"graph": "encoder", "output": f"{n} ({short}-position window)", "max_abs_diff": _diff("encoder", n, r, g),
+             "tolerance": tol["cross"]} for n, r, g in zip(names["encoder_outputs"], ref, got, strict=True)]
+    feeds = {k: (v[:1] if isinstance(v, np.ndarray) and v.ndim else v) for k, v in prompt_feeds.items()} | dict(
+        zip(names["encoder_outputs"], ref))
+    with torch.no_grad():
+        want = dec_w(*(torch.from_numpy(np.asarray(feeds[k])) for k in names["decoder_inputs"]))[0].numpy()
+    rows.append({"graph": "decoder", "output": f"logits (prompt, {short}-position window)",
+                 "max_abs_diff": _diff("decoder", "logits", want, dec_s.run(["logits"], feeds)[0]), "tolerance": tol["logits"]})
     return rows
 
 
@@ -94,7 +116,7 @@ def token_checks(model, processor, bundle: Path, samples: list[np.ndarray], lang
     generate on the full model with the dropped tokens suppressed, which is the same argmax)."""
     from ..runtime.transcribe import DecodeOptions, Transcriber
 
-    tr = Transcriber(bundle, verify=False)
+    tr = Transcriber(bundle, verify=False, session_options={"audio_window": "fixed"})  # generate takes the full window
     rows = []
     for k, wav in enumerate(samples):
         mel = tr.features(wav)

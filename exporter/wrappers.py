@@ -5,7 +5,8 @@ sublayers with nothing left (their output is the out_proj/fc2 bias), and name th
 DESIGN.md:
 
 encoder  ``mel`` (B, n_mels, 2·A) → ``cross_k_{i}``, ``cross_v_{i}`` (B, H_i, A, 64) for every decoder
-         layer i with cross-attention heads
+         layer i with cross-attention heads; A is free up to the model's audio context (a shorter window
+         takes the first A positional embeddings: the dynamic audio context)
 decoder  ``tokens`` (B, T) int64, ``offset`` () int64 (tokens already in the cache),
          ``self_k_{i}``, ``self_v_{i}`` (B, H_i, P, 64) and the cross K/V
          → ``logits`` (B, T, V), ``new_self_k_{i}``, ``new_self_v_{i}`` (B, H_i, P+T, 64)
@@ -150,9 +151,10 @@ def io_names(model) -> dict:
     return {
         "encoder_inputs": ["mel"], "encoder_outputs": cross,
         "decoder_inputs": ["tokens", "offset", *self_in, *cross], "decoder_outputs": ["logits", *self_out],
-        "dynamic_axes_encoder": {"mel": {0: "batch"}} | {n: {0: "batch"} for n in cross},
+        # the frame axis is free: a window shorter than audio_ctx (the dynamic audio context) runs the same graphs
+        "dynamic_axes_encoder": {"mel": {0: "batch", 2: "frames"}} | {n: {0: "batch", 2: "positions"} for n in cross},
         "dynamic_axes_decoder": {"tokens": {0: "batch", 1: "new_tokens"}, "logits": {0: "batch", 1: "new_tokens"}}
         | {n: {0: "batch", 2: "past"} for n in self_in} | {n: {0: "batch", 2: "total"} for n in self_out}
-        | {n: {0: "batch"} for n in cross},
+        | {n: {0: "batch", 2: "positions"} for n in cross},
         "self_layers": self_idx, "cross_layers": cross_idx,
     }

@@ -196,6 +196,8 @@ def _summarize(res: dict, clips: list[dict], truth: dict | None = None) -> dict:
            "rtf": sum(r["seconds"] for r in rs) / audio_s,
            "rtf_median": sum(r.get("seconds_median", r["seconds"]) for r in rs) / audio_s,
            "peak_rss_mb": res["peak_rss_mb"], "load_s": res["load_s"], "wer": rates["wer"], "cer": rates["cer"], "tokens": tok}
+    if timed and win:
+        out["encoder_ms_by_length"] = encoder_ms_by_length(clips, rs)
     if truth and all("segments" in r for r in rs):
         errs = [e for c, r in zip(clips, rs) if c["id"] in truth for e in timestamp_errors(r["segments"], truth[c["id"]])]
         if errs:
@@ -204,29 +206,45 @@ def _summarize(res: dict, clips: list[dict], truth: dict | None = None) -> dict:
     return out
 
 
+LENGTH_BINS = (3.0, 5.0, 7.0)  # seconds: clips shorter than 3 s, 3–5, 5–7, longer
+
+
+def encoder_ms_by_length(clips: list[dict], results: list[dict]) -> list[dict]:
+    """Encoder ms per window by clip length (a dynamic audio context makes a short clip's window cheaper)."""
+    edges = (0.0, *LENGTH_BINS, float("inf"))
+    out = []
+    for lo, hi in zip(edges, edges[1:]):
+        sel = [r for c, r in zip(clips, results) if lo <= c["seconds"] < hi and r.get("windows")]
+        if sel:
+            out.append({"from_s": lo, "to_s": None if hi == float("inf") else hi, "clips": len(sel),
+                        "encoder_ms": 1000 * sum(r["encoder_s"] for r in sel) / sum(r["windows"] for r in sel)})
+    return out
+
+
 def run_bench(targets: list[tuple[str, str, str]], clips: list[dict], out, *, data="", split: str = "test",
               threads: int = 2, providers: list[str] | None = None, beam: int = 1, repeats: int = 2,
               language: str = "hi", max_new_tokens: int = 200, peer_worker: str | None = None, vad: str = "off",
               model_timestamps: bool = False, session_options: dict | None = None) -> dict:
-    """targets: (label, backend, path), backend "ours" or a peer run by the module ``peer_worker``;
-    clips: from :func:`load_clips`."""
+    """targets: (label, backend, path) or (label, backend, path, options), backend "ours" or a peer run by the module
+    ``peer_worker``, options added to ``session_options`` for that row; clips: from :func:`load_clips`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for _, backend, _ in targets:
+    targets = [(*t, {})[:4] for t in targets]
+    for _, backend, _, _ in targets:
         if backend != "ours" and not peer_worker:
             raise ValueError(f"backend {backend!r} needs a peer worker module (whisper_edge.benchmark passes it)")
     np.savez(out / "clips.npz", **{f"clip_{i}": c["audio"] for i, c in enumerate(clips)})
     truth_file = Path(data) / "utterances.json" if data else None  # true utterance times ('data long' writes them)
     truth = json.loads(truth_file.read_text(encoding="utf-8")) if truth_file and truth_file.is_file() else None
     rows = []
-    for label, backend, path in targets:
+    for label, backend, path, row_options in targets:
         res_path = out / f"raw-{len(rows)}.json"
         module = __name__ if backend == "ours" else peer_worker
         cmd = [sys.executable, "-m", module, "--backend", backend, "--target", str(path),
                "--clips", str(out / "clips.npz"), "--threads", str(threads), "--beam", str(beam), "--repeats", str(repeats),
                "--language", language, "--out", str(res_path), "--max-new-tokens", str(max_new_tokens), "--providers", ",".join(providers or [])]
         if backend == "ours":
-            cmd += ["--vad", vad, "--session-options", json.dumps(session_options or {})] + (
+            cmd += ["--vad", vad, "--session-options", json.dumps((session_options or {}) | row_options)] + (
                 ["--model-timestamps"] if model_timestamps else [])
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
         log.info("bench %s (%s)…", label, backend)
@@ -304,6 +322,12 @@ def format_table(report: dict) -> str:
         lines += ["", f"WER against {first} on the same clips (paired bootstrap 95 % interval): " + "; ".join(
             f"{r['label']} {r['wer_vs_first']['diff']:+.2f} ({r['wer_vs_first']['lo']:+.2f}..{r['wer_vs_first']['hi']:+.2f})"
             for r in diffs)]
+    by_len = [r for r in report["rows"] if r.get("encoder_ms_by_length")]
+    if by_len:
+        lines += ["", "Encoder ms per window by clip length: " + "; ".join(
+            f"{r['label']}: " + ", ".join(f"{b['from_s']:.0f}–{b['to_s']:.0f} s {b['encoder_ms']:.0f}" if b["to_s"] else
+                                          f"≥ {b['from_s']:.0f} s {b['encoder_ms']:.0f}" for b in r["encoder_ms_by_length"])
+            for r in by_len)]
     ts = [r for r in report["rows"] if r.get("timestamp_error_s")]
     if ts:
         lines += ["", "Segment boundaries against the true utterance times (s): "

@@ -16,10 +16,11 @@ Each figure is returned with the window so a caller (the JSON output, the bench)
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["compression_ratio", "decode_with_fallback", "split_by_timestamps", "timestamp_mask"]
+__all__ = ["compression_ratio", "decode_with_fallback", "split_by_timestamps", "timestamp_mask", "DecodeOptions", "repeats"]
 
 
 def compression_ratio(text: str) -> float:
@@ -118,3 +119,46 @@ def split_by_timestamps(ids: list[int], ts_begin: int, window_s: float) -> list[
     if text:
         out.append((start, window_s, text))
     return out
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Decoding settings. The guards against hallucination follow openai/whisper's transcribe() (and faster-whisper's
+    defaults): a window is decoded at temperature 0 and decoded again at the next of ``temperatures`` (sampling)
+    while its text compresses better than ``compression_ratio_threshold`` (a loop) or its mean log-probability is
+    below ``logprob_threshold``; a window whose <|nocaptions|> probability exceeds ``no_speech_threshold`` and whose
+    mean log-probability is below ``logprob_threshold`` is silence (no text). None switches a guard off;
+    ``temperatures=(0.0,)`` is plain greedy/beam decoding (what the bench compares with the peers)."""
+    beam: int = 1
+    max_new_tokens: int = 200
+    language: str | None = None  # None: the bundle's
+    repetition_guard: int = 0  # stop when the last n-gram (n ≤ 16) repeats this many times; 0 = off
+    length_penalty: float = 1.0
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    seed: int = 0  # the sampling's random draw (reproducible)
+    timestamps: bool = False  # decode Whisper's timestamp tokens: segments get the model's own times in each window
+
+    def __post_init__(self):
+        if self.beam < 1:
+            raise ValueError(f"beam must be ≥ 1, got {self.beam}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
+        if not self.temperatures or any(t < 0 for t in self.temperatures):
+            raise ValueError(f"temperatures must be a non-empty list of values ≥ 0, got {self.temperatures!r}")
+        if self.no_speech_threshold is not None and not 0 <= self.no_speech_threshold <= 1:
+            raise ValueError(f"no_speech_threshold must be within [0, 1], got {self.no_speech_threshold}")
+
+
+def repeats(tokens: list[int], times: int) -> bool:
+    if times < 2:
+        return False
+    for n in range(1, 17):
+        if len(tokens) < n * times:
+            break
+        tail = tokens[-n:]
+        if all(tokens[-(k + 1) * n: len(tokens) - k * n] == tail for k in range(1, times)):
+            return True
+    return False

@@ -12,7 +12,8 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["log_mel", "mel_filters", "N_FFT", "HOP", "SAMPLE_RATE", "FRAMES_PER_POSITION", "SAMPLES_PER_POSITION",
-           "window_samples", "window_seconds"]
+           "window_samples", "window_seconds", "DYNAMIC_BLOCK", "DYNAMIC_MARGIN", "dynamic_ctx",
+           "AUDIO_WINDOWS"]
 
 N_FFT, HOP, SAMPLE_RATE = 400, 160, 16000
 FRAMES_PER_POSITION = 2  # the encoder's stride-2 convolution: two mel frames per encoder position
@@ -26,6 +27,22 @@ def window_samples(audio_ctx: int) -> int:
 
 def window_seconds(audio_ctx: int) -> float:
     return window_samples(audio_ctx) / SAMPLE_RATE
+
+
+# The dynamic audio context: a clip is encoded in a window of its own length plus a margin, rounded up to a block,
+# instead of the full window (docs/export.md). Training (recipe ``dynamic_ctx``) and the runtime use this one rule.
+DYNAMIC_BLOCK = 50  # encoder positions: windows grow in 1-s steps
+DYNAMIC_MARGIN = 25  # positions (0.5 s) of silence kept after the clip's end
+AUDIO_WINDOWS = ("auto", "fixed", "dynamic")  # the runtime's choice (runtime/transcribe.py, DEFAULT_SESSION_OPTIONS)
+
+
+def dynamic_ctx(n_samples: int, audio_ctx: int, block: int = DYNAMIC_BLOCK, margin: int = DYNAMIC_MARGIN) -> int:
+    """Encoder positions for a clip of ``n_samples``: its length plus ``margin``, rounded up to ``block``, at most
+    ``audio_ctx`` (a 3.2-s clip: 160 + 25 → 200 positions = a 4-s window instead of 10 s)."""
+    if block < 1 or margin < 0:
+        raise ValueError(f"dynamic audio context: block must be ≥ 1 and margin ≥ 0 positions, got {block} and {margin}")
+    need = -(-int(n_samples) // SAMPLES_PER_POSITION) + margin
+    return int(min(audio_ctx, max(block, -(-need // block) * block)))
 
 
 def _hz_to_mel(f):

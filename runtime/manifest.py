@@ -15,7 +15,7 @@ from .features import HOP, N_FFT, SAMPLE_RATE
 from .record import Architecture, ArchitectureError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "QUANTIZATIONS", "Manifest", "ManifestError", "Tokens", "Graph", "parse_manifest",
-           "check_graphs"]
+           "check_graphs", "encoder_frames_fixed"]
 
 FORMAT, FORMAT_VERSION = "whisper-edge-bundle", 1
 QUANTIZATIONS = ("none", "int8", "fp16", "int4", "int8w")
@@ -58,6 +58,7 @@ class Manifest:
     quantization: str = "none"
     vocab_size: int | None = None
     vocab_map: tuple[int, ...] | None = None
+    dynamic_ctx: dict | None = None  # {"block", "margin"} (positions): the model was trained to encode shorter windows
     extra: dict = field(default_factory=dict)  # provenance, metrics, validation, profile …: informative only
 
 
@@ -144,14 +145,32 @@ def parse_manifest(d, where: str = "manifest.json") -> Manifest:
     vmap = d.get("vocab_map")
     if vmap is not None:
         vmap = _int_list(vmap, where, "vocab_map")
+    dyn = _dynamic_ctx(d.get("dynamic_ctx"), audio_ctx, where)
     language = d.get("language", "hi")
     if not isinstance(language, str) or (language not in tokens.languages):
         raise ManifestError(f"{where}: field 'language' {language!r} is not among the bundle's languages")
     known = {"format", "format_version", "architecture", "audio_ctx", "n_mels", "mel", "sample_rate", "tokens", "graphs",
-             "files", "quantization", "vocab_map", "vocab_size", "language", "task"}
+             "files", "quantization", "vocab_map", "vocab_size", "language", "task", "dynamic_ctx"}
     return Manifest(format_version=v, architecture=arch, audio_ctx=audio_ctx, n_mels=n_mels, tokens=tokens, graphs=graphs,
                     files=files, language=language, task=str(d.get("task", "transcribe")), quantization=quant,
-                    vocab_size=d.get("vocab_size"), vocab_map=vmap, extra={k: x for k, x in d.items() if k not in known})
+                    vocab_size=d.get("vocab_size"), vocab_map=vmap, dynamic_ctx=dyn, extra={k: x for k, x in d.items() if k not in known})
+
+
+def _dynamic_ctx(v, audio_ctx: int, where: str) -> dict | None:
+    if v is None:
+        return None
+    ok = isinstance(v, dict) and set(v) == {"block", "margin"} and all(
+        isinstance(v[k], int) and not isinstance(v[k], bool) for k in v)
+    if not ok or not (1 <= v["block"] <= audio_ctx and 0 <= v["margin"] < audio_ctx):
+        raise ManifestError(f"{where}: field 'dynamic_ctx' must be null or {{\"block\": 1…{audio_ctx}, \"margin\": "
+                            f"0…{audio_ctx - 1}}} (encoder positions), got {v!r}")
+    return dict(v)
+
+
+def encoder_frames_fixed(encoder_session) -> bool:
+    """Whether the encoder graph takes one fixed number of mel frames (bundles exported before the dynamic frame axis)."""
+    shape = next((i.shape for i in encoder_session.get_inputs() if i.name == "mel"), None)
+    return shape is not None and len(shape) == 3 and isinstance(shape[2], int)
 
 
 def check_graphs(m: Manifest, encoder_session, decoder_session, where: str) -> None:
@@ -167,6 +186,17 @@ def check_graphs(m: Manifest, encoder_session, decoder_session, where: str) -> N
     if got is None or any(isinstance(g, int) and g != w for g, w in zip(got, want)):
         raise ManifestError(f"{where}: the encoder takes mel of shape {shape}, but the manifest's n_mels / audio_ctx say "
                             f"[batch, {want[0]}, {want[1]}]; the manifest was edited or belongs to another bundle")
+    if not isinstance(got[1], int):  # a free frame axis: the graph's own metadata says its audio context
+        try:
+            declared = encoder_session.get_modelmeta().custom_metadata_map.get("whisper_edge.audio_ctx")
+        except AttributeError:  # a session object without metadata (not onnxruntime's)
+            declared = None
+        if declared is not None and str(declared) != str(m.audio_ctx):
+            raise ManifestError(f"{where}: field 'audio_ctx' is {m.audio_ctx} but the encoder graph was exported with "
+                                f"{declared} positions; the manifest was edited or belongs to another bundle")
+    if m.dynamic_ctx and encoder_frames_fixed(encoder_session):
+        raise ManifestError(f"{where}: field 'dynamic_ctx' says the encoder takes shorter windows, but its graph takes a "
+                            f"fixed {shape[2]} frames; the manifest was edited or belongs to another bundle")
     if list(m.graphs["encoder"].outputs) != enc_out:
         raise ManifestError(f"{where}: the encoder graph returns {enc_out}, the manifest lists {list(m.graphs['encoder'].outputs)}")
     missing = [n for n in m.graphs["decoder"].inputs if n not in dec_in]

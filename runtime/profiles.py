@@ -9,12 +9,14 @@ from pathlib import Path
 
 import yaml
 
+from .features import AUDIO_WINDOWS
 from .manifest import QUANTIZATIONS
 
 __all__ = ["DeviceProfile", "ProfileError", "load_profile", "list_profiles", "SESSION_KEYS"]
 
 # a profile's ``session`` keys → onnxruntime SessionOptions attributes (docs/devices.md, "Session options")
-SESSION_KEYS = {"arena": "enable_cpu_mem_arena", "mem_pattern": "enable_mem_pattern", "release_memory": "release_memory"}
+SESSION_KEYS = {"arena": "enable_cpu_mem_arena", "mem_pattern": "enable_mem_pattern", "release_memory": "release_memory",
+                "audio_window": "audio_window"}
 
 _DIR = Path(__file__).resolve().parent.parent / "device_profiles"
 
@@ -58,7 +60,11 @@ class DeviceProfile:
         for k, v in self.session.items():
             if k not in SESSION_KEYS:
                 raise ProfileError(f"profile {self.name}: unknown session setting {k!r}; allowed: {', '.join(SESSION_KEYS)}")
-            if not isinstance(v, bool):
+            if k == "audio_window":
+                if v not in AUDIO_WINDOWS:
+                    raise ProfileError(f"profile {self.name}: session setting 'audio_window' must be one of "
+                                       f"{', '.join(AUDIO_WINDOWS)}, got {v!r}")
+            elif not isinstance(v, bool):
                 raise ProfileError(f"profile {self.name}: session setting {k!r} must be true or false, got {v!r}")
 
     def session_options(self) -> dict:

@@ -21,62 +21,23 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, as_waveform
 from .bundle import BundleError, open_bundle, verify_bundle
-from .features import log_mel, window_samples
-from .manifest import ManifestError, check_graphs, parse_manifest
+from .decoding import DecodeOptions, repeats as _repeats
+from .features import AUDIO_WINDOWS, DYNAMIC_BLOCK, DYNAMIC_MARGIN, dynamic_ctx, log_mel, window_samples
+from .manifest import ManifestError, check_graphs, encoder_frames_fixed, parse_manifest
 from .memory import release_freed_memory
 
-__all__ = ["Transcriber", "DecodeOptions", "segments_text"]
+__all__ = ["Transcriber", "DecodeOptions", "segments_text", "AUDIO_WINDOWS"]
 
 log = logging.getLogger("whisper_edge")
 MAX_TARGET_POSITIONS = 448  # Whisper's decoder positional table (every released size)
 # onnxruntime's CPU arena keeps the largest activations it ever allocated (the encoder's attention scores) for the
 # life of the session; without it an hour-long stream peaked at 240 instead of 264 MiB (docs/bench.md, "Memory").
 # ``release_memory`` (not an onnxruntime setting) keeps large freed activations off glibc's heap (runtime/memory.py).
-# A profile's ``session`` or ``session_options`` overrides either.
-DEFAULT_SESSION_OPTIONS = {"enable_cpu_mem_arena": False, "release_memory": True}
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """Decoding settings. The guards against hallucination follow openai/whisper's transcribe() (and faster-whisper's
-    defaults): a window is decoded at temperature 0 and decoded again at the next of ``temperatures`` (sampling)
-    while its text compresses better than ``compression_ratio_threshold`` (a loop) or its mean log-probability is
-    below ``logprob_threshold``; a window whose <|nocaptions|> probability exceeds ``no_speech_threshold`` and whose
-    mean log-probability is below ``logprob_threshold`` is silence (no text). None switches a guard off;
-    ``temperatures=(0.0,)`` is plain greedy/beam decoding (what the bench compares with the peers)."""
-    beam: int = 1
-    max_new_tokens: int = 200
-    language: str | None = None  # None: the bundle's
-    repetition_guard: int = 0  # stop when the last n-gram (n ≤ 16) repeats this many times; 0 = off
-    length_penalty: float = 1.0
-    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    compression_ratio_threshold: float | None = 2.4
-    logprob_threshold: float | None = -1.0
-    no_speech_threshold: float | None = 0.6
-    seed: int = 0  # the sampling's random draw (reproducible)
-    timestamps: bool = False  # decode Whisper's timestamp tokens: segments get the model's own times in each window
-
-    def __post_init__(self):
-        if self.beam < 1:
-            raise ValueError(f"beam must be ≥ 1, got {self.beam}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
-        if not self.temperatures or any(t < 0 for t in self.temperatures):
-            raise ValueError(f"temperatures must be a non-empty list of values ≥ 0, got {self.temperatures!r}")
-        if self.no_speech_threshold is not None and not 0 <= self.no_speech_threshold <= 1:
-            raise ValueError(f"no_speech_threshold must be within [0, 1], got {self.no_speech_threshold}")
-
-
-def _repeats(tokens: list[int], times: int) -> bool:
-    if times < 2:
-        return False
-    for n in range(1, 17):
-        if len(tokens) < n * times:
-            break
-        tail = tokens[-n:]
-        if all(tokens[-(k + 1) * n: len(tokens) - k * n] == tail for k in range(1, times)):
-            return True
-    return False
+# ``audio_window`` (not an onnxruntime setting either): "auto" encodes each clip in a window sized to it when the
+# bundle's model was trained for that (manifest ``dynamic_ctx``), else the full window; "fixed" always the full
+# window; "dynamic" sizes the window even for a model not trained for it (whisper.cpp's ``--audio-ctx``: it costs WER).
+# A profile's ``session`` or ``session_options`` overrides any of them.
+DEFAULT_SESSION_OPTIONS = {"enable_cpu_mem_arena": False, "release_memory": True, "audio_window": "auto"}
 
 
 @dataclass
@@ -109,6 +70,9 @@ class Transcriber:
         session_options = DEFAULT_SESSION_OPTIONS | (session_options or {})
         if session_options.pop("release_memory"):
             release_freed_memory()
+        window = session_options.pop("audio_window")
+        if window not in AUDIO_WINDOWS:
+            raise ValueError(f"audio_window must be one of {', '.join(AUDIO_WINDOWS)}, got {window!r}")
         if threads:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
@@ -138,6 +102,7 @@ class Transcriber:
         arch = m.architecture
         self.audio_ctx = m.audio_ctx
         self.n_samples = window_samples(self.audio_ctx)
+        self.dynamic = self._window_rule(window, m)
         self.n_mels = m.n_mels
         self.head_dim = arch.head_dim
         self.self_layers = arch.self_layers
@@ -160,6 +125,26 @@ class Transcriber:
         self.language = m.language
         self.timings = Timings()
 
+    def _window_rule(self, window: str, m) -> dict | None:
+        """{"block", "margin"} when each clip gets a window sized to it, None for the full window."""
+        if window == "fixed" or (window == "auto" and not m.dynamic_ctx):
+            return None
+        if encoder_frames_fixed(self.encoder):
+            if window == "auto":
+                return None
+            raise BundleError(f"{self.path}: audio_window 'dynamic' needs an encoder graph with a free frame axis; this "
+                              "bundle's takes a fixed window — export it again with this version, or use 'fixed'")
+        if not m.dynamic_ctx:
+            log.warning("audio_window 'dynamic': this bundle's model was not trained for shorter windows (recipe "
+                        "dynamic_ctx); expect a higher WER than with the full window")
+        return dict(m.dynamic_ctx or {"block": DYNAMIC_BLOCK, "margin": DYNAMIC_MARGIN})
+
+    def window_positions(self, n_samples: int) -> int:
+        """Encoder positions the window for a clip of ``n_samples`` gets (the bundle's audio_ctx unless dynamic)."""
+        if self.dynamic is None:
+            return self.audio_ctx
+        return dynamic_ctx(n_samples, self.audio_ctx, self.dynamic["block"], self.dynamic["margin"])
+
     def _capped(self, opts: DecodeOptions) -> DecodeOptions:
         """The decoder has MAX_TARGET_POSITIONS positions: the prompt plus the new tokens must fit."""
         room = MAX_TARGET_POSITIONS - 4
@@ -178,7 +163,8 @@ class Transcriber:
 
     # ---------------------------------------------------------------- features and graphs
     def features(self, audio: np.ndarray) -> np.ndarray:
-        return log_mel(audio, n_samples=self.n_samples, n_mels=self.n_mels)
+        """Log-mel of one window: the full window, or with a dynamic audio context one sized to ``audio``."""
+        return log_mel(audio, n_samples=window_samples(self.window_positions(len(audio))), n_mels=self.n_mels)
 
     def encode(self, mel: np.ndarray) -> dict[str, np.ndarray]:
         t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..runtime.audio import SAMPLE_RATE, AudioError
 from ..runtime.features import window_samples
+from .context import batch_positions
 from .data import row_audio
 
 __all__ = ["SpeechDataset", "SpeechCollator", "usable_rows"]
@@ -83,6 +84,8 @@ class SpeechCollator:
     audio_ctx: int
     language: str
     max_label_tokens: int
+    dynamic: float = 0.0  # share of batches in a window sized to their clips (training/context.py)
+    seed: int = 0
 
     def __post_init__(self):
         self.processor.tokenizer.set_prefix_tokens(language=self.language, task="transcribe", predict_timestamps=False)
@@ -94,10 +97,11 @@ class SpeechCollator:
 
     def __call__(self, batch):
         audios, texts = [b[0] for b in batch], [b[1] for b in batch]
-        n = window_samples(self.audio_ctx)
+        ctx = batch_positions([len(a) for a in audios], texts, self.audio_ctx, self.dynamic, self.seed)
         feats = self.processor.feature_extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                                                 padding="max_length", max_length=n, truncation=True).input_features
-        feats = feats[..., : 2 * self.audio_ctx]
+                                                 padding="max_length", max_length=window_samples(ctx),
+                                                 truncation=True).input_features
+        feats = feats[..., : 2 * ctx]
         ids = [self.processor.tokenizer(t).input_ids[: self.max_label_tokens + 1] for t in texts]
         ids = [x[1:] if x and x[0] == self.sot else x for x in ids]  # the model prepends <|startoftranscript|>
         ids = [self.nospeech_labels if t == "" and self.nospeech_labels else x for t, x in zip(texts, ids)]

@@ -47,6 +47,9 @@ class Recipe:
     max_grad_norm: float = 1.0
     mixed_precision: str = "auto"  # auto | no | fp16 | bf16
     audio_ctx: int | None = None  # encoder positions (1500 = 30 s); None keeps the model's
+    # share of batches encoded in a window sized to their clips (training/context.py); None: 0.5 when the model was
+    # trained for it (later stages keep it trained), else 0
+    dynamic_ctx: float | None = None
     freeze_encoder: bool = False
     language: str = "hi"
     max_label_tokens: int = 200
@@ -70,7 +73,7 @@ class Recipe:
             "learning_rate": 0 < self.learning_rate < 1, "warmup_steps": self.warmup_steps >= 0,
             "weight_decay": self.weight_decay >= 0, "max_grad_norm": self.max_grad_norm >= 0,
             "mixed_precision": self.mixed_precision in ("auto", "no", "fp16", "bf16"),
-            "audio_ctx": self.audio_ctx is None or 1 <= self.audio_ctx <= 1500,
+            "audio_ctx": self.audio_ctx is None or 1 <= self.audio_ctx <= 1500, "dynamic_ctx": self.dynamic_ctx is None or 0 <= self.dynamic_ctx <= 1,
             "max_label_tokens": 8 <= self.max_label_tokens <= 448, "eval_every": self.eval_every >= 0,
             "eval_limit": self.eval_limit >= 0, "eval_batch_size": self.eval_batch_size >= 1,
             "save_every": self.save_every >= 1, "keep_checkpoints": self.keep_checkpoints >= 1,

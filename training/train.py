@@ -35,6 +35,7 @@ from .data import load_speech_dataset
 from .evaluate import EvalOptions, evaluate_model
 from .recipes import Recipe
 from .batches import SpeechCollator, SpeechDataset, usable_rows
+from .context import INHERITED_SHARE, allow_short_windows, mark_dynamic, trained_dynamic
 from .imp import imp_prune_, imp_schedule, prunable_weights, sparsity_report
 from .methods import make_method
 from .precision import fp32_forward, fresh_accelerate_state, mixed_precision
@@ -90,7 +91,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
         claim_folder(out, "run", inputs=[model_dir])
         prev = out / "recipe.yaml"
         if prev.is_file() and _latest_checkpoint(ckpt_root) is not None:
-            old = yaml.safe_load(prev.read_text())
+            old = _with_defaults(yaml.safe_load(prev.read_text()), Recipe().to_dict())  # fields added since keep defaults
             if old != recipe.to_dict():
                 raise ValueError(f"{out} holds a run with a different recipe; resume with the same recipe or choose another --out")
         atomic_write_text(prev, yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True))
@@ -119,7 +120,14 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
         except (ValueError, FileNotFoundError, KeyError) as exc:
             log.warning("no validation split (%s): validation WER is not tracked", exc)
 
-    collate = SpeechCollator(processor, audio_ctx, recipe.language, recipe.max_label_tokens)
+    dynamic = recipe.dynamic_ctx if recipe.dynamic_ctx is not None else (INHERITED_SHARE if trained_dynamic(model.config) else 0.0)
+    collate = SpeechCollator(processor, audio_ctx, recipe.language, recipe.max_label_tokens, dynamic, recipe.seed)
+    if dynamic:  # some batches come in shorter windows; the saved model says it was trained for them
+        allow_short_windows(model)
+        mark_dynamic(model.config)
+    elif trained_dynamic(model.config):
+        log.warning("%s was trained for the dynamic audio context but this recipe's dynamic_ctx is 0: this stage trains "
+                    "full windows only (leave dynamic_ctx unset or give a share to keep the shorter ones trained)", model_dir)
     model.config.apply_spec_augment = recipe.augment.spec_augment  # applied by the model in training mode only
     model.config.mask_time_prob, model.config.mask_feature_prob = recipe.augment.mask_time_prob, recipe.augment.mask_feature_prob
     distiller = _distiller(recipe, processor, train_ds, model.config.vocab_size, data, collate.sot)
@@ -274,6 +282,12 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     if tb:
         accelerator.end_training()
     return summary
+
+
+def _with_defaults(d, defaults):
+    if not isinstance(d, dict) or not isinstance(defaults, dict):
+        return d
+    return {k: _with_defaults(d[k], v) if k in d else v for k, v in defaults.items()} | {k: v for k, v in d.items() if k not in defaults}
 
 
 def _distiller(recipe: Recipe, processor, train_ds, vocab_size: int, data, sot: int):

@@ -32,10 +32,21 @@ def dataset_clips(data, split: str = "test", limit: int | None = None) -> list[d
 def bench(bundles, data, out, *, compare=(), model=None, optimum=None, ct2=None, split: str = "test",
           limit: int | None = 20, threads: int = 2, providers=None, beam: int = 1, repeats: int = 2,
           max_new_tokens: int = 200, vad: str = "off", model_timestamps: bool = False,
-          session_options: dict | None = None) -> dict:
-    """Bench ``bundles`` (folders or archives) and the ``compare`` peers on the same clips; writes OUT/bench.*."""
+          session_options: dict | None = None, audio_windows=()) -> dict:
+    """Bench ``bundles`` (folders or archives) and the ``compare`` peers on the same clips; writes OUT/bench.*.
+    ``audio_windows`` (auto, fixed, dynamic): each bundle once per window rule (a row each)."""
     out = Path(out)
-    targets = [(Path(b).name, "ours", str(b)) for b in bundles or []]
+    from .runtime.features import AUDIO_WINDOWS
+
+    bad = [w for w in audio_windows if w not in AUDIO_WINDOWS]
+    if bad:
+        raise ValueError(f"--audio-window: unknown {bad}; choose from {', '.join(AUDIO_WINDOWS)} (comma-separated for several)")
+    if len(audio_windows) > 1:
+        targets = [(f"{Path(b).name} [{w} window]", "ours", str(b), {"audio_window": w}) for b in bundles or []
+                   for w in audio_windows]
+    else:
+        targets = [(Path(b).name, "ours", str(b), {"audio_window": w} if (w := next(iter(audio_windows), None)) else {})
+                   for b in bundles or []]
     compare = list(compare or [])
     unknown = set(compare) - set(PEERS)
     if unknown:
@@ -54,7 +65,7 @@ def bench(bundles, data, out, *, compare=(), model=None, optimum=None, ct2=None,
             path = str(mod.prepare(model, out / f"peer-{name}", **PREPARE_OPTIONS.get(name, {})))
         else:
             path = str(model or "bundled-base")
-        targets.append((labels.get(name, name), name, path))
+        targets.append((labels.get(name, name), name, path, {}))
     if not targets:
         raise ValueError("nothing to bench: give --bundle and/or --compare")
     clips = dataset_clips(data, split, limit)

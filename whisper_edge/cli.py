@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("audio", nargs="+")
     s.add_argument("--profile", help="device profile (threads, execution providers)")
     s.add_argument("--threads", type=int)
+    s.add_argument("--audio-window", choices=["auto", "fixed", "dynamic"],
+                   help="auto (default): each clip in a window sized to it when the bundle's model was trained for that "
+                        "(manifest dynamic_ctx), else the full window; fixed: always the full window; dynamic: sized "
+                        "windows even for a model not trained for them (costs WER)")
     s.add_argument("--beam", type=int, default=1)
     s.add_argument("--language")
     s.add_argument("--max-new-tokens", type=int, default=200)
@@ -239,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="our bundles only: decode speech regions (off: fixed windows, as the peers do)")
     s.add_argument("--model-timestamps", action="store_true", help="our bundles only: decode timestamp tokens (segment "
                    "times from the model; with data from 'data long' the bench reports the boundary error)")
+    s.add_argument("--audio-window", help="our bundles only: auto | fixed | dynamic, or a comma list (each bundle is "
+                   "then benched once per window rule, e.g. fixed,dynamic)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bench)
 

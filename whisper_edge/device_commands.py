@@ -18,6 +18,8 @@ def _cmd_transcribe(args) -> int:
         settings = {"threads": prof.threads, "providers": prof.providers, "session_options": prof.session_options()}
     if args.threads:
         settings["threads"] = args.threads
+    if args.audio_window:
+        settings["session_options"] = settings.get("session_options", {}) | {"audio_window": args.audio_window}
     tr = Transcriber(args.bundle, **settings)
     try:
         temps = tuple(float(t) for t in args.temperatures.split(",") if t.strip())
