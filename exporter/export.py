@@ -27,6 +27,7 @@ from ..runtime.bundle import FORMAT, FORMAT_VERSION, file_entry, verify_bundle
 from ..runtime.fsutil import atomic_dir, check_output
 from .quantize import MODES, quantize_graphs
 from ..training.architecture import architecture_of, load_checkpoint, resolve_model_dir
+from ..training.context import trained_dynamic
 from .validate import bundle_wer, default_samples, format_validation, tensor_checks, token_checks
 from .wrappers import DecoderWrapper, EncoderWrapper, io_names
 
@@ -163,7 +164,7 @@ def export_bundle(model_dir, out, opts: ExportOptions = ExportOptions()) -> dict
             "sample_rate": 16000, "mel": {"n_fft": 400, "hop": 160},
             "vocab_size": int(model.config.vocab_size), "vocab_map": vocab_map,
             "vocab": opts.vocab or "full",
-            "dynamic_ctx": (getattr(model.config, "whisper_edge", None) or {}).get("dynamic_ctx"),
+            "dynamic_ctx": trained_dynamic(model.config),
             "tokens": _tokens_block(processor, model.generation_config),
             "language": opts.language, "task": "transcribe",
             "graphs": {"encoder": {"file": "encoder.onnx", "inputs": names["encoder_inputs"], "outputs": names["encoder_outputs"]},

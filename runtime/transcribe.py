@@ -26,7 +26,7 @@ from .features import AUDIO_WINDOWS, DYNAMIC_BLOCK, DYNAMIC_MARGIN, dynamic_ctx,
 from .manifest import ManifestError, check_graphs, encoder_frames_fixed, parse_manifest
 from .memory import release_freed_memory
 
-__all__ = ["Transcriber", "DecodeOptions", "segments_text", "AUDIO_WINDOWS"]
+__all__ = ["Transcriber", "DecodeOptions", "segments_text"]
 
 log = logging.getLogger("whisper_edge")
 MAX_TARGET_POSITIONS = 448  # Whisper's decoder positional table (every released size)

@@ -41,12 +41,9 @@ def bench(bundles, data, out, *, compare=(), model=None, optimum=None, ct2=None,
     bad = [w for w in audio_windows if w not in AUDIO_WINDOWS]
     if bad:
         raise ValueError(f"--audio-window: unknown {bad}; choose from {', '.join(AUDIO_WINDOWS)} (comma-separated for several)")
-    if len(audio_windows) > 1:
-        targets = [(f"{Path(b).name} [{w} window]", "ours", str(b), {"audio_window": w}) for b in bundles or []
-                   for w in audio_windows]
-    else:
-        targets = [(Path(b).name, "ours", str(b), {"audio_window": w} if (w := next(iter(audio_windows), None)) else {})
-                   for b in bundles or []]
+    windows = list(audio_windows) or [None]  # None: the session options' (or the runtime's default) rule
+    targets = [(Path(b).name + (f" [{w} window]" if len(windows) > 1 else ""), "ours", str(b),
+                {"audio_window": w} if w else {}) for b in bundles or [] for w in windows]
     compare = list(compare or [])
     unknown = set(compare) - set(PEERS)
     if unknown:
