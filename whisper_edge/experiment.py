@@ -83,11 +83,16 @@ def load_config(path_or_dict) -> dict:
     return cfg
 
 
-def _stage(name: str, done: bool):
+def _stage(name: str, done: bool, out: Path | None = None):
+    """Say whether stage ``name`` runs; its start (or skip) is appended to OUT/timeline.tsv with the wall-clock time,
+    so the time each stage took can be read off a run, across resumes (docs/results.md)."""
     if done:
         print(f"[experiment] {name}: done earlier, skipped", flush=True)
     else:
         print(f"[experiment] {name}…", flush=True)
+    if out is not None:
+        with open(out / "timeline.tsv", "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{name}\t{'skipped' if done else 'started'}\n")
     return not done
 
 
@@ -120,14 +125,14 @@ def run_experiment(config, out) -> dict:
     t0 = time.perf_counter()
 
     base = out / "base"
-    if _stage("import", (base / "config.json").is_file()):
+    if _stage("import", (base / "config.json").is_file(), out):
         import_model(cfg["model"], base)
     runs = {"base (zero-shot)": base}
-    if _stage("train dense", (out / "dense" / "summary.json").is_file()):
+    if _stage("train dense", (out / "dense" / "summary.json").is_file(), out):
         train(base, data, load_recipe("dense", {"max_steps": steps} | cfg["dense"]), out / "dense")
     runs["dense"] = out / "dense" / "model"
     start = runs["dense"] if cfg["start"] == "dense" else base
-    if _stage("train sgl", (out / "sgl" / "summary.json").is_file()):
+    if _stage("train sgl", (out / "sgl" / "summary.json").is_file(), out):
         train(start, data, load_recipe("sgl", {"max_steps": steps} | cfg["sgl"]), out / "sgl")
     runs["sgl"] = out / "sgl" / "model"
     pr = cfg["prune"]
@@ -135,13 +140,13 @@ def run_experiment(config, out) -> dict:
     teacher = None
     if pr["distill"]:
         teacher = out / "teacher.npz"
-        if _stage("teacher logits", teacher.is_file()):
+        if _stage("teacher logits", teacher.is_file(), out):
             from .training.distill import build_teacher_cache
 
             build_teacher_cache(runs["dense"], data, teacher, top_k=int(pr["teacher_top_k"]))
     if pr["schedule"] == "gradual":
         _prune_gradual(cfg, runs, data, out, teacher)
-    elif _stage("prune adaptive", (pruned / "report.json").is_file()):
+    elif _stage("prune adaptive", (pruned / "report.json").is_file(), out):
         popts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]))
         prune(runs["sgl"], pruned, method="adaptive", opts=popts, wer_budget=pr.get("wer_budget"), data=data,
               recover_steps=int(pr.get("recover_steps") or 0), eval_limit=int(pr.get("eval_limit") or 48),
@@ -150,7 +155,7 @@ def run_experiment(config, out) -> dict:
     runs["sgl+adaptive"] = pruned / "model"
     if cfg["imp"] is not None:
         imp = out / "imp"
-        if _stage("train imp", (imp / "report.json").is_file()):
+        if _stage("train imp", (imp / "report.json").is_file(), out):
             if pr["schedule"] == "gradual":  # the same rounds, steps, learning rate, teacher and validation clips
                 rep = json.loads((pruned / "report.json").read_text())
                 n = len(pr["targets"])
@@ -182,7 +187,7 @@ def run_experiment(config, out) -> dict:
         for q, vocab in variants:
             label = f"{name} {'fp32' if q == 'none' else q}{' vocab-hi' if vocab else ''}"
             path = out / "bundles" / label.replace(" ", "-").replace("+", "-")
-            if _stage(f"export {label}", (path / "manifest.json").is_file()):
+            if _stage(f"export {label}", (path / "manifest.json").is_file(), out):
                 try:
                     export_bundle(runs[name], path, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples,
                                                                       wer_clips=wer_clips if q != "none" else (),
@@ -195,7 +200,7 @@ def run_experiment(config, out) -> dict:
 
     b = cfg["bench"]
     bench_dir = out / "bench"
-    if b and _stage("bench", (bench_dir / "bench.json").is_file()):
+    if b and _stage("bench", (bench_dir / "bench.json").is_file(), out):
         from .benchmark import bench
 
         bench([v["path"] for v in bundles.values()], data, bench_dir, compare=b.get("compare") or (), model=runs["dense"],
@@ -223,6 +228,7 @@ def run_experiment(config, out) -> dict:
         results["imp_target"] = json.loads(imp_report.read_text()).get("train", {}).get("recipe", {}).get("imp")
     results["config"] = cfg
     results["seconds"] = round(time.perf_counter() - t0, 1)
+    _stage("results", False, out)
     atomic_write_json(out / "results.json", results)
     write_results(results, out)
     return results
@@ -236,7 +242,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     pr = cfg["prune"]
     pruned = out / "sgl-pruned"
     if (pruned / "report.json").is_file():
-        _stage("prune gradual", True)
+        _stage("prune gradual", True, out)
         return
     opts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]))
     overrides = ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
@@ -246,14 +252,14 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
         raise ValueError(f"prune.mask_from must be auto, sgl or dense, got {mask!r}")
     sgl = runs.get("sgl") if (runs.get("sgl") and Path(runs["sgl"], "config.json").is_file()) else None
     if pr["ablate"] or (mask == "auto" and sgl is not None):
-        print("[experiment] ablation…", flush=True)
+        _stage("ablation", False, out)
         abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts, sgl_dir=sgl,
                      steps=int(pr["ablate_steps"] or pr["round_steps"]) if pr["ablate"] else 0, eval_limit=pr["eval_limit"],
                      recipe_overrides=overrides)
         atomic_write_json(out / "ablation.json", abl)
         if mask == "auto":
             mask = abl["mask_from"]
-    print(f"[experiment] prune gradual (round 1's groups chosen by the {mask} model)…", flush=True)
+    _stage(f"prune gradual (round 1's groups chosen by the {mask} model)", False, out)
     rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=int(pr["round_steps"]),
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
@@ -284,7 +290,7 @@ def _evaluate_all(runs: dict, data, ev: dict, out: Path) -> dict:
     for name, model_dir in runs.items():
         if name in results["models"] or (name == "base (zero-shot)" and not ev.get("zero_shot", True)):
             continue
-        print(f"[experiment] eval {name}…", flush=True)
+        _stage(f"eval {name}", False, out)
         rep = evaluate(model_dir, data, EvalOptions(split=ev.get("split", "test"), limit=ev.get("limit"),
                                                     max_new_tokens=int(ev.get("max_new_tokens", 200))))
         model, _ = load_checkpoint(model_dir)
@@ -304,7 +310,7 @@ def _evaluate_all(runs: dict, data, ev: dict, out: Path) -> dict:
                 continue
             if m is None or split in m.setdefault("splits", {}):
                 continue
-            print(f"[experiment] eval {name} on {split}…", flush=True)
+            _stage(f"eval {name} on {split}", False, out)
             rep = evaluate(model_dir, data, EvalOptions(split=split, limit=ev.get("limit"),
                                                         max_new_tokens=int(ev.get("max_new_tokens", 200))))
             m["splits"][split] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
