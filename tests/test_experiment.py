@@ -5,6 +5,7 @@ import json
 import pytest
 import yaml
 
+from whisper_edge import timeline
 from whisper_edge.cli import main
 from whisper_edge.results import bundle_rows
 
@@ -40,6 +41,22 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path):
     mtime = (out / "sgl" / "summary.json").stat().st_mtime
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0  # every stage is skipped
     assert (out / "sgl" / "summary.json").stat().st_mtime == mtime
+    stages = [(stage, status) for _, stage, status in timeline.read(out)]
+    assert stages[:3] == [("import", "started"), ("train dense", "started"), ("train sgl", "started")]
+    assert ("train sgl", "skipped") in stages[stages.index(("import", "skipped")):]  # the second invocation
+    md = (out / "results.md").read_text()
+    assert "## Wall time by stage" in md and "| 2 | bench |" not in md  # the bench ran in the first invocation only
+
+
+def test_timeline_counts_only_stages_that_ran_in_one_piece():
+    entries = [["2026-01-01T10:00:00", "import", "started"], ["2026-01-01T10:00:10", "train dense", "started"],
+               ["2026-01-01T10:30:10", "train sgl", "started"],  # killed here
+               ["2026-01-01T12:00:00", "import", "skipped"], ["2026-01-01T12:00:01", "train dense", "skipped"],
+               ["2026-01-01T12:00:02", "train sgl", "started"], ["2026-01-01T12:10:02", "results", "started"]]
+    rows = {(r["stage"], r["invocation"]): r["seconds"] for r in timeline.durations(entries)}
+    assert rows == {("import", 1): 10.0, ("train dense", 1): 1800.0, ("train sgl", 1): None, ("train sgl", 2): 600.0}
+    text = "\n".join(timeline.section(entries))
+    assert "| 1 | train sgl | 2026-01-01T10:30:10 | interrupted |" in text and "**40.2 min**" in text
 
 
 def test_demo_config_is_a_valid_experiment():

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_data_clips, _cmd_data_long, _cmd_demo, _cmd_distill, _cmd_eval, _cmd_experiment, _cmd_export,
+from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_data_clips, _cmd_data_long, _cmd_data_text, _cmd_demo, _cmd_distill, _cmd_eval, _cmd_experiment, _cmd_export,
                        _cmd_fit, _cmd_inspect, _cmd_model_import, _cmd_normalize, _cmd_profiles, _cmd_prune, _cmd_train)
 from .device_commands import _cmd_transcribe
 from .exporter.quantize import MODES as QUANT_MODES  # torch-free: the registry of quantization modes
@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text", type=Path, help="extra Hindi sentences, one a line (digits spelled out; Latin lines dropped)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing finished corpus in --out that whisper-edge made (a folder it did not make is never replaced)")
     s.set_defaults(func=_cmd_data_build)
+
+    s = d.add_parser("text", help="natural Hindi sentences from installable text (a folder, a .deb, a zip) for 'data build --text'")
+    s.add_argument("--from", dest="sources", nargs="+", type=Path, required=True,
+                   help="folders, Debian package files (apt-get download libreoffice-help-hi), zip/xpi files or pages")
+    s.add_argument("--out", required=True, type=Path, help="the text file to write, one sentence a line")
+    s.add_argument("--limit", type=int, help="at most this many sentences (in the order found)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.set_defaults(func=_cmd_data_text)
 
     s = d.add_parser("long", help="join clean test utterances into minute-long recordings (an audiofolder for the bench)")
     s.add_argument("--corpus", help="a corpus from 'data build' (not needed with --nonspeech)")

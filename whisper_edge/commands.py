@@ -104,6 +104,26 @@ def _cmd_data_build(args) -> int:
     return 0
 
 
+def _cmd_data_text(args) -> int:
+    from .runtime.fsutil import atomic_write_text
+    from .training.corpus.sources import extract_sentences
+
+    if args.out.exists() and not args.overwrite:
+        raise ValueError(f"{args.out} exists: pass --overwrite to replace it, or choose another --out")
+    got = extract_sentences(args.sources, limit=args.limit)
+    for line in got.unreadable:
+        print(f"skipped (unreadable): {line}")
+    if not got.sentences:
+        raise ValueError(f"no readable Hindi sentence in {', '.join(map(str, args.sources))} (dropped: {dict(got.dropped)}); "
+                         "give HTML/XHP pages, .po, .ftl or .properties files, or a package that holds them")
+    head = [f"# {len(got.sentences)} sentences extracted by 'whisper-edge data text' from: {', '.join(map(str, args.sources))}",
+            "# Their licence is their source's (for Debian's libreoffice-help-hi: MPL-2.0)."]
+    atomic_write_text(args.out, "\n".join(head + got.sentences) + "\n")
+    print(f"wrote {args.out}: {len(got.sentences)} sentences; dropped {sum(got.dropped.values())} "
+          f"({', '.join(f'{k} {v}' for k, v in got.dropped.most_common())}). Use it: whisper-edge data build --text {args.out} …")
+    return 0
+
+
 def _cmd_data_long(args) -> int:
     from .training.corpus.longform import make_long_recordings, make_nonspeech
 

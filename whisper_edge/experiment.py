@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from . import timeline
 from .runtime.fsutil import atomic_write_json, atomic_write_text, claim_folder
 
 __all__ = ["run_experiment", "load_config", "DEFAULTS"]
@@ -84,15 +85,13 @@ def load_config(path_or_dict) -> dict:
 
 
 def _stage(name: str, done: bool, out: Path | None = None):
-    """Say whether stage ``name`` runs; its start (or skip) is appended to OUT/timeline.tsv with the wall-clock time,
-    so the time each stage took can be read off a run, across resumes (docs/results.md)."""
+    """Say whether stage ``name`` runs; its start (or skip) goes to OUT/timeline.tsv (whisper_edge/timeline.py)."""
     if done:
         print(f"[experiment] {name}: done earlier, skipped", flush=True)
     else:
         print(f"[experiment] {name}…", flush=True)
     if out is not None:
-        with open(out / "timeline.tsv", "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{name}\t{'skipped' if done else 'started'}\n")
+        timeline.mark(out, name, done)
     return not done
 
 
@@ -228,7 +227,8 @@ def run_experiment(config, out) -> dict:
         results["imp_target"] = json.loads(imp_report.read_text()).get("train", {}).get("recipe", {}).get("imp")
     results["config"] = cfg
     results["seconds"] = round(time.perf_counter() - t0, 1)
-    _stage("results", False, out)
+    timeline.mark(out, timeline.LAST, False)
+    results["timeline"] = timeline.read(out)
     atomic_write_json(out / "results.json", results)
     write_results(results, out)
     return results

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from . import timeline
 from .runtime.fsutil import atomic_write_text
 
 __all__ = ["format_results", "write_results", "bundle_rows", "targets"]
@@ -247,6 +248,7 @@ def format_results(results: dict) -> str:
         lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|:---:|"]
         lines += [f"| {a} | {b} | {'✓' if ok else '✗'} |" for a, b, ok in t]
     lines += pruning_sections(results)
+    lines += timeline.section(results.get("timeline") or [])
     wb = (results.get("prune") or {}).get("wer_budget")
     if wb and not (results.get("prune") or {}).get("rounds"):
         lines += ["", f"## Pruning strength search (validation WER, budget +{wb['budget']} over {wb['base_wer']:.2f})", "",

@@ -163,7 +163,8 @@ def build_sentences(count: int, seed: int, extra_text: Path | None = None) -> Te
 
     if extra_text is not None:
         try:
-            add(Path(extra_text).read_text(encoding="utf-8").splitlines(), f"user:{Path(extra_text).name}")
+            lines = Path(extra_text).read_text(encoding="utf-8").splitlines()
+            add([line for line in lines if not line.startswith("#")], f"user:{Path(extra_text).name}")
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read --text {extra_text}: {exc}") from None
     add(_bundled_sentences(), "handwritten")
