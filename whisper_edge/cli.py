@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .commands import (_cmd_bench, _cmd_bundle, _cmd_data_build, _cmd_data_clips, _cmd_data_long, _cmd_data_text, _cmd_demo, _cmd_distill, _cmd_eval, _cmd_experiment, _cmd_export,
+from .commands import (_cmd_bench, _cmd_bundle, _cmd_demo, _cmd_distill, _cmd_eval, _cmd_experiment, _cmd_export,
                        _cmd_fit, _cmd_inspect, _cmd_model_import, _cmd_normalize, _cmd_profiles, _cmd_prune, _cmd_train)
+from .data_commands import _cmd_data_build, _cmd_data_clips, _cmd_data_long, _cmd_data_text
 from .device_commands import _cmd_transcribe
 from .exporter.quantize import MODES as QUANT_MODES  # torch-free: the registry of quantization modes
 
