@@ -97,3 +97,19 @@ def test_eval_reports_compare_with_a_paired_interval():
     assert compare_reports(worse, worse)["diff"] == 0
     with pytest.raises(ValueError, match="share no utterance"):
         compare_reports(base, {"per_utterance": [{"id": "other", "ref": "क", "hyp": "क"}]})
+
+
+def _model(wer, unseen, ffn):
+    arch = {"format": 1, "head_dim": 64, "d_model": 512, "audio_ctx": 500,
+            "encoder": [{"heads": 8, "ffn": ffn}] * 2, "decoder": [{"self_heads": 8, "cross_heads": 8, "ffn": ffn}] * 2}
+    return {"wer": wer, "by_group": {"seen": {"wer": wer}, "unseen": {"wer": unseen}}, "architecture": arch,
+            "flops": {"encoder": ffn * 1e6, "cross_kv": 1e8, "decoder_per_token": ffn * 1e4},
+            "params": {"total": ffn * 10_000}, "per_utterance": []}
+
+
+def test_targets_report_the_held_out_voices():
+    from whisper_edge.results import targets
+
+    rows = {t: (m, ok) for t, m, ok in targets({"models": {"dense": _model(10.0, 12.0, 2048), "sgl+adaptive": _model(11.0, 16.0, 1024)}})}
+    assert rows["dense WER on held-out voices (test, unseen family) within 10 points of test"] == ("12.00 vs 10.00", True)
+    assert rows["compressed model's WER loss on held-out voices no larger than on test"] == ("+4.00 vs +1.00", False)
