@@ -55,8 +55,9 @@ def section(entries: list[list[str]]) -> list[str]:
     runs = max(r["invocation"] for r in rows)
     done = [r["seconds"] for r in rows if r["seconds"] is not None]
     lines = ["", "## Wall time by stage (OUT/timeline.tsv)", "",
-             f"{runs} invocation{'s' if runs > 1 else ''}; a stage lasts until the next one starts. Stages whose invocation "
-             "ended before them (killed or failed) are marked interrupted and left out of the total.", "",
+             f"Stages ran in {runs} invocation{'s' if runs > 1 else ''} (later ones that only skipped are not counted); a stage "
+             "lasts until the next one starts. Stages whose invocation ended before them (killed or failed) are marked "
+             "interrupted and left out of the total.", "",
              "| invocation | stage | started | minutes |", "|---:|---|---|---:|"]
     for r in rows:
         m = "interrupted" if r["seconds"] is None else f"{r['seconds'] / 60:.1f}"
