@@ -84,14 +84,13 @@ def load_config(path_or_dict) -> dict:
     return cfg
 
 
-def _stage(name: str, done: bool, out: Path | None = None):
+def _stage(name: str, done: bool, out: Path):
     """Say whether stage ``name`` runs; its start (or skip) goes to OUT/timeline.tsv (whisper_edge/timeline.py)."""
     if done:
         print(f"[experiment] {name}: done earlier, skipped", flush=True)
     else:
         print(f"[experiment] {name}…", flush=True)
-    if out is not None:
-        timeline.mark(out, name, done)
+    timeline.mark(out, name, done)
     return not done
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...runtime.normalize import normalize
-from .text import clean_line
+from .text import _LATIN, clean_line
 
 __all__ = ["Extracted", "extract_sentences", "split_sentences", "MIN_WORDS", "MAX_WORDS"]
 
@@ -40,7 +40,6 @@ _BLOCK = re.compile(r"<(p|h[1-6]|li|td|title|paragraph)\b[^>]*>(.*?)</\1>", re.S
 _TAG = re.compile(r"<[^>]+>")
 _SPLIT = re.compile(r"(?<=[।?!])\s+|(?<=\.)\s+")
 _CODE = re.compile(r"[=<>{}\[\]_/\\|@#$%^&*~`+;:\"“”()]")
-_LATIN = re.compile(r"[A-Za-z]")
 
 
 @dataclass
@@ -142,10 +141,10 @@ def extract_sentences(paths: list[Path], limit: int | None = None) -> Extracted:
                 for sentence, why in split_sentences(text):
                     if why:
                         out.dropped[why] += 1
-                    elif normalize(sentence) in seen:
+                    elif (key := normalize(sentence)) in seen:
                         out.dropped["duplicate"] += 1
                     elif limit is None or len(out.sentences) < limit:
-                        seen.add(normalize(sentence))
+                        seen.add(key)
                         out.sentences.append(sentence)
                         gave = True
             out.sources[path.name] += gave
