@@ -76,11 +76,12 @@ def strength_for_share(model, opts: AdaptiveOptions, importance, target: float, 
 def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5), steps: int = 40,
                   opts: AdaptiveOptions = AdaptiveOptions(), teacher: str | None = None, wer_budget: float = 0.5,
                   eval_limit: int | None = None, recipe_overrides: dict | None = None, mask_from=None,
-                  stop_above: float = 4.0, language: str = "hi", eval_every: int = 0) -> dict:
+                  stop_above: float = 4.0, language: str = "hi", eval_every: int = 0, stop_early: bool = True) -> dict:
     """Rounds of prune → compensate → recover (with distillation from ``teacher``, a cache file); see the module doc.
     ``stop_above``: no further round once a round's validation WER exceeds the dense model's by this much.
     ``eval_every`` > 0: a recovery is validated every that many steps (the same clips), keeps its best weights and
-    stops as soon as it is within ``wer_budget`` of the dense model; ``steps`` is then its most."""
+    stops as soon as it is within ``wer_budget`` of the dense model (``stop_early``; otherwise every round spends its
+    ``steps``, as IMP's rounds do); ``steps`` is then its most."""
     from ..runtime.fsutil import atomic_write_json, claim_folder
     from .architecture import load_checkpoint, save_checkpoint
     from .counts import attention_ffn_params, model_counts
@@ -134,7 +135,7 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
             recipe = recovery_recipe(steps, ({"distill.teacher": str(teacher)} if teacher else {}) | validate
                                      | (recipe_overrides or {}))
             summary = train(rdir / "pruned", data, recipe, rdir / "recovery",
-                            stop_at_wer=reference + wer_budget if eval_every else None)
+                            stop_at_wer=reference + wer_budget if eval_every and stop_early else None)
             info["recovery"] = {k: v for k, v in summary.items()
                                 if k in ("steps", "seconds_this_run", "mixed_precision", "best_step", "stopped_early")}
             final = rdir / "recovery" / "model"

@@ -53,8 +53,12 @@ def imp_prune_(model, sparsity: float, structured: bool = False) -> None:
         w.mul_((w.abs() > thr).to(w.dtype))
 
 
-def imp_schedule(target: float, rounds: int, max_steps: int) -> list[tuple[int, float]]:
-    """(step, sparsity) pairs: round r prunes at step (r−1)·S/R to 1 − (1 − target)^(r/R)."""
+def imp_schedule(target: float, rounds: int, max_steps: int,
+                 sparsities: tuple[float, ...] | None = None) -> list[tuple[int, float]]:
+    """(step, sparsity) pairs: round r prunes at step (r−1)·S/R to 1 − (1 − target)^(r/R), or to ``sparsities[r−1]``
+    when given (then R = len(sparsities))."""
+    if sparsities:
+        return [(int(i * max_steps / len(sparsities)), float(s)) for i, s in enumerate(sparsities)]
     return [(int((r - 1) * max_steps / rounds), 1 - (1 - target) ** (r / rounds)) for r in range(1, rounds + 1)]
 
 

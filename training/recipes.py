@@ -27,12 +27,20 @@ class IMPConfig:
     target_sparsity: float = 0.35  # share of prunable weights set to zero at the end
     rounds: int = 4
     structured: bool = False  # True: prune whole heads/channels by group norm instead of single weights
+    # each round's sparsity, given (e.g. the structured rounds' shares, to compare at matched counts); None: the
+    # geometric schedule to target_sparsity in `rounds` rounds
+    sparsities: list[float] | None = None
 
     def __post_init__(self):
         if not 0.0 < self.target_sparsity < 1.0:
             raise ValueError(f"imp.target_sparsity must be within (0, 1), got {self.target_sparsity}")
         if self.rounds < 1:
             raise ValueError(f"imp.rounds must be ≥ 1, got {self.rounds}")
+        if self.sparsities is not None:
+            sp = [float(x) for x in self.sparsities]
+            if not sp or any(not 0 < x < 1 for x in sp) or sp != sorted(set(sp)):
+                raise ValueError(f"imp.sparsities must be increasing shares within (0, 1), got {sp}")
+            object.__setattr__(self, "sparsities", sp)
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,11 @@ def _build(cls, data: dict, prefix: str):
             v = _build(DistillConfig, v or {}, "distill.")
         else:
             ftype = str(names[k].type)
-            if v is not None and ("float" in ftype and not isinstance(v, (int, float)) or
+            if ftype.startswith("list"):
+                if v is not None and not (isinstance(v, (list, tuple)) and all(isinstance(x, (int, float))
+                                                                               and not isinstance(x, bool) for x in v)):
+                    raise RecipeError(f"recipe field {prefix}{k} must be a list of numbers, got {v!r}")
+            elif v is not None and ("float" in ftype and not isinstance(v, (int, float)) or
                                   ftype.startswith("int") and (isinstance(v, bool) or not isinstance(v, int)) or
                                   ftype == "bool" and not isinstance(v, bool)):
                 raise RecipeError(f"recipe field {prefix}{k} must be {ftype}, got {v!r}")

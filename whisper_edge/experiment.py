@@ -42,8 +42,9 @@ DEFAULTS = {
               # model, `round_steps` recovery steps each; search: one-shot strength search on the SGL model
               "schedule": "search", "targets": [0.2, 0.3, 0.4, 0.5], "round_steps": 40,
               # round_eval_every > 0: each recovery validated that often, best kept, stopped once within wer_budget
-              # (round_steps is then its most); ablate_steps: the ablation's recoveries (default round_steps)
-              "round_eval_every": 0, "ablate_steps": None,
+              # (round_steps is then its most) unless round_stop_early is false (every round spends round_steps, as
+              # IMP's do); ablate_steps: the ablation's recoveries (default round_steps)
+              "round_eval_every": 0, "round_stop_early": True, "ablate_steps": None,
               "distill": False, "teacher_top_k": 16, "distill_alpha": 0.5,  # KL to the dense model's cached logits
               "mask_from": "auto",  # round 1's groups chosen by: dense | sgl | auto (the lower validation WER, ablation)
               "ablate": False},  # the ablation at round 1's share (docs/pruning.md)
@@ -156,9 +157,11 @@ def run_experiment(config, out) -> dict:
         if _stage("train imp", (imp / "report.json").is_file(), out):
             if pr["schedule"] == "gradual":  # the same rounds, steps, learning rate, teacher and validation clips
                 rep = json.loads((pruned / "report.json").read_text())
-                n = len(pr["targets"])
-                target, overrides = max(r["share"] for r in rep["rounds"]), {
-                    "max_steps": n * int(pr["round_steps"]), "imp.rounds": n, "eval_every": int(pr["round_steps"]),
+                shares = sorted({round(r["share"], 4) for r in rep["rounds"]})  # IMP's rounds at the rounds' shares
+                n = len(shares)
+                target, overrides = shares[-1], {
+                    "max_steps": n * int(pr["round_steps"]), "imp.rounds": n, "imp.sparsities": shares,
+                    "eval_every": int(pr["round_steps"]),
                     "eval_limit": int(pr["eval_limit"] or 10_000), "warmup_steps": 5, "save_every": int(pr["round_steps"]),
                     "select": "last"} | ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
                     {"distill.teacher": str(teacher), "distill.alpha": float(pr["distill_alpha"])} if teacher else {})
@@ -251,18 +254,20 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
         raise ValueError(f"prune.mask_from must be auto, sgl or dense, got {mask!r}")
     sgl = runs.get("sgl") if (runs.get("sgl") and Path(runs["sgl"], "config.json").is_file()) else None
     if pr["ablate"] or (mask == "auto" and sgl is not None):
-        _stage("ablation", False, out)
-        abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts, sgl_dir=sgl,
-                     steps=int(pr["ablate_steps"] or pr["round_steps"]) if pr["ablate"] else 0, eval_limit=pr["eval_limit"],
-                     recipe_overrides=overrides)
-        atomic_write_json(out / "ablation.json", abl)
+        if _stage("ablation", (out / "ablation.json").is_file(), out):
+            abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts,
+                         sgl_dir=sgl, steps=int(pr["ablate_steps"] or pr["round_steps"]) if pr["ablate"] else 0,
+                         eval_limit=pr["eval_limit"], recipe_overrides=overrides)
+            atomic_write_json(out / "ablation.json", abl)
+        else:
+            abl = json.loads((out / "ablation.json").read_text())
         if mask == "auto":
             mask = abl["mask_from"]
     _stage(f"prune gradual (round 1's groups chosen by the {mask} model)", False, out)
     rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=int(pr["round_steps"]),
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
-                        eval_every=int(pr["round_eval_every"] or 0))
+                        eval_every=int(pr["round_eval_every"] or 0), stop_early=bool(pr["round_stop_early"]))
     rep["mask_from"] = mask
     atomic_write_json(pruned / "report.json", rep)
 

@@ -146,3 +146,18 @@ def test_gradual_rounds_remove_more_each_round_and_resume(teacher_cache, tiny_mo
     again = prune_gradual(tiny_model, tmp_path / "g", **kw)  # every round is done: nothing is redone
     assert (tmp_path / "g" / "round-1" / "round.json").stat().st_mtime == mtime
     assert [r["share"] for r in again["rounds"]] == shares
+
+
+def test_gradual_round_stops_early_only_when_asked(teacher_cache, tiny_model, speech_corpus, tmp_path):
+    """A recovery validated every step stops at the first validation within the budget (here: any), unless
+    ``stop_early`` is off: then it spends all its steps, as IMP's rounds do."""
+    from whisper_edge.training.gradual import prune_gradual
+    from whisper_edge.training.pruning import AdaptiveOptions
+
+    kw = dict(data=speech_corpus, targets=(0.2,), steps=3, opts=AdaptiveOptions(calib_batches=1), eval_every=1,
+              teacher=str(teacher_cache), eval_limit=2, stop_above=1e9, wer_budget=1e9,
+              recipe_overrides={"batch_size": 4, "max_label_tokens": 40, "mixed_precision": "no"})
+    early = prune_gradual(tiny_model, tmp_path / "early", **kw)["rounds"][0]["recovery"]
+    full = prune_gradual(tiny_model, tmp_path / "full", stop_early=False, **kw)["rounds"][0]["recovery"]
+    assert early["stopped_early"] and early["steps"] == 1
+    assert not full["stopped_early"] and full["steps"] == 3

@@ -181,6 +181,20 @@ def test_imp_prunes_to_target_and_keeps_masks(tiny_model, speech_corpus, tmp_pat
     assert summary["final_sparsity"]["weight_sparsity"] == pytest.approx(0.5, abs=0.01)  # masks held while training
 
 
+def test_imp_rounds_at_given_sparsities(tiny_model, speech_corpus, tmp_path):
+    """imp.sparsities: each round prunes to its given share (the experiment matches IMP to the structured rounds)."""
+    assert imp_schedule(0.35, 2, 12, [0.25, 0.45]) == [(0, 0.25), (6, 0.45)]
+    recipe = load_recipe("imp", FAST | {"max_steps": 4, "imp.rounds": 2, "imp.sparsities": [0.2, 0.45], "eval_every": 2,
+                                        "eval_limit": 2})
+    summary = train(tiny_model, speech_corpus, recipe, tmp_path / "imp")
+    assert summary["final_sparsity"]["weight_sparsity"] == pytest.approx(0.45, abs=0.01)
+    with open(tmp_path / "imp" / "log.csv", newline="") as f:
+        at = {int(r["step"]): float(r["weight_sparsity"]) for r in csv.DictReader(f) if r.get("val_wer")}
+    assert at[2] == pytest.approx(0.2, abs=0.01) and at[4] == pytest.approx(0.45, abs=0.01)
+    with pytest.raises(RecipeError, match="imp.sparsities"):
+        load_recipe("imp", {"imp.sparsities": [0.5, 0.3]})
+
+
 def test_recipe_errors_name_the_field(tmp_path):
     bad = tmp_path / "r.yaml"
     bad.write_text("method: sgl\nlearnin_rate: 0.1\n")
