@@ -66,6 +66,7 @@ class Recipe:
     eval_batch_size: int = 8
     save_every: int = 50
     keep_checkpoints: int = 2
+    snapshot_every: int = 0  # > 0: also keep the model every that many steps in OUT/snapshots/step-N (IMP's rounds)
     select: str = "best"  # best (lowest validation WER) | last
     seed: int = 0
     num_workers: int = 0
@@ -85,6 +86,7 @@ class Recipe:
             "max_label_tokens": 8 <= self.max_label_tokens <= 448, "eval_every": self.eval_every >= 0,
             "eval_limit": self.eval_limit >= 0, "eval_batch_size": self.eval_batch_size >= 1,
             "save_every": self.save_every >= 1, "keep_checkpoints": self.keep_checkpoints >= 1,
+            "snapshot_every": self.snapshot_every >= 0,
             "select": self.select in ("best", "last"), "num_workers": self.num_workers >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]

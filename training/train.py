@@ -5,6 +5,7 @@ machines. Output folder layout::
 
     OUT/model/            the selected checkpoint (best validation WER, or last), save_pretrained folder
     OUT/last/             the final weights
+    OUT/snapshots/step-N/     the model at step N, with ``snapshot_every`` (IMP's rounds: one model per round)
     OUT/checkpoints/step-N/   full training state (model, optimizer, scheduler, RNG), written atomically
     OUT/log.csv           one row per optimizer step (loss, penalty, lr, sparsity, timings, validation WER)
     OUT/recipe.yaml       the recipe as run
@@ -249,6 +250,9 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             if "val_wer" not in row:
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
             state["step"] = step
+            if main and recipe.snapshot_every and step % recipe.snapshot_every == 0:
+                save_checkpoint(raw, processor, out / "snapshots" / f"step-{step}", generation_config=raw.generation_config,
+                                overwrite=True)
             if step % recipe.save_every == 0 or step == recipe.max_steps or reached or (stop_after and step - started >= stop_after):
                 _save_state(accelerator, ckpt_root, state, recipe.keep_checkpoints)
             if step >= recipe.max_steps or reached or (stop_after and step - started >= stop_after):

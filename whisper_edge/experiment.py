@@ -161,7 +161,7 @@ def run_experiment(config, out) -> dict:
                 n = len(shares)
                 target, overrides = shares[-1], {
                     "max_steps": n * int(pr["round_steps"]), "imp.rounds": n, "imp.sparsities": shares,
-                    "eval_every": int(pr["round_steps"]),
+                    "eval_every": int(pr["round_steps"]), "snapshot_every": int(pr["round_steps"]),
                     "eval_limit": int(pr["eval_limit"] or 10_000), "warmup_steps": 5, "save_every": int(pr["round_steps"]),
                     "select": "last"} | ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
                     {"distill.teacher": str(teacher), "distill.alpha": float(pr["distill_alpha"])} if teacher else {})
@@ -170,7 +170,7 @@ def run_experiment(config, out) -> dict:
             prune(start, imp, method="imp", data=data, eval_limit=0,
                   recipe_overrides=overrides | {"imp.target_sparsity": round(target, 4),
                                                 "imp.rounds": overrides.get("imp.rounds", int(cfg["imp"].get("rounds", 4)))})
-        runs["imp"] = imp / "model"
+        runs["imp"] = _imp_matched_model(imp, pruned, pr) if pr["schedule"] == "gradual" else imp / "model"
 
     results = _evaluate_all(runs, data, cfg["eval"], out)
 
@@ -270,6 +270,15 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
                         eval_every=int(pr["round_eval_every"] or 0), stop_early=bool(pr["round_stop_early"]))
     rep["mask_from"] = mask
     atomic_write_json(pruned / "report.json", rep)
+
+
+def _imp_matched_model(imp: Path, pruned: Path, pr: dict) -> Path:
+    """IMP's model at the selected gradual round's share: its round of that number (OUT/imp/snapshots/step-N, one model
+    per round), so the test split compares the two methods at matched counts; the last round's model when there are
+    no snapshots (a run from before they were kept)."""
+    chosen = json.loads((pruned / "report.json").read_text())["chosen_round"]
+    snap = imp / "snapshots" / f"step-{chosen * int(pr['round_steps'])}"
+    return snap if (snap / "config.json").is_file() else imp / "model"
 
 
 def _imp_points(run: Path) -> list[dict]:

@@ -185,12 +185,16 @@ def test_imp_rounds_at_given_sparsities(tiny_model, speech_corpus, tmp_path):
     """imp.sparsities: each round prunes to its given share (the experiment matches IMP to the structured rounds)."""
     assert imp_schedule(0.35, 2, 12, [0.25, 0.45]) == [(0, 0.25), (6, 0.45)]
     recipe = load_recipe("imp", FAST | {"max_steps": 4, "imp.rounds": 2, "imp.sparsities": [0.2, 0.45], "eval_every": 2,
-                                        "eval_limit": 2})
+                                        "eval_limit": 2, "snapshot_every": 2})
     summary = train(tiny_model, speech_corpus, recipe, tmp_path / "imp")
     assert summary["final_sparsity"]["weight_sparsity"] == pytest.approx(0.45, abs=0.01)
     with open(tmp_path / "imp" / "log.csv", newline="") as f:
         at = {int(r["step"]): float(r["weight_sparsity"]) for r in csv.DictReader(f) if r.get("val_wer")}
     assert at[2] == pytest.approx(0.2, abs=0.01) and at[4] == pytest.approx(0.45, abs=0.01)
+    # one model per round (snapshot_every): the experiment evaluates IMP's round matched to the structured one
+    first, _ = load_checkpoint(tmp_path / "imp" / "snapshots" / "step-2")
+    ws = prunable_weights(first)
+    assert sum(int((w == 0).sum()) for w in ws) / sum(w.numel() for w in ws) == pytest.approx(0.2, abs=0.01)
     with pytest.raises(RecipeError, match="imp.sparsities"):
         load_recipe("imp", {"imp.sparsities": [0.5, 0.3]})
 
