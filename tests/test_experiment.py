@@ -86,6 +86,31 @@ def test_imp_comparison_judges_only_matched_shares():
     assert judge([(0.25, 7.95)], [(0.194, 6.67)])[1] is False  # nothing matched: nothing to call met
 
 
+def test_round_latency_table_and_figure(tmp_path):
+    """prune.export_rounds: each round's bundle latency lands in results.md's rounds section and in a third panel."""
+    pytest.importorskip("matplotlib")
+    from whisper_edge.plots import plot_pareto
+    from whisper_edge.results import pruning_sections
+
+    rounds = [{"round": i + 1, "share": s, "val_wer": w, "params": 60_000_000 - i, "encoder_flops": 1.7e10}
+              for i, (s, w) in enumerate([(0.25, 9.4), (0.35, 10.1)])]
+    results = {"prune": {"rounds": rounds, "chosen_round": 1, "budget_met": False,
+                         "wer_budget": {"base_wer": 8.85, "budget": 0.5}},
+               "imp_points": [{"step": 60, "weight_sparsity": 0.25, "val_wer": 7.7}],
+               "round_latency": {"dense_rtf": 0.127, "imp_rtf": 0.141, "rounds": [
+                   {"round": 1, "share": 0.25, "val_wer": 9.4, "rtf": 0.121, "encoder_ms": 90.0, "peak_rss_mb": 257.0},
+                   {"round": 2, "share": 0.35, "val_wer": 10.1, "refused": "WER +3.1 over fp32"}]}}
+    text = "\n".join(pruning_sections(results))
+    assert "| 1 | 25.0 % | 9.40 | 90 | 0.121 | 257 |" in text and "refused: WER +3.1 over fp32" in text
+    assert "dense int8 RTF 0.127, IMP int8 0.141" in text
+    plot_pareto(results, tmp_path / "two.png")
+    del results["round_latency"]
+    plot_pareto(results, tmp_path / "one.png")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "two.png").size[0] > Image.open(tmp_path / "one.png").size[0]  # the third panel
+
+
 def test_eval_reports_compare_with_a_paired_interval():
     from whisper_edge.results import compare_reports
 

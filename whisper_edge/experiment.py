@@ -47,7 +47,8 @@ DEFAULTS = {
               "round_eval_every": 0, "round_stop_early": True, "ablate_steps": None,
               "distill": False, "teacher_top_k": 16, "distill_alpha": 0.5,  # KL to the dense model's cached logits
               "mask_from": "auto",  # round 1's groups chosen by: dense | sgl | auto (the lower validation WER, ablation)
-              "ablate": False},  # the ablation at round 1's share (docs/pruning.md)
+              "ablate": False,  # the ablation at round 1's share (docs/pruning.md)
+              "export_rounds": False},  # every round exported int8 and benched: WER against measured latency
     "export": ["none", "int8"],
     "vocab": True,  # also export the pruned model int8 with the Hindi vocabulary
     "export_wer_clips": 16,  # validation clips on which an int8/fp16 bundle must stay within
@@ -209,6 +210,10 @@ def run_experiment(config, out) -> dict:
               max_new_tokens=int(b.get("max_new_tokens", 200)))
     if b:
         results["bench"] = json.loads((bench_dir / "bench.json").read_text())
+    if pr["schedule"] == "gradual" and pr["export_rounds"] and b:
+        results["round_latency"] = _round_latency(out, data, b, results["bench"], lambda model, path: export_bundle(
+            model, path, ExportOptions(quantize="int8", samples=samples, wer_clips=wer_clips,
+                                       max_wer_increase=float(cfg["export_max_wer_increase"]))))
     for label, v in bundles.items():
         manifest = json.loads((Path(v["path"]) / "manifest.json").read_text())
         v["bytes"] = sum(f["bytes"] for f in manifest["files"].values())
@@ -270,6 +275,36 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
                         eval_every=int(pr["round_eval_every"] or 0), stop_early=bool(pr["round_stop_early"]))
     rep["mask_from"] = mask
     atomic_write_json(pruned / "report.json", rep)
+
+
+def _round_latency(out: Path, data, b: dict, main_bench: dict, export) -> dict:
+    """Each gradual round's model exported int8 (as the dense and IMP bundles are) and benched on the bench's clips
+    and threads (OUT/bench-rounds): the Pareto figure's WER against measured latency. A refused export is recorded."""
+    from .benchmark import bench
+    from .exporter.export import ValidationError
+
+    rounds = json.loads((out / "sgl-pruned" / "report.json").read_text())["rounds"]
+    paths, refused = {}, {}
+    for r in rounds:
+        path = out / "bundles" / f"round-{r['round']}-int8"
+        if _stage(f"export round {r['round']} int8", (path / "manifest.json").is_file(), out):
+            try:
+                export(r["model"], path)
+            except ValidationError as exc:
+                refused[r["round"]] = str(exc).splitlines()[-1]
+                continue
+        paths[r["round"]] = path
+    bench_dir = out / "bench-rounds"
+    if paths and _stage("bench rounds", (bench_dir / "bench.json").is_file(), out):
+        bench([str(p) for p in paths.values()], data, bench_dir, limit=int(b["limit"]), threads=int(b["threads"]),
+              repeats=int(b["repeats"]), max_new_tokens=int(b.get("max_new_tokens", 200)))
+    rows = {Path(x["target"]).name: x for x in json.loads((bench_dir / "bench.json").read_text())["rows"]} if paths else {}
+    by_label = {Path(x.get("target") or "").name: x for x in main_bench.get("rows") or []}
+    return {"rounds": [{"round": r["round"], "share": r["share"], "val_wer": r["val_wer"],
+                        **({k: rows[paths[r["round"]].name][k] for k in ("rtf", "encoder_ms", "peak_rss_mb")}
+                           if r["round"] in paths and paths[r["round"]].name in rows else {"refused": refused.get(r["round"])})}
+                       for r in rounds],
+            "dense_rtf": (by_label.get("dense-int8") or {}).get("rtf"), "imp_rtf": (by_label.get("imp-int8") or {}).get("rtf")}
 
 
 def _imp_matched_model(imp: Path, pruned: Path, pr: dict) -> Path:

@@ -284,6 +284,15 @@ def pruning_sections(results: dict) -> list[str]:
             lines.append(f"| {r['round']} | {100 * r['share']:.1f} % | {r['params']:,} | {r['encoder_flops'] / 1e9:.2f} | "
                          f"{_nan(r.get('val_wer_pruned')):.2f} | {_nan(recovered):.2f} | {r.get('kept', 'recovered')} |")
         lines.append(f"\nChosen: round {pr.get('chosen_round')} ({'within' if pr.get('budget_met') else 'no round within'} the budget).")
+        lat = results.get("round_latency") or {}
+        if lat.get("rounds"):
+            lines += ["", "Every round's model exported int8 and benched on the bench's clips and threads (OUT/bench-rounds; "
+                          f"dense int8 RTF {_nan(lat.get('dense_rtf')):.3f}, IMP int8 {_nan(lat.get('imp_rtf')):.3f}):", "",
+                      "| round | attention + FFN removed | validation WER % | encoder ms / window | RTF | peak RSS MiB |",
+                      "|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {r['round']} | {100 * r['share']:.1f} % | {r['val_wer']:.2f} | " + (
+                f"{r['encoder_ms']:.0f} | {r['rtf']:.3f} | {r['peak_rss_mb']:.0f} |" if r.get("rtf") else
+                f"refused: {r.get('refused')} | | |") for r in lat["rounds"]]
     imp = results.get("imp_points") or []
     if imp:
         lines += ["", "## IMP: the operating points (validation WER at the end of each round)", "",
@@ -302,90 +311,11 @@ def pruning_sections(results: dict) -> list[str]:
     return lines
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt, fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_pareto(results: dict, path: Path) -> None:
-    plt = _pyplot()
-    wb = (results.get("prune") or {}).get("wer_budget")
-    pr = results.get("prune") or {}
-    if pr.get("rounds"):
-        _plot_rounds(plt, results, path)
-        return
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    if wb:
-        pts = [(s["params"] / 1e6, s["wer"], s["strength"]) for s in wb["search"]]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label="SGL + adaptive, by strength (validation)")
-        for x, y, s in pts:
-            ax.annotate(f"s={s}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.axhline(wb["base_wer"] + wb["budget"], color="grey", ls="--", lw=0.8, label="unpruned SGL + budget")
-    for name, marker in (("dense", "s"), ("sgl+adaptive", "D"), ("imp", "^")):
-        m = results["models"].get(name)
-        if m:
-            ax.scatter([m["params"]["total"] / 1e6], [m["wer"]], marker=marker, s=50, label=f"{name} (test)")
-    ax.set_xlabel("parameters (millions, as built)")
-    ax.set_ylabel("WER % (Hindi normalizer)")
-    ax.set_title("WER against parameters")
-    ax.legend(fontsize=7)
-    _save(plt, fig, path)
-
-
-def _plot_rounds(plt, results: dict, path: Path) -> None:
-    """Validation WER against attention + FFN physically removed (left) and removed or at zero (right, the
-    paper's way of counting) for the gradual rounds and IMP's rounds."""
-    pr = results["prune"]
-    wb = pr.get("wer_budget") or {}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    ours = [(0.0, wb.get("base_wer"))] + [(100 * r["share"], r["val_wer"]) for r in pr["rounds"]]
-    imp = [(100 * _nan(p["weight_sparsity"]), p["val_wer"]) for p in results.get("imp_points") or []]
-    for ax, title, imp_x in ((axes[0], "physically removed", lambda x: 0.0), (axes[1], "removed or zero (paper's count)", lambda x: x)):
-        ax.plot([p[0] for p in ours], [p[1] for p in ours], "D-", label="adaptive + compensation + distillation, by round")
-        if imp:
-            ax.plot([imp_x(p[0]) for p in imp], [p[1] for p in imp], "^--", label="IMP, by round")
-        if wb.get("base_wer") is not None:
-            ax.axhline(wb["base_wer"] + wb["budget"], color="grey", ls=":", lw=0.8, label="dense + budget")
-        ax.set_xlabel(f"attention + FFN parameters {title} (%)")
-        ax.set_title(f"WER against parameters {title}", fontsize=9)
-    axes[0].set_ylabel("validation WER % (Hindi normalizer)")
-    axes[0].legend(fontsize=7)
-    _save(plt, fig, path)
-
-
-def plot_widths(results: dict, path: Path) -> None:
-    plt = _pyplot()
-    names = [n for n in ("dense", "sgl+adaptive", "imp") if n in results["models"]]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for k, name in enumerate(names):
-        arch = results["models"][name]["architecture"]
-        labels = [f"E{i}" for i in range(len(arch["encoder"]))] + [f"D{i}" for i in range(len(arch["decoder"]))]
-        heads = [l["heads"] for l in arch["encoder"]] + [l["self_heads"] + l["cross_heads"] for l in arch["decoder"]]
-        ffn = [l["ffn"] for l in arch["encoder"] + arch["decoder"]]
-        x = [i + (k - (len(names) - 1) / 2) * 0.27 for i in range(len(labels))]
-        a.bar(x, heads, width=0.27, label=name)
-        b.bar(x, ffn, width=0.27, label=name)
-        a.set_xticks(range(len(labels)), labels)
-        b.set_xticks(range(len(labels)), labels)
-    a.set_title("attention heads kept (decoder: self + cross)")
-    b.set_title("FFN channels kept")
-    a.legend(fontsize=8)
-    _save(plt, fig, path)
-
-
 def write_results(results: dict, out: Path) -> None:
     md = format_results(results)
     atomic_write_text(Path(out) / "results.md", md)
+    from .plots import plot_pareto, plot_widths
+
     try:
         plot_pareto(results, Path(out) / "pareto.png")
         plot_widths(results, Path(out) / "widths.png")
