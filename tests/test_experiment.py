@@ -99,9 +99,9 @@ def test_round_latency_table_and_figure(tmp_path):
                "imp_points": [{"step": 60, "weight_sparsity": 0.25, "val_wer": 7.7}],
                "round_latency": {"dense_rtf": 0.127, "imp_rtf": 0.141, "rounds": [
                    {"round": 1, "share": 0.25, "val_wer": 9.4, "rtf": 0.121, "encoder_ms": 90.0, "peak_rss_mb": 257.0},
-                   {"round": 2, "share": 0.35, "val_wer": 10.1, "refused": "WER +3.1 over fp32"}]}}
+                   {"round": 2, "share": 0.35, "val_wer": 10.1, "refused": "| WER | fp32 14.50 → int8 16.54 | ✗ |"}]}}
     text = "\n".join(pruning_sections(results))
-    assert "| 1 | 25.0 % | 9.40 | 90 | 0.121 | 257 |" in text and "refused: WER +3.1 over fp32" in text
+    assert "| 1 | 25.0 % | 9.40 | 90 | 0.121 | 257 |" in text and "| int8 refused: WER fp32 14.50 → int8 16.54 ✗ | | |" in text
     assert "dense int8 RTF 0.127, IMP int8 0.141" in text
     plot_pareto(results, tmp_path / "two.png")
     del results["round_latency"]

@@ -292,7 +292,7 @@ def pruning_sections(results: dict) -> list[str]:
                       "|---:|---:|---:|---:|---:|---:|"]
             lines += [f"| {r['round']} | {100 * r['share']:.1f} % | {r['val_wer']:.2f} | " + (
                 f"{r['encoder_ms']:.0f} | {r['rtf']:.3f} | {r['peak_rss_mb']:.0f} |" if r.get("rtf") else
-                f"refused: {r.get('refused')} | | |") for r in lat["rounds"]]
+                f"int8 refused: {' '.join(str(r.get('refused')).replace('|', ' ').split())} | | |") for r in lat["rounds"]]
     imp = results.get("imp_points") or []
     if imp:
         lines += ["", "## IMP: the operating points (validation WER at the end of each round)", "",
