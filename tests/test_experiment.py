@@ -111,6 +111,22 @@ def test_round_latency_table_and_figure(tmp_path):
     assert Image.open(tmp_path / "two.png").size[0] > Image.open(tmp_path / "one.png").size[0]  # the third panel
 
 
+def test_a_refused_export_is_recorded_and_not_retried(tmp_path):
+    from whisper_edge.exporter.export import ValidationError
+    from whisper_edge.experiment import _export_once, _refusals
+
+    calls = []
+
+    def refuse(path):
+        calls.append(path)
+        raise ValidationError("checks failed\n| WER | fp32 14.50 → int8 16.54 | ✗ |")
+
+    assert _export_once("round 4 int8", tmp_path / "b", tmp_path, {}, refuse) is False
+    assert _refusals(tmp_path) == {"round 4 int8": "| WER | fp32 14.50 → int8 16.54 | ✗ |"}
+    assert _export_once("round 4 int8", tmp_path / "b", tmp_path, _refusals(tmp_path), refuse) is False  # a resume
+    assert len(calls) == 1
+
+
 def test_eval_reports_compare_with_a_paired_interval():
     from whisper_edge.results import compare_reports
 

@@ -54,7 +54,7 @@ def imp_prune_(model, sparsity: float, structured: bool = False) -> None:
 
 
 def imp_schedule(target: float, rounds: int, max_steps: int,
-                 sparsities: tuple[float, ...] | None = None) -> list[tuple[int, float]]:
+                 sparsities: list[float] | None = None) -> list[tuple[int, float]]:
     """(step, sparsity) pairs: round r prunes at step (r−1)·S/R to 1 − (1 − target)^(r/R), or to ``sparsities[r−1]``
     when given (then R = len(sparsities))."""
     if sparsities:

@@ -1,13 +1,10 @@
-"""``whisper-edge experiment``: the paper's comparison end to end, resumable stage by stage.
+"""``whisper-edge experiment``: the paper's comparison end to end, resumable stage by stage (OUT/timeline.tsv).
 
-Stages (each skipped when its output is complete, so a killed run continues where it stopped):
-import → dense fine-tune → SGL fine-tune → adaptive prune (strength search under a WER budget,
-+ recovery) → IMP at the pruned model's sparsity and the same step budget → test-split WER of every
-model → export (fp32, int8; pruned also int8 with the Hindi vocabulary) → bench against PyTorch,
-optimum and CTranslate2 → results.json, results.md and plots (whisper_edge/results.py).
-
-SGL and IMP both start from the dense fine-tuned model (``start: dense``) and get the same number of
-optimizer steps (``steps``): the comparison is between the two ways of compressing one model.
+import → dense fine-tune → SGL fine-tune → teacher cache → pruning (one-shot strength search, or the ablation and
+gradual rounds) → IMP from the same dense model on the same steps (gradual: at the rounds' shares) → WER of every model
+on every split → exports (a variant the WER check refuses is recorded, not retried) → bench against the peers (and each
+round's bundle with ``prune.export_rounds``) → results.json, results.md and plots (whisper_edge/results.py, plots.py).
+Each stage is skipped when its output is complete, so a killed run continues where it stopped.
 """
 
 from __future__ import annotations
@@ -111,7 +108,7 @@ def _imp_target(pruned_model, dense_model) -> float:
 
 
 def run_experiment(config, out) -> dict:
-    from .exporter.export import ExportOptions, ValidationError, export_bundle
+    from .exporter.export import ExportOptions, export_bundle
     from .training.model_import import import_model
     from .training.pruning import AdaptiveOptions, prune
     from .training.recipes import load_recipe
@@ -183,22 +180,18 @@ def run_experiment(config, out) -> dict:
     # a quantized variant is judged by its WER against fp32 on validation clips (docs/export.md)
     n_wer = min(int(cfg.get("export_wer_clips") or 0), len(val))
     wer_clips = tuple((row_audio(r["audio"]), r["sentence"]) for r in val.select(range(n_wer)))
-    bundles, refused = {}, {}
+    bundles = {}
+    refused = _refusals(out)
     for name in [n for n in ("dense", "sgl+adaptive", "imp") if n in runs]:
         variants = [(q, None) for q in cfg["export"]] + ([("int8", "hi")] if name == "sgl+adaptive" and cfg["vocab"] else [])
         for q, vocab in variants:
             label = f"{name} {'fp32' if q == 'none' else q}{' vocab-hi' if vocab else ''}"
             path = out / "bundles" / label.replace(" ", "-").replace("+", "-")
-            if _stage(f"export {label}", (path / "manifest.json").is_file(), out):
-                try:
-                    export_bundle(runs[name], path, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples,
-                                                                      wer_clips=wer_clips if q != "none" else (),
-                                                                      max_wer_increase=float(cfg["export_max_wer_increase"])))
-                except ValidationError as exc:  # a refused variant is a result too: recorded, the rest goes on
-                    log.warning("export %s refused: %s", label, str(exc).splitlines()[-1])
-                    refused[label] = str(exc).splitlines()[-1]
-                    continue
-            bundles[label] = {"path": str(path), "model": name}
+            if _export_once(label, path, out, refused, lambda p, q=q, vocab=vocab, name=name: export_bundle(
+                    runs[name], p, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples,
+                                                 wer_clips=wer_clips if q != "none" else (),
+                                                 max_wer_increase=float(cfg["export_max_wer_increase"])))):
+                bundles[label] = {"path": str(path), "model": name}
 
     b = cfg["bench"]
     bench_dir = out / "bench"
@@ -211,7 +204,7 @@ def run_experiment(config, out) -> dict:
     if b:
         results["bench"] = json.loads((bench_dir / "bench.json").read_text())
     if pr["schedule"] == "gradual" and pr["export_rounds"] and b:
-        results["round_latency"] = _round_latency(out, data, b, results["bench"], lambda model, path: export_bundle(
+        results["round_latency"] = _round_latency(out, data, b, results["bench"], refused, lambda model, path: export_bundle(
             model, path, ExportOptions(quantize="int8", samples=samples, wer_clips=wer_clips,
                                        max_wer_increase=float(cfg["export_max_wer_increase"]))))
     for label, v in bundles.items():
@@ -221,7 +214,7 @@ def run_experiment(config, out) -> dict:
         v["quantization"] = manifest["quantization"]
         v["validation_wer"] = manifest.get("metrics", {}).get("validation_wer")
     results["bundles"] = bundles
-    results["refused_bundles"] = refused
+    results["refused_bundles"] = {k: v for k, v in refused.items() if not k.startswith("round ")}
     prune_report = json.loads((pruned / "report.json").read_text())
     results["prune"] = {k: prune_report.get(k) for k in ("wer_budget", "options", "families", "val_wer", "rounds",
                                                          "chosen_round", "budget_met", "mask_from", "teacher")}
@@ -277,23 +270,43 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     atomic_write_json(pruned / "report.json", rep)
 
 
-def _round_latency(out: Path, data, b: dict, main_bench: dict, export) -> dict:
+REFUSED = "refused-exports.json"  # OUT/: export variants the WER check refused (a resumed run does not retry them)
+
+
+def _refusals(out: Path) -> dict:
+    return json.loads((out / REFUSED).read_text()) if (out / REFUSED).is_file() else {}
+
+
+def _export_once(label: str, path: Path, out: Path, refused: dict, export) -> bool:
+    """Run ``export(path)`` unless the bundle is there or the variant was refused earlier; a refusal by the export's WER
+    check is a result too: recorded in ``refused`` and OUT/refused-exports.json, and the rest goes on. True: a bundle."""
+    from .exporter.export import ValidationError
+
+    if label in refused:
+        print(f"[experiment] export {label}: refused earlier ({refused[label]}), skipped", flush=True)
+        return False
+    if _stage(f"export {label}", (path / "manifest.json").is_file(), out):
+        try:
+            export(path)
+        except ValidationError as exc:
+            refused[label] = str(exc).splitlines()[-1]
+            log.warning("export %s refused: %s", label, refused[label])
+            atomic_write_json(out / REFUSED, refused)
+            return False
+    return True
+
+
+def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, export) -> dict:
     """Each gradual round's model exported int8 (as the dense and IMP bundles are) and benched on the bench's clips
     and threads (OUT/bench-rounds): the Pareto figure's WER against measured latency. A refused export is recorded."""
     from .benchmark import bench
-    from .exporter.export import ValidationError
 
     rounds = json.loads((out / "sgl-pruned" / "report.json").read_text())["rounds"]
-    paths, refused = {}, {}
+    paths = {}
     for r in rounds:
         path = out / "bundles" / f"round-{r['round']}-int8"
-        if _stage(f"export round {r['round']} int8", (path / "manifest.json").is_file(), out):
-            try:
-                export(r["model"], path)
-            except ValidationError as exc:
-                refused[r["round"]] = str(exc).splitlines()[-1]
-                continue
-        paths[r["round"]] = path
+        if _export_once(f"round {r['round']} int8", path, out, refused, lambda p, m=r["model"]: export(m, p)):
+            paths[r["round"]] = path
     bench_dir = out / "bench-rounds"
     if paths and _stage("bench rounds", (bench_dir / "bench.json").is_file(), out):
         bench([str(p) for p in paths.values()], data, bench_dir, limit=int(b["limit"]), threads=int(b["threads"]),
@@ -302,15 +315,15 @@ def _round_latency(out: Path, data, b: dict, main_bench: dict, export) -> dict:
     by_label = {Path(x.get("target") or "").name: x for x in main_bench.get("rows") or []}
     return {"rounds": [{"round": r["round"], "share": r["share"], "val_wer": r["val_wer"],
                         **({k: rows[paths[r["round"]].name][k] for k in ("rtf", "encoder_ms", "peak_rss_mb")}
-                           if r["round"] in paths and paths[r["round"]].name in rows else {"refused": refused.get(r["round"])})}
+                           if r["round"] in paths and paths[r["round"]].name in rows else
+                           {"refused": refused.get(f"round {r['round']} int8")})}
                        for r in rounds],
             "dense_rtf": (by_label.get("dense-int8") or {}).get("rtf"), "imp_rtf": (by_label.get("imp-int8") or {}).get("rtf")}
 
 
 def _imp_matched_model(imp: Path, pruned: Path, pr: dict) -> Path:
-    """IMP's model at the selected gradual round's share: its round of that number (OUT/imp/snapshots/step-N, one model
-    per round), so the test split compares the two methods at matched counts; the last round's model when there are
-    no snapshots (a run from before they were kept)."""
+    """IMP's round matched to the selected gradual round (OUT/imp/snapshots/step-N: the test split compares the methods
+    at the same share); its last round's model for a run from before the snapshots were kept."""
     chosen = json.loads((pruned / "report.json").read_text())["chosen_round"]
     snap = imp / "snapshots" / f"step-{chosen * int(pr['round_steps'])}"
     return snap if (snap / "config.json").is_file() else imp / "model"
