@@ -73,7 +73,25 @@ def strength_for_share(model, opts: AdaptiveOptions, importance, target: float, 
     return hi, keep_hi, share_hi
 
 
-def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5), steps: int = 40,
+def per_round_steps(steps, n: int) -> list[int]:
+    """``steps`` (one count for every round, or a list with one per round) as a list of ``n`` counts ≥ 0."""
+    out = [int(steps)] * n if isinstance(steps, (int, float)) and not isinstance(steps, bool) else [int(x) for x in steps]
+    if len(out) != n or any(x < 0 for x in out):
+        raise ValueError(f"prune.round_steps must be a step count or one count ≥ 0 per round ({n} targets), got {steps!r}")
+    return out
+
+
+def imp_rounds(rep: dict) -> dict:
+    """IMP matched to a gradual report: its rounds at the rounds' achieved shares with the same steps each; "ends": the
+    steps at which each IMP round ends (validated and kept there); "matched": the step of the chosen round's end."""
+    shares = sorted({round(r["share"], 4) for r in rep["rounds"]})
+    steps = per_round_steps(rep["steps"], len(rep["rounds"]) if isinstance(rep["steps"], (int, float)) else len(rep["steps"]))
+    steps = steps[:len(shares)]
+    ends = [sum(steps[:i + 1]) for i in range(len(shares))]
+    return {"shares": shares, "round_steps": steps, "ends": ends, "matched": ends[min(rep["chosen_round"], len(ends)) - 1]}
+
+
+def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5), steps: int | list[int] = 40,
                   opts: AdaptiveOptions = AdaptiveOptions(), teacher: str | None = None, wer_budget: float = 0.5,
                   eval_limit: int | None = None, recipe_overrides: dict | None = None, mask_from=None,
                   stop_above: float = 4.0, language: str = "hi", eval_every: int = 0, stop_early: bool = True) -> dict:
@@ -81,7 +99,8 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
     ``stop_above``: no further round once a round's validation WER exceeds the dense model's by this much.
     ``eval_every`` > 0: a recovery is validated every that many steps (the same clips), keeps its best weights and
     stops as soon as it is within ``wer_budget`` of the dense model (``stop_early``; otherwise every round spends its
-    ``steps``, as IMP's rounds do); ``steps`` is then its most."""
+    ``steps``, as IMP's rounds do); ``steps`` is then its most. ``steps``: one count for every round or one per round.
+    A validated recovery's best WER is the round's (its weights are not validated a second time)."""
     from ..runtime.fsutil import atomic_write_json, claim_folder
     from .architecture import load_checkpoint, save_checkpoint
     from .counts import attention_ffn_params, model_counts
@@ -89,10 +108,11 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
     from .pruning import _val_wer
     from .train import train
 
-    out = claim_folder(out, "run", inputs=[model_dir])
     targets = tuple(float(t) for t in targets)
     if not targets or any(not 0 < t < 1 for t in targets) or list(targets) != sorted(set(targets)):
         raise ValueError(f"targets must be increasing shares within (0, 1), got {list(targets)}")
+    steps_per_round = per_round_steps(steps, len(targets))
+    out = claim_folder(out, "run", inputs=[model_dir])
     val = load_speech_dataset(data, "validation")
     limit = eval_limit or len(val)
     dense, processor = load_checkpoint(model_dir)
@@ -129,7 +149,7 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
                             extra_files={"round.json": info})
         else:
             info = json.loads((rdir / "pruned" / "round.json").read_text())
-        final = rdir / "pruned"
+        final, steps, best = rdir / "pruned", steps_per_round[r - 1], None
         if steps:
             validate = {"eval_every": eval_every, "eval_limit": limit, "select": "best"} if eval_every else {}
             recipe = recovery_recipe(steps, ({"distill.teacher": str(teacher)} if teacher else {}) | validate
@@ -139,8 +159,9 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
             info["recovery"] = {k: v for k, v in summary.items()
                                 if k in ("steps", "seconds_this_run", "mixed_precision", "best_step", "stopped_early")}
             final = rdir / "recovery" / "model"
+            best = summary.get("best_wer") if eval_every else None
         model, processor = load_checkpoint(final)
-        wer = _val_wer(model, processor, val, limit, language)
+        wer = best if best is not None else _val_wer(model, processor, val, limit, language)
         info["kept"] = "recovered" if steps else "pruned"
         if steps and info.get("val_wer_pruned") is not None and wer > info["val_wer_pruned"]:
             # the recovery made validation worse: the round keeps its pruned, compensated weights (chosen on validation;
@@ -164,7 +185,8 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
     within = [x for x in rounds if x["val_wer"] <= reference + wer_budget]
     chosen = within[-1] if within else min(rounds, key=lambda x: x["val_wer"])
     model, processor = load_checkpoint(chosen["model"])
-    report = {"model": str(model_dir), "method": "gradual", "options": opts.__dict__, "teacher": teacher, "steps": steps,
+    report = {"model": str(model_dir), "method": "gradual", "options": opts.__dict__, "teacher": teacher,
+              "steps": steps_per_round,
               "rounds": rounds, "chosen_round": chosen["round"], "budget_met": bool(within),
               "wer_budget": {"budget": wer_budget, "base_wer": reference, "reference": "dense", "strength": chosen["strength"],
                              "search": [{"strength": x["strength"], "wer": x["val_wer"], "params": x["params"],

@@ -53,13 +53,16 @@ def imp_prune_(model, sparsity: float, structured: bool = False) -> None:
         w.mul_((w.abs() > thr).to(w.dtype))
 
 
-def imp_schedule(target: float, rounds: int, max_steps: int,
-                 sparsities: list[float] | None = None) -> list[tuple[int, float]]:
+def imp_schedule(target: float, rounds: int, max_steps: int, sparsities: list[float] | None = None,
+                 round_steps: list[int] | None = None) -> list[tuple[int, float]]:
     """(step, sparsity) pairs: round r prunes at step (r−1)·S/R to 1 − (1 − target)^(r/R), or to ``sparsities[r−1]``
-    when given (then R = len(sparsities))."""
-    if sparsities:
-        return [(int(i * max_steps / len(sparsities)), float(s)) for i, s in enumerate(sparsities)]
-    return [(int((r - 1) * max_steps / rounds), 1 - (1 - target) ** (r / rounds)) for r in range(1, rounds + 1)]
+    when given (then R = len(sparsities)); with ``round_steps`` round r starts after the steps of the rounds before it."""
+    shares = [float(s) for s in sparsities] if sparsities else [1 - (1 - target) ** (r / rounds) for r in range(1, rounds + 1)]
+    if round_steps:
+        starts = [sum(round_steps[:i]) for i in range(len(shares))]
+    else:
+        starts = [int(i * max_steps / len(shares)) for i in range(len(shares))]
+    return list(zip(starts, shares))
 
 
 @torch.no_grad()

@@ -101,7 +101,8 @@ class IMP(Method):
 
     def __init__(self, recipe):
         super().__init__(recipe)
-        self.schedule = imp_schedule(recipe.imp.target_sparsity, recipe.imp.rounds, recipe.max_steps, recipe.imp.sparsities)
+        self.schedule = imp_schedule(recipe.imp.target_sparsity, recipe.imp.rounds, recipe.max_steps, recipe.imp.sparsities,
+                                     recipe.imp.round_steps)
         self.masks = None
 
     def resume(self, raw, state):

@@ -30,6 +30,8 @@ class IMPConfig:
     # each round's sparsity, given (e.g. the structured rounds' shares, to compare at matched counts); None: the
     # geometric schedule to target_sparsity in `rounds` rounds
     sparsities: list[float] | None = None
+    # each round's steps (uneven rounds: e.g. more steps at the share the product targets); None: max_steps / rounds
+    round_steps: list[int] | None = None
 
     def __post_init__(self):
         if not 0.0 < self.target_sparsity < 1.0:
@@ -41,6 +43,12 @@ class IMPConfig:
             if not sp or any(not 0 < x < 1 for x in sp) or sp != sorted(set(sp)):
                 raise ValueError(f"imp.sparsities must be increasing shares within (0, 1), got {sp}")
             object.__setattr__(self, "sparsities", sp)
+        if self.round_steps is not None:
+            rs = [int(x) for x in self.round_steps]
+            n = len(self.sparsities) if self.sparsities is not None else self.rounds
+            if len(rs) != n or any(x < 1 for x in rs):
+                raise ValueError(f"imp.round_steps must hold one step count ≥ 1 per round ({n} rounds), got {rs}")
+            object.__setattr__(self, "round_steps", rs)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,9 @@ class Recipe:
     save_every: int = 50
     keep_checkpoints: int = 2
     snapshot_every: int = 0  # > 0: also keep the model every that many steps in OUT/snapshots/step-N (IMP's rounds)
+    # steps at which to validate / keep a snapshot besides the *_every ones (IMP's uneven rounds end there)
+    eval_at: list[int] | None = None
+    snapshot_at: list[int] | None = None
     select: str = "best"  # best (lowest validation WER) | last
     seed: int = 0
     num_workers: int = 0
@@ -87,12 +98,17 @@ class Recipe:
             "eval_limit": self.eval_limit >= 0, "eval_batch_size": self.eval_batch_size >= 1,
             "save_every": self.save_every >= 1, "keep_checkpoints": self.keep_checkpoints >= 1,
             "snapshot_every": self.snapshot_every >= 0,
+            "eval_at": self.eval_at is None or all(1 <= int(x) <= self.max_steps for x in self.eval_at),
+            "snapshot_at": self.snapshot_at is None or all(1 <= int(x) <= self.max_steps for x in self.snapshot_at),
             "select": self.select in ("best", "last"), "num_workers": self.num_workers >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]
             raise RecipeError(f"recipe field {k!r} has an out-of-range value {getattr(self, k)!r}; see recipes/dense.yaml for the allowed values")
+        if self.imp.round_steps is not None and sum(self.imp.round_steps) != self.max_steps:
+            raise RecipeError(f"imp.round_steps {self.imp.round_steps} add up to {sum(self.imp.round_steps)} steps, but "
+                              f"max_steps is {self.max_steps}: make them agree")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

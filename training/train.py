@@ -115,7 +115,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
         train_ds = train_ds.select(range(min(max_train, len(train_ds))))
     rows = usable_rows(train_ds, window_s, train_split)
     eval_ds = None
-    if recipe.eval_every and recipe.eval_limit:
+    if (recipe.eval_every or recipe.eval_at) and recipe.eval_limit:
         try:
             eval_ds = load_speech_dataset(data, eval_split)
         except (ValueError, FileNotFoundError, KeyError) as exc:
@@ -159,6 +159,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
 
     # resume
     state = {"step": 0, "best_wer": None, "best_step": None, "imp_round": 0}
+    eval_at, snapshot_at = {int(x) for x in recipe.eval_at or ()}, {int(x) for x in recipe.snapshot_at or ()}
     latest = _latest_checkpoint(ckpt_root)
     if latest is not None:
         accelerator.load_state(str(latest))
@@ -227,7 +228,8 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                    "step_seconds": time.perf_counter() - t0, "sgl_seconds": t_sgl,
                    "penalty": float(penalty.detach()) if penalty is not None else ""}
             losses = []
-            validating = eval_ds is not None and (step % recipe.eval_every == 0 or step == recipe.max_steps)
+            validating = eval_ds is not None and ((recipe.eval_every and step % recipe.eval_every == 0) or step in eval_at
+                                                  or step == recipe.max_steps)
             row.update(method.log(raw, step, validating or bool(recipe.eval_every and step % recipe.eval_every == 0)))
             if validating:
                 rep = _validate(accelerator, raw, processor, eval_ds, recipe)
@@ -250,7 +252,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             if "val_wer" not in row:
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
             state["step"] = step
-            if main and recipe.snapshot_every and step % recipe.snapshot_every == 0:
+            if main and ((recipe.snapshot_every and step % recipe.snapshot_every == 0) or step in snapshot_at):
                 save_checkpoint(raw, processor, out / "snapshots" / f"step-{step}", generation_config=raw.generation_config,
                                 overwrite=True)
             if step % recipe.save_every == 0 or step == recipe.max_steps or reached or (stop_after and step - started >= stop_after):

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from . import timeline
+from .evaluation import evaluate_all
 from .runtime.fsutil import atomic_write_json, atomic_write_text, claim_folder
 
 __all__ = ["run_experiment", "load_config", "DEFAULTS"]
@@ -154,13 +155,13 @@ def run_experiment(config, out) -> dict:
         imp = out / "imp"
         if _stage("train imp", (imp / "report.json").is_file(), out):
             if pr["schedule"] == "gradual":  # the same rounds, steps, learning rate, teacher and validation clips
-                rep = json.loads((pruned / "report.json").read_text())
-                shares = sorted({round(r["share"], 4) for r in rep["rounds"]})  # IMP's rounds at the rounds' shares
-                n = len(shares)
-                target, overrides = shares[-1], {
-                    "max_steps": n * int(pr["round_steps"]), "imp.rounds": n, "imp.sparsities": shares,
-                    "eval_every": int(pr["round_steps"]), "snapshot_every": int(pr["round_steps"]),
-                    "eval_limit": int(pr["eval_limit"] or 10_000), "warmup_steps": 5, "save_every": int(pr["round_steps"]),
+                from .training.gradual import imp_rounds
+
+                m = imp_rounds(json.loads((pruned / "report.json").read_text()))
+                target, overrides = m["shares"][-1], {
+                    "max_steps": m["ends"][-1], "imp.rounds": len(m["shares"]), "imp.sparsities": m["shares"],
+                    "imp.round_steps": m["round_steps"], "eval_every": 0, "eval_at": m["ends"], "snapshot_at": m["ends"],
+                    "eval_limit": int(pr["eval_limit"] or 10_000), "warmup_steps": 5, "save_every": min(m["round_steps"]),
                     "select": "last"} | ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
                     {"distill.teacher": str(teacher), "distill.alpha": float(pr["distill_alpha"])} if teacher else {})
             else:
@@ -170,7 +171,7 @@ def run_experiment(config, out) -> dict:
                                                 "imp.rounds": overrides.get("imp.rounds", int(cfg["imp"].get("rounds", 4)))})
         runs["imp"] = _imp_matched_model(imp, pruned, pr) if pr["schedule"] == "gradual" else imp / "model"
 
-    results = _evaluate_all(runs, data, cfg["eval"], out)
+    results = evaluate_all(runs, data, cfg["eval"], out, _stage)
 
     from .training.data import load_speech_dataset, row_audio
 
@@ -236,7 +237,7 @@ def run_experiment(config, out) -> dict:
 
 def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     """The ablation at round 1's share (which also picks round 1's mask), then the gradual rounds."""
-    from .training.gradual import ablate, prune_gradual
+    from .training.gradual import ablate, per_round_steps, prune_gradual
     from .training.pruning import AdaptiveOptions
 
     pr = cfg["prune"]
@@ -254,7 +255,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     if pr["ablate"] or (mask == "auto" and sgl is not None):
         if _stage("ablation", (out / "ablation.json").is_file(), out):
             abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts,
-                         sgl_dir=sgl, steps=int(pr["ablate_steps"] or pr["round_steps"]) if pr["ablate"] else 0,
+                         sgl_dir=sgl, steps=int(pr["ablate_steps"] or per_round_steps(pr["round_steps"], len(pr["targets"]))[0]) if pr["ablate"] else 0,
                          eval_limit=pr["eval_limit"], recipe_overrides=overrides)
             atomic_write_json(out / "ablation.json", abl)
         else:
@@ -262,7 +263,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
         if mask == "auto":
             mask = abl["mask_from"]
     _stage(f"prune gradual (round 1's groups chosen by the {mask} model)", False, out)
-    rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=int(pr["round_steps"]),
+    rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=pr["round_steps"],
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
                         eval_every=int(pr["round_eval_every"] or 0), stop_early=bool(pr["round_stop_early"]))
@@ -324,8 +325,9 @@ def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, ex
 def _imp_matched_model(imp: Path, pruned: Path, pr: dict) -> Path:
     """IMP's round matched to the selected gradual round (OUT/imp/snapshots/step-N: the test split compares the methods
     at the same share); its last round's model for a run from before the snapshots were kept."""
-    chosen = json.loads((pruned / "report.json").read_text())["chosen_round"]
-    snap = imp / "snapshots" / f"step-{chosen * int(pr['round_steps'])}"
+    from .training.gradual import imp_rounds
+
+    snap = imp / "snapshots" / f"step-{imp_rounds(json.loads((pruned / 'report.json').read_text()))['matched']}"
     return snap if (snap / "config.json").is_file() else imp / "model"
 
 
@@ -337,62 +339,3 @@ def _imp_points(run: Path) -> list[dict]:
         rows = [r for r in csv.DictReader(f) if r.get("val_wer")]
     return [{"step": int(r["step"]), "val_wer": float(r["val_wer"]),
              "weight_sparsity": float(r["weight_sparsity"]) if r.get("weight_sparsity") else None} for r in rows]
-
-
-def _evaluate_all(runs: dict, data, ev: dict, out: Path) -> dict:
-    """Test-split WER (PyTorch, greedy) and counts of every model; each model's result is kept as it lands."""
-    from .training.architecture import load_checkpoint
-    from .training.counts import model_counts
-    from .training.evaluate import EvalOptions, evaluate
-
-    path = out / "results.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results.setdefault("models", {})
-    for name, model_dir in runs.items():
-        if name in results["models"] or (name == "base (zero-shot)" and not ev.get("zero_shot", True)):
-            continue
-        _stage(f"eval {name}", False, out)
-        rep = evaluate(model_dir, data, EvalOptions(split=ev.get("split", "test"), limit=ev.get("limit"),
-                                                    max_new_tokens=int(ev.get("max_new_tokens", 200))))
-        model, _ = load_checkpoint(model_dir)
-        counts = model_counts(model)
-        results["models"][name] = {"path": str(model_dir), "wer": rep["wer"], "cer": rep["cer"], "by_group": rep.get("by_group"),
-                                   "utterances": rep["utterances"], "rtf_pytorch": rep["rtf"], "params": counts["params"],
-                                   "flops": {k: counts["flops"][k] for k in ("encoder", "cross_kv", "decoder_per_token")},
-                                   "d_model": model.config.d_model, "vocab": model.config.vocab_size,
-                                   "architecture": counts["architecture"], "per_utterance": _scored(rep)}
-        atomic_write_json(path, results)
-    for split in ev.get("hard_splits") or []:
-        if not _has_split(data, split):
-            continue
-        for name, model_dir in runs.items():
-            m = results["models"].get(name)
-            if ev.get("hard_split_models") is not None and name not in ev["hard_split_models"]:
-                continue
-            if m is None or split in m.setdefault("splits", {}):
-                continue
-            _stage(f"eval {name} on {split}", False, out)
-            rep = evaluate(model_dir, data, EvalOptions(split=split, limit=ev.get("limit"),
-                                                        max_new_tokens=int(ev.get("max_new_tokens", 200))))
-            m["splits"][split] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
-                                  "skipped": rep["skipped"], "per_utterance": _scored(rep)}
-            atomic_write_json(path, results)
-    return results
-
-
-def _scored(rep: dict) -> list[list]:
-    """[id, word errors, reference words] per utterance: what a paired bootstrap between models needs."""
-    from .runtime.metrics import utterance_errors
-
-    rows = rep["per_utterance"]
-    return [[r["id"], e, w] for r, (e, w) in zip(rows, utterance_errors([r["ref"] for r in rows], [r["hyp"] for r in rows]))]
-
-
-def _has_split(data, split: str) -> bool:
-    from .training.data import load_speech_dataset
-
-    try:
-        load_speech_dataset(data, split)
-        return True
-    except (ValueError, KeyError, FileNotFoundError):
-        return False

@@ -134,13 +134,14 @@ def test_gradual_rounds_remove_more_each_round_and_resume(teacher_cache, tiny_mo
     from whisper_edge.training.gradual import prune_gradual
     from whisper_edge.training.pruning import AdaptiveOptions
 
-    kw = dict(data=speech_corpus, targets=(0.1, 0.6), steps=1, opts=AdaptiveOptions(calib_batches=1),
+    kw = dict(data=speech_corpus, targets=(0.1, 0.6), steps=[1, 2], opts=AdaptiveOptions(calib_batches=1),
               teacher=str(teacher_cache), eval_limit=2, stop_above=1e9,
               recipe_overrides={"batch_size": 4, "max_label_tokens": 40, "mixed_precision": "no"})
     rep = prune_gradual(tiny_model, tmp_path / "g", **kw)
     shares = [r["share"] for r in rep["rounds"]]
     assert len(shares) == 2 and 0.1 <= shares[0] < shares[1] and shares[1] >= 0.6
     assert rep["rounds"][1]["params"] < rep["rounds"][0]["params"]
+    assert [r["recovery"]["steps"] for r in rep["rounds"]] == rep["steps"] == [1, 2]  # steps per round
     assert json.loads((tmp_path / "g" / "report.json").read_text())["chosen_round"] in (1, 2)
     mtime = (tmp_path / "g" / "round-1" / "round.json").stat().st_mtime
     again = prune_gradual(tiny_model, tmp_path / "g", **kw)  # every round is done: nothing is redone
@@ -161,3 +162,20 @@ def test_gradual_round_stops_early_only_when_asked(teacher_cache, tiny_model, sp
     full = prune_gradual(tiny_model, tmp_path / "full", stop_early=False, **kw)["rounds"][0]["recovery"]
     assert early["stopped_early"] and early["steps"] == 1
     assert not full["stopped_early"] and full["steps"] == 3
+    # the round's WER is its recovery's best validation (not validated a second time), or the pruned weights' if lower
+    summary = json.loads((tmp_path / "full" / "round-1" / "recovery" / "summary.json").read_text())
+    info = json.loads((tmp_path / "full" / "round-1" / "round.json").read_text())
+    assert info["val_wer"] == min(summary["best_wer"], info["val_wer_pruned"])
+    with pytest.raises(ValueError, match="round_steps"):
+        prune_gradual(tiny_model, tmp_path / "bad", **(kw | {"steps": [1, 2]}))
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
+
+
+def test_imp_rounds_match_the_gradual_rounds():
+    """The experiment's IMP: the rounds' achieved shares, the same steps each, the chosen round's end for the test."""
+    from whisper_edge.training.gradual import imp_rounds
+
+    rep = {"rounds": [{"share": 0.25}, {"share": 0.351}, {"share": 0.45}], "steps": [40, 140, 30, 30], "chosen_round": 2}
+    m = imp_rounds(rep)
+    assert m == {"shares": [0.25, 0.351, 0.45], "round_steps": [40, 140, 30], "ends": [40, 180, 210], "matched": 180}
+    assert imp_rounds(rep | {"steps": 60})["ends"] == [60, 120, 180]  # a report from before per-round steps

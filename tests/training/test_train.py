@@ -225,3 +225,23 @@ def test_set_overrides_read_numbers_as_numbers():
     assert load_recipe("dense", got).learning_rate == 2e-5
     with pytest.raises(ValueError, match="key=value"):
         _overrides(["learning_rate"])
+
+
+def test_imp_uneven_rounds_validate_and_keep_each_round_end(tiny_model, speech_corpus, tmp_path):
+    """imp.round_steps: rounds of different lengths (the experiment gives IMP the gradual rounds' steps); eval_at and
+    snapshot_at validate and keep the model at each round's end."""
+    assert imp_schedule(0.35, 3, 9, [0.2, 0.3, 0.4], [2, 5, 2]) == [(0, 0.2), (2, 0.3), (7, 0.4)]
+    recipe = load_recipe("imp", FAST | {"max_steps": 4, "imp.rounds": 2, "imp.sparsities": [0.2, 0.45],
+                                        "imp.round_steps": [1, 3], "eval_every": 0, "eval_at": [1, 4],
+                                        "snapshot_at": [1, 4], "eval_limit": 2})
+    train(tiny_model, speech_corpus, recipe, tmp_path / "imp")
+    with open(tmp_path / "imp" / "log.csv", newline="") as f:
+        at = {int(r["step"]): float(r["weight_sparsity"]) for r in csv.DictReader(f) if r.get("val_wer")}
+    assert sorted(at) == [1, 4] and at[1] == pytest.approx(0.2, abs=0.01) and at[4] == pytest.approx(0.45, abs=0.01)
+    assert sorted(p.name for p in (tmp_path / "imp" / "snapshots").iterdir()) == ["step-1", "step-4"]
+    with pytest.raises(RecipeError, match="add up to 5 steps, but max_steps is 4"):
+        load_recipe("imp", {"max_steps": 4, "imp.sparsities": [0.2, 0.45], "imp.round_steps": [2, 3]})
+    with pytest.raises(RecipeError, match="one step count"):
+        load_recipe("imp", {"max_steps": 4, "imp.sparsities": [0.2, 0.45], "imp.round_steps": [4]})
+    with pytest.raises(RecipeError, match="eval_at"):
+        load_recipe("imp", {"max_steps": 4, "eval_at": [5]})

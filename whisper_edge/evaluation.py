@@ -1,0 +1,72 @@
+"""The experiment's evaluation stage: every model's WER on the test split and on the hard splits, with the per-utterance
+errors a paired bootstrap needs (whisper_edge/results.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .runtime.fsutil import atomic_write_json
+
+__all__ = ["evaluate_all"]
+
+
+def evaluate_all(runs: dict, data, ev: dict, out: Path, stage) -> dict:
+    """Test-split WER (PyTorch, greedy) and counts of every model, then the hard splits (``ev["hard_split_models"]``:
+    which models; None: all); each result lands in OUT/results.json as it is measured (a killed run resumes).
+    ``stage(name, done, out)`` marks each evaluation on the experiment's timeline."""
+    from .training.architecture import load_checkpoint
+    from .training.counts import model_counts
+    from .training.evaluate import EvalOptions, evaluate
+
+    path = out / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results.setdefault("models", {})
+    for name, model_dir in runs.items():
+        if name in results["models"] or (name == "base (zero-shot)" and not ev.get("zero_shot", True)):
+            continue
+        stage(f"eval {name}", False, out)
+        rep = evaluate(model_dir, data, EvalOptions(split=ev.get("split", "test"), limit=ev.get("limit"),
+                                                    max_new_tokens=int(ev.get("max_new_tokens", 200))))
+        model, _ = load_checkpoint(model_dir)
+        counts = model_counts(model)
+        results["models"][name] = {"path": str(model_dir), "wer": rep["wer"], "cer": rep["cer"], "by_group": rep.get("by_group"),
+                                   "utterances": rep["utterances"], "rtf_pytorch": rep["rtf"], "params": counts["params"],
+                                   "flops": {k: counts["flops"][k] for k in ("encoder", "cross_kv", "decoder_per_token")},
+                                   "d_model": model.config.d_model, "vocab": model.config.vocab_size,
+                                   "architecture": counts["architecture"], "per_utterance": _scored(rep)}
+        atomic_write_json(path, results)
+    for split in ev.get("hard_splits") or []:
+        if not _has_split(data, split):
+            continue
+        for name, model_dir in runs.items():
+            m = results["models"].get(name)
+            if ev.get("hard_split_models") is not None and name not in ev["hard_split_models"]:
+                continue
+            if m is None or split in m.setdefault("splits", {}):
+                continue
+            stage(f"eval {name} on {split}", False, out)
+            rep = evaluate(model_dir, data, EvalOptions(split=split, limit=ev.get("limit"),
+                                                        max_new_tokens=int(ev.get("max_new_tokens", 200))))
+            m["splits"][split] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
+                                  "skipped": rep["skipped"], "per_utterance": _scored(rep)}
+            atomic_write_json(path, results)
+    return results
+
+
+def _scored(rep: dict) -> list[list]:
+    """[id, word errors, reference words] per utterance: what a paired bootstrap between models needs."""
+    from .runtime.metrics import utterance_errors
+
+    rows = rep["per_utterance"]
+    return [[r["id"], e, w] for r, (e, w) in zip(rows, utterance_errors([r["ref"] for r in rows], [r["hyp"] for r in rows]))]
+
+
+def _has_split(data, split: str) -> bool:
+    from .training.data import load_speech_dataset
+
+    try:
+        load_speech_dataset(data, split)
+        return True
+    except (ValueError, KeyError, FileNotFoundError):
+        return False
