@@ -92,8 +92,9 @@ def test_round_latency_table_and_figure(tmp_path):
     from whisper_edge.plots import plot_pareto
     from whisper_edge.results import pruning_sections
 
-    rounds = [{"round": i + 1, "share": s, "val_wer": w, "params": 60_000_000 - i, "encoder_flops": 1.7e10}
-              for i, (s, w) in enumerate([(0.25, 9.4), (0.35, 10.1)])]
+    rounds = [{"round": i + 1, "share": s, "val_wer": w, "params": 60_000_000 - i, "encoder_flops": 1.7e10,
+               "val_wer_pruned": 9.9, "recovery": {"steps": n}}
+              for i, (s, w, n) in enumerate([(0.25, 9.4, 40), (0.35, 10.1, 140)])]
     results = {"prune": {"rounds": rounds, "chosen_round": 1, "budget_met": False,
                          "wer_budget": {"base_wer": 8.85, "budget": 0.5}},
                "imp_points": [{"step": 60, "weight_sparsity": 0.25, "val_wer": 7.7}],
@@ -103,6 +104,7 @@ def test_round_latency_table_and_figure(tmp_path):
     text = "\n".join(pruning_sections(results))
     assert "| 1 | 25.0 % | 9.40 | 90 | 0.121 | 257 |" in text and "| int8 refused: WER fp32 14.50 → int8 16.54 ✗ | | |" in text
     assert "dense int8 RTF 0.127, IMP int8 0.141" in text
+    assert "| 2 | 35.0 % | 59,999,999 | 17.00 | 9.90 | 140 | 10.10 | recovered |" in text  # each round's own steps
     plot_pareto(results, tmp_path / "two.png")
     del results["round_latency"]
     plot_pareto(results, tmp_path / "one.png")
