@@ -18,7 +18,7 @@ import csv
 import logging
 from pathlib import Path
 
-__all__ = ["DataError", "SENTENCE_ALIASES", "load_speech_dataset", "row_audio"]
+__all__ = ["DataError", "SENTENCE_ALIASES", "load_speech_dataset", "noisy_copy", "row_audio"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -178,3 +178,25 @@ def row_audio(audio: dict):
     from ..runtime.audio import load_audio
 
     return load_audio(audio["bytes"] if audio.get("bytes") else audio["path"])
+
+
+def noisy_copy(dataset, seed: int = 0):
+    """``dataset`` with every clip under the corpus's test_noisy effects (0–10 dB SNR, mostly reverberant, some
+    telephone band: training/corpus/augment.py HARD), one seeded draw per row; sentences and other columns kept.
+    A noisy validation set for choices that must hold under noise (the test splits are read once)."""
+    import io
+
+    import datasets
+    import numpy as np
+    import soundfile as sf
+
+    from ..runtime.audio import SAMPLE_RATE
+    from .corpus.augment import HARD, augment
+
+    rows = []
+    for i, row in enumerate(dataset):
+        wav, _ = augment(row_audio(row["audio"]), HARD, np.random.default_rng([seed, 8, i]))
+        buf = io.BytesIO()
+        sf.write(buf, wav, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        rows.append(row | {"audio": {"bytes": buf.getvalue(), "path": (row["audio"] or {}).get("path") or f"{i}.flac"}})
+    return datasets.Dataset.from_list(rows)

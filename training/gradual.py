@@ -227,45 +227,56 @@ def recovery_recipe(steps: int, overrides: dict | None = None):
 
 def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = AdaptiveOptions(), sgl_dir=None,
            steps: int = 0, eval_limit: int | None = None, recipe_overrides: dict | None = None,
-           language: str = "hi") -> dict:
+           language: str = "hi", noisy: bool = False, calib_augment: bool = False) -> dict:
     """Validation WER of the ways to remove ``target`` of attention + FFN from the dense model (no recovery unless
     said): without / with compensation; SGL's choice of groups on the dense weights; the SGL model itself pruned;
-    with ``steps``, compensation + a recovery by cross-entropy alone (gradual round 1 adds distillation). Returns
-    {"rows": […], "mask_from": dense | sgl} — the mask with the lower validation WER. Rows land in OUT/rows.json
-    as they are measured (a killed run resumes)."""
+    with ``calib_augment``, compensation calibrated on augmented audio (``AdaptiveOptions.calib_augment``); with
+    ``steps``, compensation + a recovery by cross-entropy alone (gradual round 1 adds distillation). ``noisy``: every
+    row also on the validation clips under the test_noisy effects (``data.noisy_copy``). Returns {"rows": […],
+    "mask_from": dense | sgl} — the mask with the lower validation WER. Rows land in OUT/rows.json as they are
+    measured (a killed run resumes)."""
+    from dataclasses import replace
+
     from ..runtime.fsutil import atomic_write_json, claim_folder
     from .architecture import load_checkpoint, save_checkpoint
     from .counts import attention_ffn_params
-    from .data import load_speech_dataset
+    from .data import load_speech_dataset, noisy_copy
     from .pruning import _val_wer
 
     out = claim_folder(out, "run", inputs=[dense_dir])
     path = out / "rows.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
     val = load_speech_dataset(data, "validation")
-    limit = eval_limit or len(val)
+    limit = min(eval_limit or len(val), len(val))
+    val_noisy = noisy_copy(val.select(range(limit))) if noisy else None
+    opts, augmented = replace(opts, calib_augment=False), replace(opts, calib_augment=True)  # one variant differs
     dense, processor = load_checkpoint(dense_dir)
     dense_params = attention_ffn_params(kept_architecture(dense, {}))
 
     def measure(name, make):
-        if any(r["variant"] == name for r in rows):
+        if any(r["variant"] == name and (not noisy or "val_wer_noisy" in r) for r in rows):
             return
         print(f"[ablation] {name}…", flush=True)
         model, info = make()
-        rows.append({"variant": name, "target": target, **info, "val_wer": _val_wer(model, processor, val, limit, language)})
+        row = {"variant": name, "target": target, **info, "val_wer": _val_wer(model, processor, val, limit, language)}
+        if noisy:
+            row["val_wer_noisy"] = _val_wer(model, processor, val_noisy, limit, language)
+        rows[:] = [r for r in rows if r["variant"] != name] + [row]
         atomic_write_json(path, rows)
 
-    def variant(compensate, chooser_dir=None, weights_dir=dense_dir):
+    def variant(compensate, chooser_dir=None, weights_dir=dense_dir, popts=opts):
         def make():
             model, _ = load_checkpoint(weights_dir)
             chooser = load_checkpoint(chooser_dir)[0] if chooser_dir else None
-            return model, prune_to_share(model, processor, data, opts, target, dense_params, language,
+            return model, prune_to_share(model, processor, data, popts, target, dense_params, language,
                                      compensate=compensate, chooser=chooser)
         return make
 
     measure("dense, unpruned", lambda: (dense, {"strength": 0.0, "share": 0.0}))
     measure("no compensation", variant(False))
     measure("compensation", variant(True))
+    if calib_augment:
+        measure("compensation, calibration on augmented audio", variant(True, popts=augmented))
     if sgl_dir is not None:
         measure("SGL's groups, dense weights, compensation", variant(True, chooser_dir=sgl_dir))
         measure("SGL model (its groups and weights), compensation", variant(True, weights_dir=sgl_dir))

@@ -82,15 +82,17 @@ def group_importance(model, batches) -> list[torch.Tensor]:
     return [(s / c).cpu() for s, c in zip(sums, counts)]
 
 
-def data_calibration_batches(model, processor, data, n_batches: int, language: str = "hi", seed: int = 0) -> list[dict]:
-    """``n_batches`` batches of 8 from the train split of ``data``, sized to the model's window."""
+def data_calibration_batches(model, processor, data, n_batches: int, language: str = "hi", seed: int = 0,
+                             augment=None) -> list[dict]:
+    """``n_batches`` batches of 8 from the train split of ``data``, sized to the model's window (``augment``: an
+    AugmentConfig whose effects each clip hears, one seeded draw per clip, as in training)."""
     if data is None:
         raise ValueError("the activation score and the compensation need calibration data: give --data "
                          "(or --score rms --no-compensate)")
     from .data import load_speech_dataset
 
     return calibration_batches(processor, load_speech_dataset(data, "train"), n_batches=n_batches, batch_size=8,
-                               audio_ctx=model.config.max_source_positions, language=language, seed=seed)
+                               audio_ctx=model.config.max_source_positions, language=language, seed=seed, augment=augment)
 
 
 def measure_importance(model, processor, data, n_batches: int, language: str = "hi", seed: int = 0) -> list[torch.Tensor]:
@@ -115,8 +117,9 @@ def adaptive_weights(importance: list[torch.Tensor], gamma: float, w_max: float,
 
 
 def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, audio_ctx: int, language: str = "hi",
-                        max_label_tokens: int = 200, seed: int = 0) -> list[dict]:
-    """``n_batches`` training batches (random rows that decode and fit the window), collated as in training."""
+                        max_label_tokens: int = 200, seed: int = 0, augment=None) -> list[dict]:
+    """``n_batches`` training batches (random rows that decode and fit the window), collated as in training;
+    with an active ``augment`` (training/augment.py) each clip hears one seeded draw of its effects."""
     import random
 
     from ..runtime.audio import SAMPLE_RATE, AudioError
@@ -141,6 +144,14 @@ def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, 
             break
     if not items:
         raise ValueError("no usable calibration clip (every clip unreadable or longer than the model's window)")
+    if augment is not None and augment.active:
+        import numpy as np
+
+        from .augment import augment_clip
+
+        max_samples = int(window * SAMPLE_RATE)
+        items = [(augment_clip(wav, augment, np.random.default_rng([seed, 9, k]), None, max_samples)[0], text)
+                 for k, (wav, text) in enumerate(items)]
     return [collate(items[k:k + batch_size]) for k in range(0, len(items), batch_size)]
 
 

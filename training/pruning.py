@@ -48,6 +48,9 @@ class AdaptiveOptions:
     calib_batches: int = 8  # training batches that measure the activation score (and the compensation's Gram matrices)
     compensate: bool = True  # re-fit out_proj / fc2 of every pruned sublayer by ridge least squares (compensation.py)
     ridge: float = 1e-2  # the re-fit's ridge toward the original weights, relative to the mean input energy
+    # the calibration clips hear the dense recipe's augmentation (noise, reverb, telephone …, one draw each), so the
+    # score and the compensation see the audio the model is trained for, not only clean speech
+    calib_augment: bool = False
 
     def __post_init__(self):
         if self.score not in ("activation", "rms"):
@@ -161,7 +164,12 @@ def calibrate(model, processor, data, opts: AdaptiveOptions, language: str = "hi
     from .compensation import input_grams
     from .importance import data_calibration_batches, group_importance
 
-    batches = data_calibration_batches(model, processor, data, opts.calib_batches, language)
+    augment = None
+    if opts.calib_augment:
+        from .recipes import load_recipe
+
+        augment = load_recipe("dense").augment
+    batches = data_calibration_batches(model, processor, data, opts.calib_batches, language, augment=augment)
     return (group_importance(model, batches) if need_imp else None), (input_grams(model, batches) if need_gram else None)
 
 

@@ -120,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recover-steps", type=int, default=0, help="short dense fine-tune after pruning")
     s.add_argument("--ablation", action="store_true", help="compare one/two passes and per-layer/global statistics "
                    "(validation WER and size; writes OUT/ablation.json, no checkpoint)")
+    s.add_argument("--calib-augment", action="store_true", help="the calibration clips hear the dense recipe's "
+                   "augmentation (noise, reverb, telephone …) instead of clean speech only")
+    s.add_argument("--removal-ablation", type=float, metavar="SHARE", help="compare the ways to remove SHARE of attention "
+                   "+ FFN from --model: without / with compensation, with --calib-augment also calibrated on augmented "
+                   "audio, with --sgl SGL's groups; validation WER (with --noisy-validation also under the test_noisy "
+                   "effects); writes OUT/rows.json and OUT/ablation.json, no checkpoint")
+    s.add_argument("--sgl", help="--removal-ablation: an SGL-trained checkpoint whose choice of groups is compared")
+    s.add_argument("--noisy-validation", action="store_true", help="--removal-ablation: also the validation clips at "
+                   "0–10 dB SNR with reverb and telephone band (the corpus's test_noisy effects)")
     s.add_argument("--eval-limit", type=int, default=48, help="validation utterances (0 = skip the validation WER)")
     s.add_argument("--target-sparsity", type=float, default=0.35, help="imp: share of attention/FFN weights at zero")
     s.add_argument("--rounds", type=int, default=4, help="imp: pruning rounds")

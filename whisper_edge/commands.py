@@ -123,7 +123,21 @@ def _cmd_prune(args) -> int:
     from .training.pruning import AdaptiveOptions, prune
 
     opts = AdaptiveOptions(k1=args.k1, k2=args.k2, strength=args.strength, passes=args.passes, scope=args.scope, score=args.score,
-                           compensate=not args.no_compensate, ridge=args.ridge, calib_batches=args.calib_batches)
+                           compensate=not args.no_compensate, ridge=args.ridge, calib_batches=args.calib_batches,
+                           calib_augment=args.calib_augment and args.removal_ablation is None)
+    if args.removal_ablation is not None:
+        from .results import ablation_table
+        from .runtime.fsutil import atomic_write_json
+        from .training.gradual import ablate
+
+        if not args.data:
+            raise ValueError("--removal-ablation needs --data (validation WER of every variant)")
+        res = ablate(args.model, args.out, data=args.data, target=args.removal_ablation, opts=opts, sgl_dir=args.sgl,
+                     steps=args.recover_steps, eval_limit=args.eval_limit or None, noisy=args.noisy_validation,
+                     calib_augment=args.calib_augment)
+        print("\n".join(ablation_table(res["rows"])))
+        atomic_write_json(Path(args.out) / "ablation.json", res)
+        return 0
     if args.ablation:
         from .training.pruning import ablation, format_ablation
 

@@ -36,6 +36,9 @@ DEFAULTS = {
               "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
               "compensate": True,  # least-squares re-fit of out_proj / fc2 after removal (training/compensation.py)
               "ridge": 1e-2, "calib_batches": 8,
+              # calib_augment: the calibration clips hear the dense recipe's augmentation; ablate_noisy: the ablation
+              # also on the validation clips under the test_noisy effects, and with augmented calibration as a variant
+              "calib_augment": False, "ablate_noisy": False,
               # schedule gradual (training/gradual.py): rounds to `targets` (shares of attention + FFN) from the dense
               # model, `round_steps` recovery steps each; search: one-shot strength search on the SGL model
               "schedule": "search", "targets": [0.2, 0.3, 0.4, 0.5], "round_steps": 40,
@@ -145,7 +148,8 @@ def run_experiment(config, out) -> dict:
     if pr["schedule"] == "gradual":
         _prune_gradual(cfg, runs, data, out, teacher)
     elif _stage("prune adaptive", (pruned / "report.json").is_file(), out):
-        popts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]))
+        popts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]),
+                            calib_augment=bool(pr["calib_augment"]))
         prune(runs["sgl"], pruned, method="adaptive", opts=popts, wer_budget=pr.get("wer_budget"), data=data,
               recover_steps=int(pr.get("recover_steps") or 0), eval_limit=int(pr.get("eval_limit") or 48),
               strengths=tuple(pr.get("strengths") or DEFAULTS["prune"]["strengths"]),
@@ -245,7 +249,8 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     if (pruned / "report.json").is_file():
         _stage("prune gradual", True, out)
         return
-    opts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]))
+    opts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]),
+                            calib_augment=bool(pr["calib_augment"]))
     overrides = ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
         {"distill.alpha": float(pr["distill_alpha"])} if teacher else {})
     mask = pr["mask_from"]
@@ -256,7 +261,8 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
         if _stage("ablation", (out / "ablation.json").is_file(), out):
             abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts,
                          sgl_dir=sgl, steps=int(pr["ablate_steps"] or per_round_steps(pr["round_steps"], len(pr["targets"]))[0]) if pr["ablate"] else 0,
-                         eval_limit=pr["eval_limit"], recipe_overrides=overrides)
+                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, noisy=bool(pr["ablate_noisy"]),
+                         calib_augment=bool(pr["ablate_noisy"]))
             atomic_write_json(out / "ablation.json", abl)
         else:
             abl = json.loads((out / "ablation.json").read_text())

@@ -302,14 +302,27 @@ def pruning_sections(results: dict) -> list[str]:
         lines += [f"| {p['step']} | {100 * _nan(p['weight_sparsity']):.1f} % | {p['val_wer']:.2f} |" for p in imp]
     abl = (results.get("ablation") or {}).get("rows") or []
     if abl:
-        lines += ["", f"## Ablation at {100 * abl[0].get('target', 0):.0f} % of attention + FFN (validation WER)", "",
-                  "| variant | removed | validation WER % |", "|---|---:|---:|"]
-        lines += [f"| {a['variant']} | {100 * a['share']:.1f} % | {a['val_wer']:.2f} |" for a in abl]
+        lines += ["", f"## Ablation at {100 * abl[0].get('target', 0):.0f} % of attention + FFN (validation WER)", ""]
+        lines += ablation_table(abl)
         if rounds:
             r1 = rounds[0]
             lines.append(f"| compensation + recovery (cross-entropy + distillation): gradual round 1 | {100 * r1['share']:.1f} % | "
-                         f"{r1.get('val_wer_recovered', r1['val_wer']):.2f} |")
+                         f"{r1.get('val_wer_recovered', r1['val_wer']):.2f} |" + (" |" if _has_noisy(abl) else ""))
     return lines
+
+
+def _has_noisy(rows: list[dict]) -> bool:
+    return any("val_wer_noisy" in r for r in rows)
+
+
+def ablation_table(rows: list[dict]) -> list[str]:
+    """The removal ablation's rows (training/gradual.py ``ablate``) as a markdown table; a noisy-validation column when
+    the rows were also measured under the test_noisy effects."""
+    noisy = _has_noisy(rows)
+    head = ["| variant | removed | validation WER % |" + (" noisy validation WER % |" if noisy else ""),
+            "|---|---:|---:|" + ("---:|" if noisy else "")]
+    return head + [f"| {a['variant']} | {100 * a['share']:.1f} % | {a['val_wer']:.2f} |"
+                   + (f" {_nan(a.get('val_wer_noisy')):.2f} |" if noisy else "") for a in rows]
 
 
 def write_results(results: dict, out: Path) -> None:

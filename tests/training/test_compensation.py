@@ -102,3 +102,54 @@ def test_gentle_sgl_leaves_the_important_groups_unpenalized():
         assert torch.all(w[i >= torch.quantile(i, 0.5)] == 0)
         assert torch.all(w[i < torch.quantile(i, 0.5)] > 0)
     assert ws[0][0] > ws[0][1] > 0  # the least important is penalized hardest
+
+
+def test_calibration_on_augmented_audio_is_seeded_and_differs_from_clean(tiny_model, speech_corpus):
+    """AdaptiveOptions.calib_augment: the calibration clips hear the dense recipe's augmentation, one seeded draw
+    each — the same draw every time, and not the clean clips."""
+    from whisper_edge.training.architecture import load_checkpoint
+    from whisper_edge.training.importance import data_calibration_batches
+    from whisper_edge.training.recipes import load_recipe
+
+    model, processor = load_checkpoint(tiny_model)
+    aug = load_recipe("dense").augment
+    clean = data_calibration_batches(model, processor, speech_corpus, 1)
+    a = data_calibration_batches(model, processor, speech_corpus, 1, augment=aug)
+    b = data_calibration_batches(model, processor, speech_corpus, 1, augment=aug)
+    assert torch.equal(a[0]["input_features"], b[0]["input_features"])
+    assert not torch.allclose(a[0]["input_features"], clean[0]["input_features"])
+    assert torch.equal(a[0]["labels"], clean[0]["labels"])  # the same sentences, heard differently
+
+
+def test_noisy_validation_copy_keeps_the_sentences(speech_corpus):
+    import numpy as np
+
+    from whisper_edge.training.data import load_speech_dataset, noisy_copy, row_audio
+
+    val = load_speech_dataset(speech_corpus, "validation")
+    noisy, again = noisy_copy(val), noisy_copy(val)
+    assert noisy["sentence"] == val["sentence"]
+    x, y = row_audio(val[0]["audio"]), row_audio(noisy[0]["audio"])
+    assert len(x) == len(y) and not np.allclose(x, y, atol=1e-3)
+    assert np.array_equal(y, row_audio(again[0]["audio"]))  # seeded
+
+
+def test_removal_ablation_command_clean_and_noisy(tiny_model, speech_corpus, tmp_path, capsys):
+    """`whisper-edge prune --removal-ablation SHARE`: each variant's validation WER, clean and under the test_noisy
+    effects, with the augmented calibration as a variant; a rerun measures nothing again."""
+    import json
+
+    from whisper_edge.cli import main
+
+    argv = ["prune", "--model", str(tiny_model), "--data", str(speech_corpus), "--out", str(tmp_path / "abl"),
+            "--removal-ablation", "0.2", "--noisy-validation", "--calib-augment", "--eval-limit", "2", "--calib-batches", "1"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "noisy validation WER % |" in text and "| compensation, calibration on augmented audio | " in text
+    rows = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["dense, unpruned", "no compensation", "compensation",
+                                            "compensation, calibration on augmented audio"]
+    assert all("val_wer_noisy" in r for r in rows) and rows[3]["share"] >= 0.2
+    mtime = (tmp_path / "abl" / "rows.json").stat().st_mtime
+    assert main(argv) == 0
+    assert (tmp_path / "abl" / "rows.json").stat().st_mtime == mtime
