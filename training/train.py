@@ -330,7 +330,14 @@ def _save_state(accelerator, ckpt_root: Path, state: dict, keep: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    try:
+        accelerator.save_state(str(tmp))
+    except (RuntimeError, OSError) as exc:  # a full disk reads as torch's "[enforce fail …] unexpected pos …"
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(ckpt_root).free / 2**20
+        raise OSError(f"could not write the training checkpoint {final} ({str(exc).splitlines()[0][:120]}); "
+                      f"{free:,.0f} MiB free on its disk: free space and run the same command again — training "
+                      f"resumes from the last complete checkpoint in {ckpt_root}") from exc
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(tmp / "train_state.json", state)

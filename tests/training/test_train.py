@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -245,3 +246,24 @@ def test_imp_uneven_rounds_validate_and_keep_each_round_end(tiny_model, speech_c
         load_recipe("imp", {"max_steps": 4, "imp.sparsities": [0.2, 0.45], "imp.round_steps": [4]})
     with pytest.raises(RecipeError, match="eval_at"):
         load_recipe("imp", {"max_steps": 4, "eval_at": [5]})
+
+
+def test_a_checkpoint_that_cannot_be_written_says_why_and_leaves_no_partial_folder(tmp_path):
+    """A full disk surfaced as torch's "[enforce fail …] unexpected pos" (seen in session 11): the half-written
+    checkpoint is removed and the error names the checkpoint, the free space and how to resume."""
+    from whisper_edge.training.train import _save_state
+
+    class Accelerator:
+        is_main_process = True
+
+        def wait_for_everyone(self):
+            pass
+
+        def save_state(self, path):
+            (Path(path) / "model.safetensors").write_bytes(b"partial")
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 74447424 vs 74447316")
+
+    root = tmp_path / "checkpoints"
+    with pytest.raises(OSError, match=r"step-5 .*MiB free on its disk.*run the same command again"):
+        _save_state(Accelerator(), root, {"step": 5}, keep=2)
+    assert list(root.iterdir()) == []
