@@ -184,19 +184,14 @@ def noisy_copy(dataset, seed: int = 0):
     """``dataset`` with every clip under the corpus's test_noisy effects (0–10 dB SNR, mostly reverberant, some
     telephone band: training/corpus/augment.py HARD), one seeded draw per row; sentences and other columns kept.
     A noisy validation set for choices that must hold under noise (the test splits are read once)."""
-    import io
-
     import datasets
     import numpy as np
-    import soundfile as sf
 
-    from ..runtime.audio import SAMPLE_RATE
     from .corpus.augment import HARD, augment
+    from .corpus.build import _flac  # the corpus's own FLAC encoding of its test_noisy clips
 
     rows = []
     for i, row in enumerate(dataset):
         wav, _ = augment(row_audio(row["audio"]), HARD, np.random.default_rng([seed, 8, i]))
-        buf = io.BytesIO()
-        sf.write(buf, wav, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-        rows.append(row | {"audio": {"bytes": buf.getvalue(), "path": (row["audio"] or {}).get("path") or f"{i}.flac"}})
+        rows.append(row | {"audio": {"bytes": _flac(wav), "path": (row["audio"] or {}).get("path") or f"{i}.flac"}})
     return datasets.Dataset.from_list(rows)

@@ -85,7 +85,7 @@ def imp_rounds(rep: dict) -> dict:
     """IMP matched to a gradual report: its rounds at the rounds' achieved shares with the same steps each; "ends": the
     steps at which each IMP round ends (validated and kept there); "matched": the step of the chosen round's end."""
     shares = sorted({round(r["share"], 4) for r in rep["rounds"]})
-    steps = per_round_steps(rep["steps"], len(rep["rounds"]) if isinstance(rep["steps"], (int, float)) else len(rep["steps"]))
+    steps = rep["steps"] if isinstance(rep["steps"], list) else [int(rep["steps"])] * len(rep["rounds"])
     steps = steps[:len(shares)]
     ends = [sum(steps[:i + 1]) for i in range(len(shares))]
     return {"shares": shares, "round_steps": steps, "ends": ends, "matched": ends[min(rep["chosen_round"], len(ends)) - 1]}
