@@ -30,6 +30,7 @@ class EvalOptions:
     num_beams: int = 1
     max_new_tokens: int = 200
     group_by: str | None = "voice_group"  # per-group WER when the dataset has this column
+    noisy: bool = False  # evaluate() only: the split's clips under the corpus's test_noisy effects (data.noisy_copy)
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -147,5 +148,9 @@ def load_model(model_dir: str | Path, device: str | None = None):
 def evaluate(model_dir: str | Path, data: str | Path, opts: EvalOptions = EvalOptions()) -> dict:
     model, processor = load_model(model_dir)
     dataset = load_speech_dataset(data, opts.split)
+    if opts.noisy:  # a noisy validation set that leaves the test splits unread (the same draw every time: seeded)
+        from .data import noisy_copy
+
+        dataset = noisy_copy(dataset.select(range(len(dataset) if opts.limit is None else min(opts.limit, len(dataset)))))
     report = evaluate_model(model, processor, dataset, opts, desc=f"eval {Path(str(model_dir)).name}")
-    return {"model": str(model_dir), "data": str(data), "split": opts.split} | report
+    return {"model": str(model_dir), "data": str(data), "split": opts.split, "noisy": opts.noisy} | report

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, help="evaluate only the first N utterances")
     s.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
     s.add_argument("--max-new-tokens", type=int, default=200)
+    s.add_argument("--noisy", action="store_true", help="the split's clips under the corpus's test_noisy effects (0–10 dB "
+                   "SNR, reverb, telephone band; one seeded draw per clip): e.g. a noisy validation set, so that choices "
+                   "that must hold under noise leave the test splits unread")
     s.add_argument("--out", help="write the full report (JSON) here")
     s.add_argument("--against", help="an earlier eval report (--out) of the same split: print the WER difference with "
                    "its paired bootstrap 95 %% interval")

@@ -46,7 +46,8 @@ def _cmd_model_import(args) -> int:
 
 def format_eval_table(report: dict) -> str:
     lines = [
-        f"{report['utterances']} utterances ({report['audio_seconds']:.1f} s of audio), "
+        f"{report['utterances']} utterances{' (noisy copy)' if report.get('noisy') else ''} "
+        f"({report['audio_seconds']:.1f} s of audio), "
         f"{report['skipped']} skipped, RTF {report['rtf']:.3f}",
         "",
         "| normalizer | WER % | CER % |",
@@ -66,17 +67,23 @@ def _cmd_eval(args) -> int:
     from .runtime.fsutil import atomic_write_json
     from .training.evaluate import EvalOptions, evaluate
 
-    opts = EvalOptions(split=args.split, language=args.language, batch_size=args.batch_size,
-                       limit=args.limit, num_beams=args.beams, max_new_tokens=args.max_new_tokens)
-    report = evaluate(args.model, args.data, opts)
-    print(format_eval_table(report))
-    if args.against:
-        from .results import compare_reports
-
+    base = None
+    if args.against:  # read and checked before the evaluation, not after it
         try:
             base = json.loads(Path(args.against).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ValueError(f"--against {args.against}: not a readable eval report ({exc})") from None
+        if bool(base.get("noisy")) != bool(args.noisy):  # the same utterance ids, different audio
+            raise ValueError(f"--against {args.against}: that report {'is' if base.get('noisy') else 'is not'} of the "
+                             f"noisy copy (--noisy) and this one {'is' if args.noisy else 'is not'}; compare evaluations "
+                             "made the same way")
+    opts = EvalOptions(split=args.split, language=args.language, batch_size=args.batch_size,
+                       limit=args.limit, num_beams=args.beams, max_new_tokens=args.max_new_tokens, noisy=args.noisy)
+    report = evaluate(args.model, args.data, opts)
+    print(format_eval_table(report))
+    if base is not None:
+        from .results import compare_reports
+
         ci = compare_reports(base, report)
         report["against"] = {"report": str(args.against)} | ci
         print(f"against {args.against}: {ci['diff']:+.2f} WER points (paired bootstrap 95 % interval "

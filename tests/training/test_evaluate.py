@@ -75,3 +75,27 @@ def test_eval_cli_reports_three_normalizers_and_skips_corrupt(whisper_base, audi
 def test_eval_cli_bad_model_folder_is_clear(tmp_path, audiofolder, capsys):
     assert main(["eval", "--model", str(tmp_path), "--data", str(audiofolder)]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_eval_noisy_copy_same_utterances_and_refused_against_a_clean_report(tiny_model, speech_corpus, tmp_path,
+                                                                            capsys, monkeypatch):
+    import whisper_edge.training.data as data
+
+    calls = []
+    real = data.noisy_copy
+    monkeypatch.setattr(data, "noisy_copy", lambda ds, **kw: calls.append(len(ds)) or real(ds, **kw))
+    clean, noisy = tmp_path / "clean.json", tmp_path / "noisy.json"
+    common = ["eval", "--model", str(tiny_model), "--data", str(speech_corpus), "--split", "validation", "--limit", "2"]
+    assert main(common + ["--out", str(clean)]) == 0 and calls == []
+    assert main(common + ["--noisy", "--out", str(noisy)]) == 0
+    assert calls == [2]  # only the evaluated rows get the effects
+    assert "(noisy copy)" in capsys.readouterr().out
+    rc, rn = json.loads(clean.read_text()), json.loads(noisy.read_text())
+    assert (rc["noisy"], rn["noisy"]) == (False, True)
+    assert [(r["id"], r["ref"]) for r in rn["per_utterance"]] == [(r["id"], r["ref"]) for r in rc["per_utterance"]]
+    assert rn["audio_seconds"] == pytest.approx(rc["audio_seconds"], rel=0.01)  # the copy keeps each clip's length
+    # a noisy report against a clean one (same ids, different audio) is refused before anything is evaluated
+    assert main(common + ["--noisy", "--against", str(clean)]) == 2
+    assert "noisy copy" in capsys.readouterr().err and calls == [2]
+    assert main(common + ["--noisy", "--against", str(noisy)]) == 0  # the same draw: a difference of zero
+    assert "+0.00 WER points" in capsys.readouterr().out
