@@ -25,7 +25,7 @@ log = logging.getLogger("whisper_edge")
 class EvalOptions:
     split: str = "test"
     language: str = "hi"
-    batch_size: int = 8
+    batch_size: int = 16  # 8 → 16 halved decoding's per-step overhead per clip on a 2-core CPU (docs/results.md)
     limit: int | None = None
     num_beams: int = 1
     max_new_tokens: int = 200
@@ -76,39 +76,44 @@ def evaluate_model(model, processor, dataset, opts: EvalOptions, *, desc: str = 
     groups = dataset[opts.group_by][:n] if opts.group_by and opts.group_by in dataset.column_names else None
     rows, skipped = [], []
     compute_s = audio_s = 0.0
+    clips = []  # (row, wav, reference, name): every readable clip of the first n rows
+    for row in range(n):
+        item = dataset[row]
+        audio = item["audio"]
+        name = audio.get("path") or f"row {row}"
+        try:
+            wav = row_audio(audio)
+        except (AudioError, OSError, TypeError) as exc:
+            log.warning("skipping %s: %s", name, exc)
+            skipped.append({"row": row, "path": name, "reason": str(exc)})
+            continue
+        seconds = len(wav) / SAMPLE_RATE
+        if seconds > window:
+            msg = f"{seconds:.1f} s is longer than the model's {window:.0f}-s window"
+            log.warning("skipping %s: %s", name, msg)
+            skipped.append({"row": row, "path": name, "reason": msg})
+            continue
+        clips.append((row, wav, item["sentence"], name))
+    # Longest first, so that a batch's clips need about as many tokens: greedy decoding runs until the longest
+    # transcript of its batch ends. Each clip is decoded on its own features; only the order of work changes.
+    clips.sort(key=lambda c: (-len(c[1]), c[0]))
     bar = tqdm(total=n, desc=desc, unit="utt", leave=False)
-    for start in range(0, n, opts.batch_size):
-        batch = dataset.select(range(start, min(start + opts.batch_size, n)))
-        audios, keep = [], []
-        for j, item in enumerate(batch):
-            audio = item["audio"]
-            name = audio.get("path") or f"row {start + j}"
-            try:
-                wav = row_audio(audio)
-            except (AudioError, OSError, TypeError) as exc:
-                log.warning("skipping %s: %s", name, exc)
-                skipped.append({"row": start + j, "path": name, "reason": str(exc)})
-                continue
+    bar.update(len(skipped))
+    for start in range(0, len(clips), opts.batch_size):
+        batch = clips[start:start + opts.batch_size]
+        t0 = time.perf_counter()
+        hyps = transcribe_batch(model, processor, [c[1] for c in batch], opts)
+        compute_s += time.perf_counter() - t0
+        for (row, wav, ref, name), hyp in zip(batch, hyps):
             seconds = len(wav) / SAMPLE_RATE
-            if seconds > window:
-                msg = f"{seconds:.1f} s is longer than the model's {window:.0f}-s window"
-                log.warning("skipping %s: %s", name, msg)
-                skipped.append({"row": start + j, "path": name, "reason": msg})
-                continue
-            audios.append(wav)
-            keep.append((start + j, item["sentence"], name, seconds))
-        if audios:
-            t0 = time.perf_counter()
-            hyps = transcribe_batch(model, processor, audios, opts)
-            compute_s += time.perf_counter() - t0
-            for (row, ref, name, seconds), hyp in zip(keep, hyps):
-                audio_s += seconds
-                rec = {"row": row, "id": ids[row] or Path(name).name, "ref": ref, "hyp": hyp, "seconds": round(seconds, 3)}
-                if groups is not None:
-                    rec["group"] = groups[row]
-                rows.append(rec)
+            audio_s += seconds
+            rec = {"row": row, "id": ids[row] or Path(name).name, "ref": ref, "hyp": hyp, "seconds": round(seconds, 3)}
+            if groups is not None:
+                rec["group"] = groups[row]
+            rows.append(rec)
         bar.update(len(batch))
     bar.close()
+    rows.sort(key=lambda r: r["row"])  # the report lists utterances in the split's order
     if not rows:
         raise ValueError(f"no utterance could be evaluated ({len(skipped)} skipped); see the warnings above")
     refs, hyps = [r["ref"] for r in rows], [r["hyp"] for r in rows]

@@ -71,7 +71,7 @@ class Recipe:
     max_label_tokens: int = 200
     eval_every: int = 50
     eval_limit: int = 48
-    eval_batch_size: int = 8
+    eval_batch_size: int = 16
     save_every: int = 50
     keep_checkpoints: int = 2
     snapshot_every: int = 0  # > 0: also keep the model every that many steps in OUT/snapshots/step-N (IMP's rounds)

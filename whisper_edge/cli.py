@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="saved dataset, audiofolder, Common Voice folder, CSV/TSV manifest or hub id")
     s.add_argument("--split", default="test")
     s.add_argument("--language", default="hi")
-    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--limit", type=int, help="evaluate only the first N utterances")
     s.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
     s.add_argument("--max-new-tokens", type=int, default=200)

@@ -99,3 +99,20 @@ def test_eval_noisy_copy_same_utterances_and_refused_against_a_clean_report(tiny
     assert "noisy copy" in capsys.readouterr().err and calls == [2]
     assert main(common + ["--noisy", "--against", str(noisy)]) == 0  # the same draw: a difference of zero
     assert "+0.00 WER points" in capsys.readouterr().out
+
+
+def test_eval_batches_by_length_and_reports_in_split_order(tiny_model, speech_corpus):
+    """Clips are decoded longest first in batches; each utterance's hypothesis is the one it gets alone, and the
+    report keeps the split's order (a mismatch between the sorted work and the rows would pair wrong references)."""
+    from whisper_edge.training.data import load_speech_dataset
+    from whisper_edge.training.evaluate import EvalOptions, evaluate_model, load_model
+
+    model, processor = load_model(tiny_model, device="cpu")
+    ds = load_speech_dataset(speech_corpus, "test")
+    alone = evaluate_model(model, processor, ds, EvalOptions(batch_size=1, max_new_tokens=8))
+    batched = evaluate_model(model, processor, ds, EvalOptions(batch_size=4, max_new_tokens=8))
+    seconds = [r["seconds"] for r in batched["per_utterance"]]
+    assert len(set(seconds)) > 1 and seconds != sorted(seconds, reverse=True)  # the split is not in length order
+    assert [r["row"] for r in batched["per_utterance"]] == list(range(len(ds)))
+    assert [r["ref"] for r in batched["per_utterance"]] == ds["sentence"]
+    assert [(r["id"], r["hyp"]) for r in batched["per_utterance"]] == [(r["id"], r["hyp"]) for r in alone["per_utterance"]]
