@@ -192,6 +192,7 @@ def noisy_copy(dataset, seed: int = 0):
 
     rows = []
     for i, row in enumerate(dataset):
-        wav, _ = augment(row_audio(row["audio"]), HARD, np.random.default_rng([seed, 8, i]))
-        rows.append(row | {"audio": {"bytes": _flac(wav), "path": (row["audio"] or {}).get("path") or f"{i}.flac"}})
+        wav, applied = augment(row_audio(row["audio"]), HARD, np.random.default_rng([seed, 8, i]))
+        rows.append(row | {"audio": {"bytes": _flac(wav), "path": (row["audio"] or {}).get("path") or f"{i}.flac"},
+                           "augment": "+".join(applied)})  # the corpus's label format: WER by condition
     return datasets.Dataset.from_list(rows)

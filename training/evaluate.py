@@ -16,7 +16,7 @@ from ..runtime.audio import SAMPLE_RATE, AudioError
 from ..runtime.metrics import error_rates, error_rates_by_normalizer, NORMALIZERS
 from .data import load_speech_dataset, row_audio
 
-__all__ = ["EvalOptions", "evaluate", "evaluate_model", "transcribe_batch"]
+__all__ = ["EvalOptions", "by_condition", "evaluate", "evaluate_model", "transcribe_batch"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -74,6 +74,7 @@ def evaluate_model(model, processor, dataset, opts: EvalOptions, *, desc: str = 
     window = window_seconds(model)
     ids = dataset["id"][:n] if "id" in dataset.column_names else [None] * n
     groups = dataset[opts.group_by][:n] if opts.group_by and opts.group_by in dataset.column_names else None
+    effects = dataset["augment"][:n] if "augment" in dataset.column_names else None  # the corpus's effect labels
     rows, skipped = [], []
     compute_s = audio_s = 0.0
     clips = []  # (row, wav, reference, name): every readable clip of the first n rows
@@ -110,6 +111,8 @@ def evaluate_model(model, processor, dataset, opts: EvalOptions, *, desc: str = 
             rec = {"row": row, "id": ids[row] or Path(name).name, "ref": ref, "hyp": hyp, "seconds": round(seconds, 3)}
             if groups is not None:
                 rec["group"] = groups[row]
+            if effects is not None:
+                rec["augment"] = effects[row]
             rows.append(rec)
         bar.update(len(batch))
     bar.close()
@@ -139,7 +142,22 @@ def evaluate_model(model, processor, dataset, opts: EvalOptions, *, desc: str = 
             | {"utterances": sum(r["group"] == g for r in rows)}
             for g in sorted({r["group"] for r in rows})
         }
+    if effects is not None and any(r["augment"] not in (None, "", "clean") for r in rows):
+        report["by_condition"] = by_condition(rows)
     return report
+
+
+def by_condition(rows: list[dict]) -> dict:
+    """WER/CER of the rows in each condition their ``augment`` label puts them in (noise band, reverb, telephone;
+    training/corpus/augment.py ``conditions``); a row counts in several. The hard cases a split's mean hides."""
+    from .corpus.augment import CONDITIONS, conditions
+
+    members = {c: [] for c in CONDITIONS}
+    for r in rows:
+        for c in conditions(r.get("augment")):
+            members[c].append(r)
+    return {c: error_rates([r["ref"] for r in rs], [r["hyp"] for r in rs], NORMALIZERS["hindi"]) | {"utterances": len(rs)}
+            for c, rs in members.items() if rs}
 
 
 def load_model(model_dir: str | Path, device: str | None = None):

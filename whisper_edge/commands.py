@@ -60,6 +60,10 @@ def format_eval_table(report: dict) -> str:
         lines += ["", "| group | utterances | WER % | CER % |", "|---|---:|---:|---:|"]
         for g, m in report["by_group"].items():
             lines.append(f"| {g} | {m['utterances']} | {m['wer']:.2f} | {m['cer']:.2f} |")
+    if report.get("by_condition"):  # noise band, reverb, telephone (a clip counts in several)
+        lines += ["", "| condition | utterances | WER % | CER % |", "|---|---:|---:|---:|"]
+        for c, m in report["by_condition"].items():
+            lines.append(f"| {c} | {m['utterances']} | {m['wer']:.2f} | {m['cer']:.2f} |")
     return "\n".join(lines)
 
 

@@ -145,3 +145,24 @@ def test_user_folders_that_cannot_serve_name_the_field(tmp_path):
 
     with pytest.raises(ValueError, match="augment.noise_dir: none of the audio files"):
         load_sound_folder(str(bad), "noise_dir")
+
+
+def test_effect_labels_map_to_conditions_and_every_label_written_parses():
+    from whisper_edge.training.corpus.augment import CONDITIONS, HARD, augment, conditions
+
+    assert conditions("reverb0.79s+telephone+noise4dB") == ["noise 4–6 dB", "reverb", "telephone"]
+    assert conditions("noise0dB") == ["noise 0–3 dB", "no reverb"]
+    assert conditions("babble10dB+gain-3dB") == ["noise 7–10 dB", "no reverb"]
+    assert conditions("rirfile1+noisefile2-25dB") == ["noise > 10 dB", "reverb"]
+    assert conditions("clean") == conditions("") == conditions(None) == ["no noise", "no reverb"]
+    # the labels the corpus's own effects write parse to a noise band (a format change would read as "no noise")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        _, applied = augment(np.random.default_rng(1).standard_normal(16000).astype(np.float32) * 0.1, HARD, rng)
+        found = conditions("+".join(applied))
+        assert found[0].startswith("noise ") and set(found) <= set(CONDITIONS)
+    hits = 0
+    for _ in range(40):  # and the in-training effects (training/augment.py) with noise always on
+        _, applied = augment_clip(np.full(16000, 0.05, np.float32), AugmentConfig(p_noise=1.0, p_reverb=0.5), rng)
+        hits += conditions("+".join(applied))[0] != "no noise"
+    assert hits == 40

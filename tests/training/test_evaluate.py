@@ -94,6 +94,9 @@ def test_eval_noisy_copy_same_utterances_and_refused_against_a_clean_report(tiny
     assert (rc["noisy"], rn["noisy"]) == (False, True)
     assert [(r["id"], r["ref"]) for r in rn["per_utterance"]] == [(r["id"], r["ref"]) for r in rc["per_utterance"]]
     assert rn["audio_seconds"] == pytest.approx(rc["audio_seconds"], rel=0.01)  # the copy keeps each clip's length
+    # the noisy copy's clips carry their effects: WER by condition (noise band, reverb, telephone); clean clips do not
+    assert "by_condition" not in rc and sum(rn["by_condition"][c]["utterances"] for c in rn["by_condition"]
+                                            if c.startswith("noise ")) == rn["utterances"]
     # a noisy report against a clean one (same ids, different audio) is refused before anything is evaluated
     assert main(common + ["--noisy", "--against", str(clean)]) == 2
     assert "noisy copy" in capsys.readouterr().err and calls == [2]

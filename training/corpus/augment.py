@@ -5,11 +5,12 @@ Each effect is a pure function of (audio, rng), so a seed reproduces the same co
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HARD", "PRESETS", "AugmentPreset", "augment"]
+__all__ = ["CONDITIONS", "HARD", "PRESETS", "AugmentPreset", "augment", "conditions"]
 
 SR = 16_000
 
@@ -130,3 +131,21 @@ def add_babble(x: np.ndarray, others: list[np.ndarray], rng: np.random.Generator
         start = rng.integers(0, len(o))
         babble += np.roll(np.tile(o, reps), -start)[: len(x)]
     return mix_at_snr(x, babble, snr_db)
+
+
+# WER by condition (training/evaluate.py): the noise bands of test_noisy's 0–10 dB, then reverb and the telephone band
+NOISE_BANDS = ((3.0, "noise 0–3 dB"), (6.0, "noise 4–6 dB"), (10.0, "noise 7–10 dB"), (float("inf"), "noise > 10 dB"))
+CONDITIONS = ("no noise", *(name for _, name in NOISE_BANDS), "reverb", "no reverb", "telephone")
+_SNR = re.compile(r"(?:noise|babble|noisefile\d+-)(-?\d+(?:\.\d+)?)dB")
+
+
+def conditions(label: str | None) -> list[str]:
+    """The conditions a clip's effect label puts it in (the ``augment`` column, as ``augment`` above and
+    training/augment.py write it: "reverb0.79s+telephone+noise4dB"): its noise band, reverberant or not, telephone."""
+    parts = [p for p in (label or "").split("+") if p]
+    snr = next((float(m.group(1)) for p in parts if (m := _SNR.fullmatch(p))), None)
+    out = ["no noise" if snr is None else next(name for top, name in NOISE_BANDS if snr <= top)]
+    out.append("reverb" if any(p.startswith(("reverb", "rirfile")) for p in parts) else "no reverb")
+    if "telephone" in parts:
+        out.append("telephone")
+    return out
