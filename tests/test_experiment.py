@@ -33,6 +33,8 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path):
     assert "| sgl+adaptive |" in md and "## Targets" in md and "SGL+adaptive WER within 0.5 of IMP's" in md
     assert set(res["models"]["sgl+adaptive"]["splits"]) == {"test_noisy", "test_long"}  # the hard splits, every model
     assert "## WER on every split" in md and "test_noisy" in md and "[" in md.split("## WER on every split")[1]
+    cond = md.split("### test_noisy by condition")  # where the hard split's errors come from
+    assert len(cond) == 2 and any(f"| noise {band} |" in cond[1] for band in ("0–3 dB", "4–6 dB", "7–10 dB"))
     assert (out / "pareto.png").stat().st_size > 1000 and (out / "widths.png").stat().st_size > 1000
     assert res["bundles"]["sgl+adaptive int8 vocab-hi"]["vocab"] < res["models"]["dense"]["vocab"]
     rows = {r["label"]: r for r in bundle_rows(res)}

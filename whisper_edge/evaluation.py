@@ -49,7 +49,8 @@ def evaluate_all(runs: dict, data, ev: dict, out: Path, stage) -> dict:
             rep = evaluate(model_dir, data, EvalOptions(split=split, limit=ev.get("limit"),
                                                         max_new_tokens=int(ev.get("max_new_tokens", 200))))
             m["splits"][split] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
-                                  "skipped": rep["skipped"], "per_utterance": _scored(rep)}
+                                  "skipped": rep["skipped"], "by_condition": rep.get("by_condition"),
+                                  "per_utterance": _scored(rep)}
             atomic_write_json(path, results)
     return results
 

@@ -203,6 +203,25 @@ def wer_differences(results: dict) -> list[str]:
 
     for name, m in models.items():
         lines.append(f"| {name} | " + " | ".join(cell(m, s) for s in splits) + " |")
+    return lines + by_condition_tables(results)
+
+
+def by_condition_tables(results: dict) -> list[str]:
+    """WER of each model by the effects on a split's clips (noise band, reverb, telephone): where a hard split's
+    errors come from (training/evaluate.py ``by_condition``)."""
+    lines = []
+    models = results["models"]
+    for split in sorted({s for m in models.values() for s in (m.get("splits") or {})}):
+        have = {n: (m.get("splits") or {}).get(split, {}).get("by_condition") for n, m in models.items()}
+        have = {n: c for n, c in have.items() if c}
+        if not have:
+            continue
+        conds = list(dict.fromkeys(c for table in have.values() for c in table))
+        lines += ["", f"### {split} by condition (WER %; a clip counts in each of its conditions)", "",
+                  "| condition | clips | " + " | ".join(have) + " |", "|---|---:|" + "---:|" * len(have)]
+        for c in conds:
+            n = next(t[c]["utterances"] for t in have.values() if c in t)
+            lines.append(f"| {c} | {n} | " + " | ".join(f"{t[c]['wer']:.2f}" if c in t else "–" for t in have.values()) + " |")
     return lines
 
 
