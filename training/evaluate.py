@@ -169,11 +169,16 @@ def load_model(model_dir: str | Path, device: str | None = None):
 
 
 def evaluate(model_dir: str | Path, data: str | Path, opts: EvalOptions = EvalOptions()) -> dict:
-    model, processor = load_model(model_dir)
     dataset = load_speech_dataset(data, opts.split)
     if opts.noisy:  # a noisy validation set that leaves the test splits unread (the same draw every time: seeded)
+        from .corpus.augment import conditions
         from .data import noisy_copy
 
+        labels = dataset["augment"][:opts.limit] if "augment" in dataset.column_names else []
+        if labels and all(conditions(x)[0] != "no noise" for x in labels):
+            raise ValueError(f"--noisy: every clip of {opts.split} already carries noise (its effect labels, e.g. "
+                             f"{labels[0]!r}); the noisy copy would add the effects a second time — drop --noisy")
         dataset = noisy_copy(dataset.select(range(len(dataset) if opts.limit is None else min(opts.limit, len(dataset)))))
+    model, processor = load_model(model_dir)
     report = evaluate_model(model, processor, dataset, opts, desc=f"eval {Path(str(model_dir)).name}")
     return {"model": str(model_dir), "data": str(data), "split": opts.split, "noisy": opts.noisy} | report

@@ -102,6 +102,10 @@ def test_eval_noisy_copy_same_utterances_and_refused_against_a_clean_report(tiny
     assert "noisy copy" in capsys.readouterr().err and calls == [2]
     assert main(common + ["--noisy", "--against", str(noisy)]) == 0  # the same draw: a difference of zero
     assert "+0.00 WER points" in capsys.readouterr().out
+    # a split that is already noisy (test_noisy) is not noised a second time
+    assert main(["eval", "--model", str(tiny_model), "--data", str(speech_corpus), "--split", "test_noisy", "--noisy",
+                 "--limit", "2"]) == 2
+    assert "already carries noise" in capsys.readouterr().err and calls == [2]
 
 
 def test_eval_batches_by_length_and_reports_in_split_order(tiny_model, speech_corpus):
