@@ -56,14 +56,11 @@ def format_eval_table(report: dict) -> str:
     for name, m in report["by_normalizer"].items():
         label = {"hindi": "hindi (ours)", "basic": "basic (transformers)", "raw": "raw"}[name]
         lines.append(f"| {label} | {m['wer']:.2f} | {m['cer']:.2f} |")
-    if report.get("by_group"):
-        lines += ["", "| group | utterances | WER % | CER % |", "|---|---:|---:|---:|"]
-        for g, m in report["by_group"].items():
-            lines.append(f"| {g} | {m['utterances']} | {m['wer']:.2f} | {m['cer']:.2f} |")
-    if report.get("by_condition"):  # noise band, reverb, telephone (a clip counts in several)
-        lines += ["", "| condition | utterances | WER % | CER % |", "|---|---:|---:|---:|"]
-        for c, m in report["by_condition"].items():
-            lines.append(f"| {c} | {m['utterances']} | {m['wer']:.2f} | {m['cer']:.2f} |")
+    # voice groups, then the effects on the clips (noise band, reverb, telephone: a clip counts in several)
+    for key, title in (("by_group", "group"), ("by_condition", "condition")):
+        if report.get(key):
+            lines += ["", f"| {title} | utterances | WER % | CER % |", "|---|---:|---:|---:|"]
+            lines += [f"| {k} | {m['utterances']} | {m['wer']:.2f} | {m['cer']:.2f} |" for k, m in report[key].items()]
     return "\n".join(lines)
 
 
