@@ -75,6 +75,14 @@ def test_demo_config_is_a_valid_experiment():
         load_recipe(name, {"max_steps": cfg["steps"]} | cfg[name])  # raises on a bad field
 
 
+def test_null_eval_limit_means_every_validation_clip_on_every_path():
+    from whisper_edge.experiment import _val_limit, load_config
+
+    assert _val_limit(load_config({"data": "c", "prune": {"eval_limit": None}})["prune"]) >= 10_000
+    assert _val_limit(load_config({"data": "c"})["prune"]) == 48  # the default when the key is absent
+    assert _val_limit({"eval_limit": 0}) == 0  # 0 = no validation, not every clip
+
+
 def test_imp_comparison_judges_only_matched_shares():
     from whisper_edge.results import imp_matched
 

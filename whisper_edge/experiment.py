@@ -61,6 +61,12 @@ DEFAULTS = {
 }
 
 
+def _val_limit(pr: dict) -> int:
+    """Validation clips for pruning's choices: ``prune.eval_limit``, or every clip when it is null (one reading for the
+    one-shot search, the rounds and IMP)."""
+    return 10_000 if pr.get("eval_limit") is None else int(pr["eval_limit"])
+
+
 def load_config(path_or_dict) -> dict:
     if isinstance(path_or_dict, dict):
         data, where = path_or_dict, "config"
@@ -151,7 +157,7 @@ def run_experiment(config, out) -> dict:
         popts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]),
                             calib_augment=bool(pr["calib_augment"]))
         prune(runs["sgl"], pruned, method="adaptive", opts=popts, wer_budget=pr.get("wer_budget"), data=data,
-              recover_steps=int(pr.get("recover_steps") or 0), eval_limit=int(pr.get("eval_limit") or 48),
+              recover_steps=int(pr.get("recover_steps") or 0), eval_limit=_val_limit(pr),
               strengths=tuple(pr.get("strengths") or DEFAULTS["prune"]["strengths"]),
               recipe_overrides={"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else None)
     runs["sgl+adaptive"] = pruned / "model"
@@ -165,7 +171,7 @@ def run_experiment(config, out) -> dict:
                 target, overrides = m["shares"][-1], {
                     "max_steps": m["ends"][-1], "imp.rounds": len(m["shares"]), "imp.sparsities": m["shares"],
                     "imp.round_steps": m["round_steps"], "eval_every": 0, "eval_at": m["ends"], "snapshot_at": m["ends"],
-                    "eval_limit": int(pr["eval_limit"] or 10_000), "warmup_steps": 5, "save_every": min(m["round_steps"]),
+                    "eval_limit": _val_limit(pr), "warmup_steps": 5, "save_every": min(m["round_steps"]),
                     "select": "last"} | ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
                     {"distill.teacher": str(teacher), "distill.alpha": float(pr["distill_alpha"])} if teacher else {})
             else:
