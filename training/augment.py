@@ -6,7 +6,8 @@ its probability (recipe section ``augment``; all off by default, ``recipes/dense
 
 * several sentences in one window (``p_concat``: 1–2 other clips appended after a pause, transcripts joined);
 * speed perturbation 0.9–1.1 (tempo and pitch, as Kaldi's 3-way perturbation, but continuous);
-* room reverb, RT60 0.2–0.9 s (synthetic diffuse-field impulse responses), or a measured impulse response from the
+* room reverb, RT60 0.2–0.9 s (synthetic diffuse-field impulse responses whose direct-to-reverberant ratio follows
+  from a random room and the talker's distance, ``distance_min``–``distance_max``), or a measured impulse response from the
   user's ``rir_dir`` (share ``p_rir_file`` of the reverberated clips);
 * band-limiting (low-pass 3–7 kHz) or telephone (300–3400 Hz + μ-law);
 * additive noise 0–20 dB SNR: white, pink or brown, or babble of 3 other training utterances, or a recording from the
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .corpus.augment import add_babble, add_noise, add_reverb, change_speed, lowpass, telephone
+from .corpus.augment import add_babble, add_noise, add_reverb, change_speed, lowpass, reverb_label, room_drr_db, telephone
 from .sounds import add_file_noise, add_file_reverb, check_folder, load_sound_folder
 
 __all__ = ["AugmentConfig", "augment_clip"]
@@ -40,6 +41,8 @@ class AugmentConfig:
     p_reverb: float = 0.0
     rt60_min: float = 0.2
     rt60_max: float = 0.9
+    distance_min: float = 0.5  # talker to microphone, metres: sets the synthetic room's direct-to-reverberant ratio
+    distance_max: float = 3.0  # (training/corpus/augment.py room_drr_db)
     p_lowpass: float = 0.0
     p_telephone: float = 0.0
     p_noise: float = 0.0
@@ -65,6 +68,7 @@ class AugmentConfig:
                 if not 0.0 <= v <= 1.0:
                     raise ValueError(f"augment.{k} must be within [0, 1], got {v}")
         ranges = (("speed_min", "speed_max", 0.5, 2.0), ("rt60_min", "rt60_max", 0.05, 3.0),
+                  ("distance_min", "distance_max", 0.1, 20.0),
                   ("snr_min", "snr_max", -10.0, 60.0), ("gain_min_db", "gain_max_db", -40.0, 20.0))
         for lo, hi, a, b in ranges:
             if not a <= getattr(self, lo) <= getattr(self, hi) <= b:
@@ -105,8 +109,9 @@ def augment_clip(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, ot
             applied.append(f"rirfile{k}")
         else:
             rt60 = rng.uniform(cfg.rt60_min, cfg.rt60_max)
-            x = add_reverb(x, rng, rt60)
-            applied.append(f"reverb{rt60:.2f}s")
+            drr = room_drr_db(rng, rt60, (cfg.distance_min, cfg.distance_max))
+            x = add_reverb(x, rng, rt60, drr)
+            applied.append(reverb_label(rt60, drr))
     if rng.random() < cfg.p_telephone:
         x = telephone(x, rng)
         applied.append("telephone")

@@ -40,6 +40,8 @@ def test_out_of_range_settings_name_the_field():
         load_recipe("dense", {"augment.snr_min": 30.0, "augment.snr_max": 10.0})
     with pytest.raises(RecipeError, match="augment.p_nois"):
         load_recipe("dense", {"augment.p_nois": 0.5})
+    with pytest.raises(RecipeError, match="augment.distance_min"):
+        load_recipe("dense", {"augment.distance_min": 4.0, "augment.distance_max": 1.0})
 
 
 def test_concatenated_windows_join_their_transcripts(speech_corpus):
@@ -155,6 +157,8 @@ def test_effect_labels_map_to_conditions_and_every_label_written_parses():
     assert conditions("babble10dB+gain-3dB") == ["noise 7–10 dB", "no reverb"]
     assert conditions("rirfile1+noisefile2-25dB") == ["noise > 10 dB", "reverb"]
     assert conditions("clean") == conditions("") == conditions(None) == ["no noise", "no reverb"]
+    assert conditions("reverb0.50s@-12dB+noise4dB") == ["noise 4–6 dB", "reverb", "reverb, DRR < −10 dB"]
+    assert conditions("reverb0.50s@3dB")[1:] == ["reverb", "reverb, DRR ≥ 0 dB"]
     # the labels the corpus's own effects write parse to a noise band (a format change would read as "no noise")
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -166,3 +170,24 @@ def test_effect_labels_map_to_conditions_and_every_label_written_parses():
         _, applied = augment_clip(np.full(16000, 0.05, np.float32), AugmentConfig(p_noise=1.0, p_reverb=0.5), rng)
         hits += conditions("+".join(applied))[0] != "no noise"
     assert hits == 40
+
+
+def test_synthetic_rooms_have_the_direct_to_reverberant_ratio_they_are_drawn_with():
+    from whisper_edge.training.corpus.augment import HARD, add_reverb, augment, conditions, room_drr_db
+
+    x = np.zeros(24000)
+    x[100] = 1.0
+    for drr in (-20.0, -5.0, 0.0, 10.0):
+        y = add_reverb(x, np.random.default_rng(0), 0.6, drr)
+        assert 10 * np.log10(y[100] ** 2 / np.sum(y[101:] ** 2)) == pytest.approx(drr, abs=0.01)
+    rng = np.random.default_rng(0)
+    # Sabine: a farther talker and a livelier room lower the ratio; the bounds follow from the volume range
+    near = [room_drr_db(rng, 0.4, (0.5, 0.5)) for _ in range(200)]
+    far = [room_drr_db(rng, 0.9, (4.0, 4.0)) for _ in range(200)]
+    assert max(far) < min(near) and min(far) >= 20 * np.log10(0.057 * np.sqrt(30 / 0.9) / 4) - 1e-9
+    # test_noisy's reverberant clips say their ratio, and it spans the three bands
+    bands = set()
+    for _ in range(200):
+        _, applied = augment(np.random.default_rng(1).standard_normal(8000).astype(np.float32) * 0.1, HARD, rng)
+        bands |= {c for c in conditions("+".join(applied)) if c.startswith("reverb, DRR")}
+    assert len(bands) == 3

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CONDITIONS", "HARD", "PRESETS", "AugmentPreset", "augment", "conditions"]
+__all__ = ["CONDITIONS", "HARD", "PRESETS", "AugmentPreset", "augment", "conditions", "room_drr_db"]
 
 SR = 16_000
 
@@ -30,14 +30,36 @@ def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndar
     return x + noise * np.sqrt(power / 10 ** (snr_db / 10))
 
 
-def add_reverb(x: np.ndarray, rng: np.random.Generator, rt60: float) -> np.ndarray:
-    """Convolve with exponentially decaying noise (a diffuse-field room impulse response)."""
-    n = int(rt60 * SR)
+# A synthetic room in Sabine's diffuse-field model: the direct sound, then exponentially decaying noise whose energy
+# against the direct sound's (the direct-to-reverberant ratio) follows from the room and the source distance,
+# DRR = 20·log10(r_c / r) with the critical distance r_c = 0.057·√(V / RT60). Until session 14 the tail carried all
+# the energy whatever the room (DRR −27 to −30 dB: no audible direct sound, about 20 dB harsher than a far-field
+# microphone 2 m away in a 0.7-s room); docs/data.md "Reverb with a direct sound".
+ROOM_VOLUME_M3 = (30.0, 300.0)  # log-uniform: a small office to a classroom
+
+
+def room_drr_db(rng: np.random.Generator, rt60: float, distance: tuple[float, float]) -> float:
+    """The direct-to-reverberant ratio (dB) of a random room (volume log-uniform in ROOM_VOLUME_M3) with reverberation
+    time ``rt60`` and the talker ``distance`` metres (uniform within the pair) from the microphone."""
+    volume = float(np.exp(rng.uniform(np.log(ROOM_VOLUME_M3[0]), np.log(ROOM_VOLUME_M3[1]))))
+    r = float(rng.uniform(*distance))
+    return float(20 * np.log10(0.057 * np.sqrt(volume / rt60) / r))
+
+
+def add_reverb(x: np.ndarray, rng: np.random.Generator, rt60: float, drr_db: float) -> np.ndarray:
+    """Convolve with a diffuse-field room impulse response: a direct path, then exponentially decaying noise (−60 dB at
+    ``rt60``) whose energy is ``drr_db`` below the direct path's."""
+    n = max(int(rt60 * SR), 2)
     t = np.arange(n) / SR
-    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)  # −60 dB at rt60
+    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    rir[0] = 0.0
+    rir *= np.sqrt(10 ** (-drr_db / 10) / (np.sum(rir**2) + 1e-12))
     rir[0] = 1.0  # direct path
-    rir /= np.sqrt(np.sum(rir**2))
     return convolve_keep_peak(x, rir)
+
+
+def reverb_label(rt60: float, drr_db: float) -> str:
+    return f"reverb{rt60:.2f}s@{drr_db:.0f}dB"  # no "+" sign: effect labels are joined with "+"
 
 
 def convolve_keep_peak(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
@@ -74,6 +96,7 @@ class AugmentPreset:
     p_reverb: float
     rt60: tuple[float, float]
     p_telephone: float
+    distance: tuple[float, float] = (0.5, 3.0)  # talker to microphone, metres (room_drr_db)
 
 
 PRESETS = {
@@ -81,8 +104,9 @@ PRESETS = {
     "light": AugmentPreset(0.5, (15.0, 30.0), 0.3, (0.15, 0.5), 0.1),
     "heavy": AugmentPreset(0.8, (5.0, 20.0), 0.5, (0.3, 0.9), 0.2),
 }
-# The corpus's test_noisy split: every clip noisy at 0–10 dB SNR, most reverberant, some telephone band.
-HARD = AugmentPreset(1.0, (0.0, 10.0), 0.7, (0.4, 0.9), 0.3)
+# The corpus's test_noisy split: every clip noisy at 0–10 dB SNR, most reverberant with the talker far from the
+# microphone (1–4 m: DRR about −22 to +4 dB), some telephone band.
+HARD = AugmentPreset(1.0, (0.0, 10.0), 0.7, (0.4, 0.9), 0.3, (1.0, 4.0))
 
 
 def augment(x: np.ndarray, preset: AugmentPreset, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
@@ -90,8 +114,9 @@ def augment(x: np.ndarray, preset: AugmentPreset, rng: np.random.Generator) -> t
     applied = []
     if rng.random() < preset.p_reverb:
         rt60 = rng.uniform(*preset.rt60)
-        x = add_reverb(x, rng, rt60)
-        applied.append(f"reverb{rt60:.2f}s")
+        drr = room_drr_db(rng, rt60, preset.distance)
+        x = add_reverb(x, rng, rt60, drr)
+        applied.append(reverb_label(rt60, drr))
     if rng.random() < preset.p_telephone:
         x = telephone(x, rng)
         applied.append("telephone")
@@ -135,8 +160,12 @@ def add_babble(x: np.ndarray, others: list[np.ndarray], rng: np.random.Generator
 
 # WER by condition (training/evaluate.py): the noise bands of test_noisy's 0–10 dB, then reverb and the telephone band
 NOISE_BANDS = ((3.0, "noise 0–3 dB"), (6.0, "noise 4–6 dB"), (10.0, "noise 7–10 dB"), (float("inf"), "noise > 10 dB"))
-CONDITIONS = ("no noise", *(name for _, name in NOISE_BANDS), "reverb", "no reverb", "telephone")
+# reverberant clips also by their direct-to-reverberant ratio (labels written since session 14 carry it)
+DRR_BANDS = ((-10.0, "reverb, DRR < −10 dB"), (0.0, "reverb, DRR −10–0 dB"), (float("inf"), "reverb, DRR ≥ 0 dB"))
+CONDITIONS = ("no noise", *(name for _, name in NOISE_BANDS), "reverb", *(name for _, name in DRR_BANDS), "no reverb",
+              "telephone")
 _SNR = re.compile(r"(?:noise|babble|noisefile\d+-)(-?\d+(?:\.\d+)?)dB")
+_DRR = re.compile(r"reverb[\d.]+s@(-?\d+(?:\.\d+)?)dB")
 
 
 def conditions(label: str | None) -> list[str]:
@@ -146,6 +175,9 @@ def conditions(label: str | None) -> list[str]:
     snr = next((float(m.group(1)) for p in parts if (m := _SNR.fullmatch(p))), None)
     out = ["no noise" if snr is None else next(name for top, name in NOISE_BANDS if snr <= top)]
     out.append("reverb" if any(p.startswith(("reverb", "rirfile")) for p in parts) else "no reverb")
+    drr = next((float(m.group(1)) for p in parts if (m := _DRR.fullmatch(p))), None)
+    if drr is not None:
+        out.append(next(name for top, name in DRR_BANDS if drr < top))
     if "telephone" in parts:
         out.append("telephone")
     return out
