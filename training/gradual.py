@@ -280,6 +280,9 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
     if sgl_dir is not None:
         measure("SGL's groups, dense weights, compensation", variant(True, chooser_dir=sgl_dir))
         measure("SGL model (its groups and weights), compensation", variant(True, weights_dir=sgl_dir))
+        if calib_augment:  # round 1's removal as the experiment makes it, calibrated on augmented audio
+            measure("SGL's groups, dense weights, compensation, calibration on augmented audio",
+                    variant(True, chooser_dir=sgl_dir, popts=augmented))
     by = {r["variant"]: r["val_wer"] for r in rows}
     mask = "sgl" if by.get("SGL's groups, dense weights, compensation", float("inf")) < by["compensation"] else "dense"
     if steps:

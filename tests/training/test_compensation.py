@@ -153,3 +153,9 @@ def test_removal_ablation_command_clean_and_noisy(tiny_model, speech_corpus, tmp
     mtime = (tmp_path / "abl" / "rows.json").stat().st_mtime
     assert main(argv) == 0
     assert (tmp_path / "abl" / "rows.json").stat().st_mtime == mtime
+    # with an SGL model's choice (here the same model): its variants are added, the rows measured before are kept
+    assert main(argv + ["--sgl", str(tiny_model)]) == 0
+    rows2 = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
+    assert rows2[:4] == rows and [r["variant"] for r in rows2[4:]] == [
+        "SGL's groups, dense weights, compensation", "SGL model (its groups and weights), compensation",
+        "SGL's groups, dense weights, compensation, calibration on augmented audio"]
