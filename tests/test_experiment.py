@@ -166,3 +166,12 @@ def test_targets_report_the_held_out_voices():
     rows = {t: (m, ok) for t, m, ok in targets({"models": {"dense": _model(10.0, 12.0, 2048), "sgl+adaptive": _model(11.0, 16.0, 1024)}})}
     assert rows["dense WER on held-out voices (test, unseen family) within 10 points of test"] == ("12.00 vs 10.00", True)
     assert rows["compressed model's WER loss on held-out voices no larger than on test"] == ("+4.00 vs +1.00", False)
+
+
+def test_pareto_axis_keeps_the_structured_points_readable_beside_a_collapsed_imp_round():
+    from whisper_edge.plots import _y_cap
+
+    ours = [(0.0, 8.75), (25.0, 9.35), (55.0, 17.92)]
+    assert _y_cap(ours, [(25.0, 8.4), (45.0, 13.72)]) is None  # everything fits: matplotlib's own limits
+    top = _y_cap(ours, [(25.0, 8.4), (55.0, 100.86)])
+    assert 17.92 < top < 100.86

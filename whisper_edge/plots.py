@@ -51,6 +51,26 @@ def plot_pareto(results: dict, path: Path) -> None:
     _save(plt, fig, path)
 
 
+def _y_cap(ours: list, others: list) -> float | None:
+    """A WER axis top that keeps the structured points readable when another point is far off (IMP at 55 % zeros
+    once validated at 100.9 %): 1.3 × the highest structured point, at least 2 × the dense model's; None when
+    everything fits."""
+    ys = [y for _, y in ours + others if y is not None]
+    own = [y for _, y in ours if y is not None]
+    if not ys or not own:
+        return None
+    top = max(1.3 * max(own), 2.0 * own[0])
+    return top if max(ys) > top else None
+
+
+def _mark_off_scale(ax, pts: list, top: float) -> None:
+    """Points above the axis top drawn at the top edge, with their value."""
+    for x, y in pts:
+        if y is not None and y > top:
+            ax.plot([x], [top], "^", color="C1", clip_on=False)
+            ax.annotate(f"{y:.1f} (off scale)", (x, top), xytext=(4, -10), textcoords="offset points", fontsize=7)
+
+
 def _plot_rounds(plt, results: dict, path: Path) -> None:
     """Validation WER against attention + FFN physically removed (left) and removed or at zero (middle, the
     paper's way of counting) for the gradual rounds and IMP's rounds; with ``round_latency`` (prune.export_rounds),
@@ -81,6 +101,13 @@ def _plot_rounds(plt, results: dict, path: Path) -> None:
         ax.set_xlabel("real-time factor, int8 bundle (measured, lower is faster)")
         ax.set_title("WER against measured latency", fontsize=9)
         ax.legend(fontsize=7)
+    top = _y_cap(ours, imp)
+    if top is not None:
+        axes[0].set_ylim(0, top)  # shared by every panel
+        _mark_off_scale(axes[0], [(0.0, y) for _, y in imp], top)
+        _mark_off_scale(axes[1], imp, top)
+        if lat.get("rounds") and lat.get("imp_rtf"):
+            _mark_off_scale(axes[2], [(lat["imp_rtf"], y) for _, y in imp], top)
     axes[0].set_ylabel("validation WER % (Hindi normalizer)")
     axes[0].legend(fontsize=7)
     _save(plt, fig, path)
