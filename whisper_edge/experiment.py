@@ -46,6 +46,8 @@ DEFAULTS = {
               # (round_steps is then its most) unless round_stop_early is false (every round spends round_steps, as
               # IMP's do); ablate_steps: the ablation's recoveries (default round_steps)
               "round_eval_every": 0, "round_stop_early": True, "ablate_steps": None,
+              # a round keeps its recovered weights unless they validate more than this above the removal's
+              "keep_tolerance": 0.5,
               "distill": False, "teacher_top_k": 16, "distill_alpha": 0.5,  # KL to the dense model's cached logits
               "mask_from": "auto",  # round 1's groups chosen by: dense | sgl | auto (the lower validation WER, ablation)
               "ablate": False,  # the ablation at round 1's share (docs/pruning.md)
@@ -278,7 +280,8 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=pr["round_steps"],
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
-                        eval_every=int(pr["round_eval_every"] or 0), stop_early=bool(pr["round_stop_early"]))
+                        eval_every=int(pr["round_eval_every"] or 0), stop_early=bool(pr["round_stop_early"]),
+                        keep_tolerance=float(pr["keep_tolerance"]))
     rep["mask_from"] = mask
     atomic_write_json(pruned / "report.json", rep)
 
