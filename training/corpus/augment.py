@@ -105,7 +105,7 @@ PRESETS = {
     "heavy": AugmentPreset(0.8, (5.0, 20.0), 0.5, (0.3, 0.9), 0.2),
 }
 # The corpus's test_noisy split: every clip noisy at 0–10 dB SNR, most reverberant with the talker far from the
-# microphone (1–4 m: DRR about −22 to +4 dB), some telephone band.
+# microphone (1–4 m: DRR about −21 to +2 dB, median −11), some telephone band.
 HARD = AugmentPreset(1.0, (0.0, 10.0), 0.7, (0.4, 0.9), 0.3, (1.0, 4.0))
 
 
