@@ -175,3 +175,25 @@ def test_pareto_axis_keeps_the_structured_points_readable_beside_a_collapsed_imp
     assert _y_cap(ours, [(25.0, 8.4), (45.0, 13.72)]) is None  # everything fits: matplotlib's own limits
     top = _y_cap(ours, [(25.0, 8.4), (55.0, 100.86)])
     assert 17.92 < top < 100.86
+
+
+def test_calibration_auto_chooses_on_the_noisy_ablation_rows():
+    from whisper_edge.experiment import load_config
+    from whisper_edge.training.gradual import choose_calibration
+
+    def rows(clean, clean_noisy, aug, aug_noisy, base="SGL's groups, dense weights, compensation"):
+        return [{"variant": base, "val_wer": clean, "val_wer_noisy": clean_noisy},
+                {"variant": base + ", calibration on augmented audio", "val_wer": aug, "val_wer_noisy": aug_noisy}]
+
+    assert choose_calibration(rows(9.35, 34.2, 9.6, 30.1), "sgl", 0.5)  # better under noise, 0.25 worse clean
+    assert not choose_calibration(rows(9.35, 34.2, 10.1, 30.1), "sgl", 0.5)  # 0.75 worse clean: over the tolerance
+    assert not choose_calibration(rows(9.35, 34.2, 9.2, 34.9), "sgl", 0.5)  # no better under noise
+    assert choose_calibration(rows(9.4, 30.0, 9.4, 29.0, base="compensation"), "dense", 0.0)
+    with pytest.raises(ValueError, match="ablate_noisy"):
+        choose_calibration(rows(9.35, 34.2, 9.6, 30.1), "dense", 0.5)  # the dense mask's rows were not measured
+    good = {"data": "c", "prune": {"schedule": "gradual", "ablate": True, "ablate_noisy": True, "calib_augment": "auto"}}
+    assert load_config(good)["prune"]["calib_augment"] == "auto"
+    with pytest.raises(ValueError, match="ablate_noisy"):
+        load_config({"data": "c", "prune": good["prune"] | {"ablate_noisy": False}})
+    with pytest.raises(ValueError, match="true, false or auto"):
+        load_config({"data": "c", "prune": {"calib_augment": "yes"}})

@@ -30,7 +30,7 @@ from pathlib import Path
 from .pruning import AdaptiveOptions, adaptive_keep, calibrate
 
 __all__ = ["kept_architecture", "strength_for_share", "prune_to_share", "recovery_recipe", "prune_gradual", "ablate",
-           "keep_recovered"]
+           "keep_recovered", "choose_calibration"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -288,13 +288,12 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
     measure("no compensation", variant(False))
     measure("compensation", variant(True))
     if calib_augment:
-        measure("compensation, calibration on augmented audio", variant(True, popts=augmented))
+        measure("compensation" + AUGMENTED, variant(True, popts=augmented))
     if sgl_dir is not None:
         measure("SGL's groups, dense weights, compensation", variant(True, chooser_dir=sgl_dir))
         measure("SGL model (its groups and weights), compensation", variant(True, weights_dir=sgl_dir))
         if calib_augment:  # round 1's removal as the experiment makes it, calibrated on augmented audio
-            measure("SGL's groups, dense weights, compensation, calibration on augmented audio",
-                    variant(True, chooser_dir=sgl_dir, popts=augmented))
+            measure("SGL's groups, dense weights, compensation" + AUGMENTED, variant(True, chooser_dir=sgl_dir, popts=augmented))
     by = {r["variant"]: r["val_wer"] for r in rows}
     mask = "sgl" if by.get("SGL's groups, dense weights, compensation", float("inf")) < by["compensation"] else "dense"
     if steps:
@@ -312,3 +311,19 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
             return load_checkpoint(out / "recovery-ce" / "model")[0], info | {"steps": steps, "mask_from": mask}
         measure("compensation + recovery (cross-entropy only)", recovered)
     return {"rows": rows, "mask_from": mask}
+
+
+AUGMENTED = ", calibration on augmented audio"  # the ablation's name suffix for a variant calibrated on augmented audio
+
+
+def choose_calibration(rows: list[dict], mask: str, tolerance: float) -> bool:
+    """``prune.calib_augment: auto``: calibrate the removal on augmented audio when, in the ablation with noisy rows,
+    round 1's removal (``mask``'s groups) calibrated that way validates lower on the noisy copy and at most
+    ``tolerance`` higher on the clean clips than calibrated on clean clips."""
+    base = "SGL's groups, dense weights, compensation" if mask == "sgl" else "compensation"
+    by = {r["variant"]: r for r in rows}
+    clean, aug = by.get(base), by.get(base + AUGMENTED)
+    if clean is None or aug is None or "val_wer_noisy" not in clean or "val_wer_noisy" not in aug:
+        raise ValueError(f"prune.calib_augment: auto needs the ablation's rows {base!r} and {base + AUGMENTED!r} with noisy "
+                         "validation (prune.ablate_noisy: true)")
+    return aug["val_wer_noisy"] < clean["val_wer_noisy"] and aug["val_wer"] <= clean["val_wer"] + tolerance

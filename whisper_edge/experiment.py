@@ -38,6 +38,7 @@ DEFAULTS = {
               "ridge": 1e-2, "calib_batches": 8,
               # calib_augment: the calibration clips hear the dense recipe's augmentation; ablate_noisy: the ablation
               # also on the validation clips under the test_noisy effects, and with augmented calibration as a variant
+              # (calib_augment auto: chosen on the ablation's noisy rows, training/gradual.py choose_calibration)
               "calib_augment": False, "ablate_noisy": False,
               # schedule gradual (training/gradual.py): rounds to `targets` (shares of attention + FFN) from the dense
               # model, `round_steps` recovery steps each; search: one-shot strength search on the SGL model
@@ -88,6 +89,12 @@ def load_config(path_or_dict) -> dict:
         raise ValueError(f"{where}: 'data' (a corpus folder from 'whisper-edge data build') is required")
     if cfg["start"] not in ("dense", "base"):
         raise ValueError(f"{where}: 'start' must be dense or base, got {cfg['start']!r}")
+    pr = cfg["prune"]
+    if pr["calib_augment"] not in (True, False, "auto"):
+        raise ValueError(f"{where}: prune.calib_augment must be true, false or auto, got {pr['calib_augment']!r}")
+    if pr["calib_augment"] == "auto" and not (pr["schedule"] == "gradual" and pr["ablate"] and pr["ablate_noisy"]):
+        raise ValueError(f"{where}: prune.calib_augment: auto chooses on the ablation's noisy rows: it needs prune.schedule: "
+                         "gradual, prune.ablate: true and prune.ablate_noisy: true")
     hm = cfg["eval"].get("hard_split_models")
     if hm is not None and not (isinstance(hm, list) and all(isinstance(x, str) for x in hm)):
         raise ValueError(f"{where}: eval.hard_split_models must be a list of model names (dense, sgl, sgl+adaptive, imp) "
@@ -157,7 +164,7 @@ def run_experiment(config, out) -> dict:
         _prune_gradual(cfg, runs, data, out, teacher)
     elif _stage("prune adaptive", (pruned / "report.json").is_file(), out):
         popts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]),
-                            calib_augment=bool(pr["calib_augment"]))
+                            calib_augment=pr["calib_augment"] is True)
         prune(runs["sgl"], pruned, method="adaptive", opts=popts, wer_budget=pr.get("wer_budget"), data=data,
               recover_steps=int(pr.get("recover_steps") or 0), eval_limit=_val_limit(pr),
               strengths=tuple(pr.get("strengths") or DEFAULTS["prune"]["strengths"]),
@@ -249,7 +256,9 @@ def run_experiment(config, out) -> dict:
 
 def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     """The ablation at round 1's share (which also picks round 1's mask), then the gradual rounds."""
-    from .training.gradual import ablate, per_round_steps, prune_gradual
+    from dataclasses import replace
+
+    from .training.gradual import ablate, choose_calibration, per_round_steps, prune_gradual
     from .training.pruning import AdaptiveOptions
 
     pr = cfg["prune"]
@@ -257,8 +266,9 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     if (pruned / "report.json").is_file():
         _stage("prune gradual", True, out)
         return
+    calib = pr["calib_augment"]
     opts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]),
-                            calib_augment=bool(pr["calib_augment"]))
+                           calib_augment=calib is True)
     overrides = ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
         {"distill.alpha": float(pr["distill_alpha"])} if teacher else {})
     mask = pr["mask_from"]
@@ -276,7 +286,10 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
             abl = json.loads((out / "ablation.json").read_text())
         if mask == "auto":
             mask = abl["mask_from"]
-    _stage(f"prune gradual (round 1's groups chosen by the {mask} model)", False, out)
+        if calib == "auto":
+            opts = replace(opts, calib_augment=choose_calibration(abl["rows"], mask, float(pr["keep_tolerance"])))
+    calibration = ", calibration on augmented audio" if opts.calib_augment else ""
+    _stage(f"prune gradual (round 1's groups chosen by the {mask} model{calibration})", False, out)
     rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=pr["round_steps"],
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
