@@ -101,11 +101,26 @@ def _faker_names(seed: int):
         return first, last, states
     fake = Faker("hi_IN")
     fake.seed_instance(seed)
-    first = sorted({fake.first_name() for _ in range(400)})
-    last = sorted({fake.last_name() for _ in range(200)})
-    states = sorted({fake.state() for _ in range(200)})
-    keep = lambda w: not _LATIN.search(w) and len(w) <= 20  # noqa: E731
+    # repaired after sorting: each name keeps its place in the list, so a seed draws the same sentences as before
+    first = [repair_word(w) for w in sorted({fake.first_name() for _ in range(400)})]
+    last = [repair_word(w) for w in sorted({fake.last_name() for _ in range(200)})]
+    states = [repair_word(w) for w in sorted({fake.state() for _ in range(200)})]
+    keep = lambda w: w and not _LATIN.search(w) and len(w) <= 20  # noqa: E731
     return [w for w in first if keep(w)], [w for w in last if keep(w)], [w for w in states if keep(w)]
+
+
+_CONSONANT = re.compile(r"[\u0915-\u0939\u0958-\u095f]\u093c?")
+_SIGN = re.compile(r"[\u0900-\u0903\u093a-\u094f\u0955-\u0957\u0962\u0963]")
+
+
+def repair_word(word: str) -> str:
+    """A Devanagari word as it is spoken and written: Faker's hi_IN names include some typed in visual order, the
+    i-vowel sign before its consonant (``िनशा`` for निशा, ``िकशोरी`` for किशोरी) — a voice cannot read them and a
+    transcript never matches them. That sign is moved after its consonant; a word that still starts with a vowel sign
+    or virama is dropped (returned empty)."""
+    if word.startswith("\u093f") and (m := _CONSONANT.match(word, 1)):
+        word = m.group(0) + "\u093f" + word[m.end():]
+    return "" if _SIGN.match(word) else word
 
 
 def _template_sentences(rng: random.Random, count: int, seed: int) -> list[str]:
