@@ -237,6 +237,11 @@ def recovery_recipe(steps: int, overrides: dict | None = None):
                                  "eval_every": 0, "save_every": max(1, steps // 2)} | (overrides or {}))
 
 
+# ablation row names that later choices read (mask_from: auto, calib_augment: auto)
+SGL_GROUPS = "SGL's groups, dense weights, compensation"
+AUGMENTED = ", calibration on augmented audio"  # the suffix of a variant calibrated on augmented audio
+
+
 def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = AdaptiveOptions(), sgl_dir=None,
            steps: int = 0, eval_limit: int | None = None, recipe_overrides: dict | None = None,
            language: str = "hi", noisy: bool = False, calib_augment: bool = False) -> dict:
@@ -290,12 +295,12 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
     if calib_augment:
         measure("compensation" + AUGMENTED, variant(True, popts=augmented))
     if sgl_dir is not None:
-        measure("SGL's groups, dense weights, compensation", variant(True, chooser_dir=sgl_dir))
+        measure(SGL_GROUPS, variant(True, chooser_dir=sgl_dir))
         measure("SGL model (its groups and weights), compensation", variant(True, weights_dir=sgl_dir))
         if calib_augment:  # round 1's removal as the experiment makes it, calibrated on augmented audio
-            measure("SGL's groups, dense weights, compensation" + AUGMENTED, variant(True, chooser_dir=sgl_dir, popts=augmented))
+            measure(SGL_GROUPS + AUGMENTED, variant(True, chooser_dir=sgl_dir, popts=augmented))
     by = {r["variant"]: r["val_wer"] for r in rows}
-    mask = "sgl" if by.get("SGL's groups, dense weights, compensation", float("inf")) < by["compensation"] else "dense"
+    mask = "sgl" if by.get(SGL_GROUPS, float("inf")) < by["compensation"] else "dense"
     if steps:
         def recovered():
             from .train import train
@@ -313,14 +318,12 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
     return {"rows": rows, "mask_from": mask}
 
 
-AUGMENTED = ", calibration on augmented audio"  # the ablation's name suffix for a variant calibrated on augmented audio
-
 
 def choose_calibration(rows: list[dict], mask: str, tolerance: float) -> bool:
     """``prune.calib_augment: auto``: calibrate the removal on augmented audio when, in the ablation with noisy rows,
     round 1's removal (``mask``'s groups) calibrated that way validates lower on the noisy copy and at most
     ``tolerance`` higher on the clean clips than calibrated on clean clips."""
-    base = "SGL's groups, dense weights, compensation" if mask == "sgl" else "compensation"
+    base = SGL_GROUPS if mask == "sgl" else "compensation"
     by = {r["variant"]: r for r in rows}
     clean, aug = by.get(base), by.get(base + AUGMENTED)
     if clean is None or aug is None or "val_wer_noisy" not in clean or "val_wer_noisy" not in aug:

@@ -258,7 +258,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     """The ablation at round 1's share (which also picks round 1's mask), then the gradual rounds."""
     from dataclasses import replace
 
-    from .training.gradual import ablate, choose_calibration, per_round_steps, prune_gradual
+    from .training.gradual import AUGMENTED, ablate, choose_calibration, per_round_steps, prune_gradual
     from .training.pruning import AdaptiveOptions
 
     pr = cfg["prune"]
@@ -288,8 +288,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
             mask = abl["mask_from"]
         if calib == "auto":
             opts = replace(opts, calib_augment=choose_calibration(abl["rows"], mask, float(pr["keep_tolerance"])))
-    calibration = ", calibration on augmented audio" if opts.calib_augment else ""
-    _stage(f"prune gradual (round 1's groups chosen by the {mask} model{calibration})", False, out)
+    _stage(f"prune gradual (round 1's groups chosen by the {mask} model{AUGMENTED if opts.calib_augment else ''})", False, out)
     rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=pr["round_steps"],
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
