@@ -158,7 +158,8 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
             recipe = recovery_recipe(steps, ({"distill.teacher": str(teacher)} if teacher else {}) | validate
                                      | (recipe_overrides or {}))
             summary = train(rdir / "pruned", data, recipe, rdir / "recovery",
-                            stop_at_wer=reference + wer_budget if eval_every and stop_early else None)
+                            stop_at_wer=reference + wer_budget if eval_every and stop_early else None,
+                            label=f"recover round {r}")
             info["recovery"] = {k: v for k, v in summary.items()
                                 if k in ("steps", "seconds_this_run", "mixed_precision", "best_step", "stopped_early")}
             final = rdir / "recovery" / "model"
@@ -312,7 +313,7 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
             if not (pruned_dir / "config.json").is_file():
                 save_checkpoint(model, processor, pruned_dir, generation_config=model.generation_config, overwrite=True)
             recipe = recovery_recipe(steps, {k: v for k, v in (recipe_overrides or {}).items() if not k.startswith("distill.")})
-            train(pruned_dir, data, recipe, out / "recovery-ce")
+            train(pruned_dir, data, recipe, out / "recovery-ce", label="ablation: recover")
             return load_checkpoint(out / "recovery-ce" / "model")[0], info | {"steps": steps, "mask_from": mask}
         measure("compensation + recovery (cross-entropy only)", recovered)
     return {"rows": rows, "mask_from": mask}

@@ -253,7 +253,7 @@ def prune(model_dir, out, *, method: str = "adaptive", opts: AdaptiveOptions = A
         save_checkpoint(model, processor, out / "pruned", generation_config=model.generation_config, overwrite=True)
         recipe = load_recipe("dense", {"max_steps": recover_steps, "select": "last", "warmup_steps": min(10, recover_steps // 5),
                                        "audio_ctx": None, "eval_every": 0} | (recipe_overrides or {}))
-        report["recovery"] = train(out / "pruned", data, recipe, out / "recovery")
+        report["recovery"] = train(out / "pruned", data, recipe, out / "recovery", label="recover")
         recovered, processor = load_checkpoint(out / "recovery" / "model")
         # keep the recovered weights only if they are not worse on the validation clips than the
         # pruned model before recovery (a short fine-tune at a fresh learning rate can perturb a

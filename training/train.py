@@ -64,12 +64,13 @@ def _latest_checkpoint(ckpt_root: Path) -> Path | None:
 
 def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Path, *,
           train_split: str = "train", eval_split: str = "validation", max_train: int | None = None,
-          stop_after: int | None = None, stop_at_wer: float | None = None) -> dict:
+          stop_after: int | None = None, stop_at_wer: float | None = None, label: str | None = None) -> dict:
     """Fine-tune ``model_dir`` on ``data`` with ``recipe``; resumes if ``out`` holds checkpoints.
 
     ``stop_after`` ends the run after that many steps of this invocation (used to test resuming).
     ``stop_at_wer`` ends it early at the first validation whose WER is at most this (a recovery that has won back
     what pruning cost stops there; the run then counts as finished, also when resumed).
+    ``label`` names the progress bar (default ``train <method>``; a pruned model's recovery says so).
     """
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, set_seed
@@ -187,7 +188,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                 w.writerows(kept)
             os.replace(log_path.with_suffix(".tmp"), log_path)
 
-    bar = tqdm(total=recipe.max_steps, initial=state["step"], desc=f"train {recipe.method}", unit="step",
+    bar = tqdm(total=recipe.max_steps, initial=state["step"], desc=label or f"train {recipe.method}", unit="step",
                disable=not main, dynamic_ncols=True)
     step, started = state["step"], state["step"]
     epoch = step // steps_per_epoch
