@@ -110,9 +110,11 @@ def test_round_latency_table_and_figure(tmp_path):
                "imp_points": [{"step": 60, "weight_sparsity": 0.25, "val_wer": 7.7}],
                "round_latency": {"dense_rtf": 0.127, "imp_rtf": 0.141, "rounds": [
                    {"round": 1, "share": 0.25, "val_wer": 9.4, "rtf": 0.121, "encoder_ms": 90.0, "peak_rss_mb": 257.0},
-                   {"round": 2, "share": 0.35, "val_wer": 10.1, "refused": "| WER | fp32 14.50 → int8 16.54 | ✗ |"}]}}
+                   {"round": 2, "share": 0.35, "val_wer": 10.1, "refused": "| WER | fp32 14.50 → int8 16.54 | ✗ |",
+                    "quantization": "int8w", "rtf": 0.110, "encoder_ms": 80.0, "peak_rss_mb": 250.0}]}}
     text = "\n".join(pruning_sections(results))
-    assert "| 1 | 25.0 % | 9.40 | 90 | 0.121 | 257 |" in text and "| int8 refused: WER fp32 14.50 → int8 16.54 ✗ | | |" in text
+    assert "| 1 | 25.0 % | 9.40 | int8 | 90 | 0.121 | 257 |" in text and "| 2 | 35.0 % | 10.10 | int8w | 80 | 0.110 | 250 |" in text
+    assert "Round 2: int8 refused by its WER check (WER fp32 14.50 → int8 16.54 ✗)." in text
     assert "dense int8 RTF 0.127, IMP int8 0.141" in text
     assert "| 2 | 35.0 % | 59,999,999 | 17.00 | 9.90 | 140 | 10.10 | recovered |" in text  # each round's own steps
     plot_pareto(results, tmp_path / "two.png")
@@ -137,6 +139,31 @@ def test_a_refused_export_is_recorded_and_not_retried(tmp_path):
     assert _refusals(tmp_path) == {"round 4 int8": "| WER | fp32 14.50 → int8 16.54 | ✗ |"}
     assert _export_once("round 4 int8", tmp_path / "b", tmp_path, _refusals(tmp_path), refuse) is False  # a resume
     assert len(calls) == 1
+
+
+def test_a_refused_int8_export_falls_back_to_the_fallback_mode(tmp_path):
+    """export_fallback: a variant the WER check refuses is exported in the fallback mode; other failures are not."""
+    from whisper_edge.experiment import _export_with_fallback, _refusals, load_config
+    from whisper_edge.exporter.export import ValidationError
+
+    calls = []
+
+    def export(path, q):
+        calls.append(q)
+        if q == "int8":
+            raise ValidationError("checks failed\n| WER | fp32 10.69 → int8 15.52 | ✗ |")
+        (path / "manifest.json").parent.mkdir(parents=True)
+        (path / "manifest.json").write_text("{}")
+
+    got = _export_with_fallback("sgl+adaptive {} vocab-hi", "int8", "int8w", tmp_path, {}, export)
+    assert got == ("sgl+adaptive int8w vocab-hi", tmp_path / "bundles" / "sgl-adaptive-int8w-vocab-hi")
+    assert calls == ["int8", "int8w"] and "sgl+adaptive int8 vocab-hi" in _refusals(tmp_path)
+    assert _export_with_fallback("round 1 {}", "int8", None, tmp_path, {}, export) is None  # no fallback: nothing
+    calls.clear()
+    assert _export_with_fallback("dense {}", "none", "int8w", tmp_path, {}, export)[0] == "dense fp32"
+    assert calls == ["none"]
+    with pytest.raises(ValueError, match="export_fallback must be one of"):
+        load_config({"data": "c", "export_fallback": "int9"})
 
 
 def test_eval_reports_compare_with_a_paired_interval():

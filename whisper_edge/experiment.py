@@ -19,6 +19,7 @@ import yaml
 from . import timeline
 from .evaluation import evaluate_all
 from .runtime.fsutil import atomic_write_json, atomic_write_text, claim_folder
+from .runtime.manifest import QUANTIZATIONS
 
 __all__ = ["run_experiment", "load_config", "DEFAULTS"]
 
@@ -57,6 +58,7 @@ DEFAULTS = {
     "vocab": True,  # also export the pruned model int8 with the Hindi vocabulary
     "export_wer_clips": 16,  # validation clips on which an int8/fp16 bundle must stay within
     "export_max_wer_increase": 1.0,  # … this many WER points of fp32, or the export is refused
+    "export_fallback": "int8w",  # a refused quantized variant is exported in this mode instead (null: none; docs/export.md)
     "eval": {"split": "test", "limit": None, "zero_shot": True,  # zero_shot: also the imported model (30-s windows: slow)
              "hard_splits": ["test_noisy", "test_long"], "max_new_tokens": 200,  # also reported when the corpus has them (docs/data.md)
              "hard_split_models": None},  # which models the hard splits evaluate (None: every model)
@@ -95,6 +97,9 @@ def load_config(path_or_dict) -> dict:
     if pr["calib_augment"] == "auto" and not (pr["schedule"] == "gradual" and pr["ablate"] and pr["ablate_noisy"]):
         raise ValueError(f"{where}: prune.calib_augment: auto chooses on the ablation's noisy rows: it needs prune.schedule: "
                          "gradual, prune.ablate: true and prune.ablate_noisy: true")
+    fb = cfg["export_fallback"]
+    if fb is not None and fb not in QUANTIZATIONS[1:]:
+        raise ValueError(f"{where}: export_fallback must be one of {', '.join(QUANTIZATIONS[1:])} or null, got {fb!r}")
     hm = cfg["eval"].get("hard_split_models")
     if hm is not None and not (isinstance(hm, list) and all(isinstance(x, str) for x in hm)):
         raise ValueError(f"{where}: eval.hard_split_models must be a list of model names (dense, sgl, sgl+adaptive, imp) "
@@ -202,16 +207,17 @@ def run_experiment(config, out) -> dict:
     wer_clips = tuple((row_audio(r["audio"]), r["sentence"]) for r in val.select(range(n_wer)))
     bundles = {}
     refused = _refusals(out)
+    fallback = cfg["export_fallback"]
     for name in [n for n in ("dense", "sgl+adaptive", "imp") if n in runs]:
         variants = [(q, None) for q in cfg["export"]] + ([("int8", "hi")] if name == "sgl+adaptive" and cfg["vocab"] else [])
         for q, vocab in variants:
-            label = f"{name} {'fp32' if q == 'none' else q}{' vocab-hi' if vocab else ''}"
-            path = out / "bundles" / label.replace(" ", "-").replace("+", "-")
-            if _export_once(label, path, out, refused, lambda p, q=q, vocab=vocab, name=name: export_bundle(
-                    runs[name], p, ExportOptions(quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples,
-                                                 wer_clips=wer_clips if q != "none" else (),
-                                                 max_wer_increase=float(cfg["export_max_wer_increase"])))):
-                bundles[label] = {"path": str(path), "model": name}
+            def export(p, q, vocab=vocab, name=name):
+                return export_bundle(runs[name], p, ExportOptions(
+                    quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples,
+                    wer_clips=wer_clips if q != "none" else (), max_wer_increase=float(cfg["export_max_wer_increase"])))
+            got = _export_with_fallback(f"{name} {{}}{' vocab-hi' if vocab else ''}", q, fallback, out, refused, export)
+            if got:
+                bundles[got[0]] = {"path": str(got[1]), "model": name}
 
     b = cfg["bench"]
     bench_dir = out / "bench"
@@ -224,9 +230,9 @@ def run_experiment(config, out) -> dict:
     if b:
         results["bench"] = json.loads((bench_dir / "bench.json").read_text())
     if pr["schedule"] == "gradual" and pr["export_rounds"] and b:
-        results["round_latency"] = _round_latency(out, data, b, results["bench"], refused, lambda model, path: export_bundle(
-            model, path, ExportOptions(quantize="int8", samples=samples, wer_clips=wer_clips,
-                                       max_wer_increase=float(cfg["export_max_wer_increase"]))))
+        results["round_latency"] = _round_latency(out, data, b, results["bench"], refused, fallback, lambda model, path, q:
+            export_bundle(model, path, ExportOptions(quantize=q, samples=samples, wer_clips=wer_clips,
+                                                     max_wer_increase=float(cfg["export_max_wer_increase"]))))
     for label, v in bundles.items():
         manifest = json.loads((Path(v["path"]) / "manifest.json").read_text())
         v["bytes"] = sum(f["bytes"] for f in manifest["files"].values())
@@ -324,17 +330,34 @@ def _export_once(label: str, path: Path, out: Path, refused: dict, export) -> bo
     return True
 
 
-def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, export) -> dict:
-    """Each gradual round's model exported int8 (as the dense and IMP bundles are) and benched on the bench's clips
-    and threads (OUT/bench-rounds): the Pareto figure's WER against measured latency. A refused export is recorded."""
+def _export_with_fallback(label: str, q: str, fallback: str | None, out: Path, refused: dict, export):
+    """``export(path, q)`` as bundle ``label`` (``{}`` stands for the quantization); when the WER check refuses it, the
+    same in ``fallback`` (the int8 decoder of a pruned model can lose points that 8-bit weights keep, docs/export.md).
+    Returns (label, path) of the bundle made, or None."""
+    tried = [q] + ([fallback] if fallback and q not in ("none", fallback) else [])
+    for k, mode in enumerate(tried):
+        name = label.format("fp32" if mode == "none" else mode)
+        path = out / "bundles" / name.replace(" ", "-").replace("+", "-")
+        if _export_once(name, path, out, refused, lambda p, mode=mode: export(p, mode)):
+            return name, path
+        if name not in refused:  # not a refusal by the WER check: no fallback
+            return None
+    return None
+
+
+def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, fallback: str | None, export) -> dict:
+    """Each gradual round's model exported int8 (as the dense and IMP bundles are; ``fallback`` where the WER check
+    refuses it) and benched on the bench's clips and threads (OUT/bench-rounds): the Pareto figure's WER against
+    measured latency. A refused export is recorded."""
     from .benchmark import bench
 
     rounds = json.loads((out / "sgl-pruned" / "report.json").read_text())["rounds"]
     paths = {}
     for r in rounds:
-        path = out / "bundles" / f"round-{r['round']}-int8"
-        if _export_once(f"round {r['round']} int8", path, out, refused, lambda p, m=r["model"]: export(m, p)):
-            paths[r["round"]] = path
+        got = _export_with_fallback(f"round {r['round']} {{}}", "int8", fallback, out, refused,
+                                    lambda p, q, m=r["model"]: export(m, p, q))
+        if got:
+            paths[r["round"]] = got[1]
     bench_dir = out / "bench-rounds"
     if paths and _stage("bench rounds", (bench_dir / "bench.json").is_file(), out):
         bench([str(p) for p in paths.values()], data, bench_dir, limit=int(b["limit"]), threads=int(b["threads"]),
@@ -343,8 +366,9 @@ def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, ex
     by_label = {Path(x.get("target") or "").name: x for x in main_bench.get("rows") or []}
     return {"rounds": [{"round": r["round"], "share": r["share"], "val_wer": r["val_wer"],
                         **({k: rows[paths[r["round"]].name][k] for k in ("rtf", "encoder_ms", "peak_rss_mb")}
-                           if r["round"] in paths and paths[r["round"]].name in rows else
-                           {"refused": refused.get(f"round {r['round']} int8")})}
+                           | {"quantization": paths[r["round"]].name.rsplit("-", 1)[-1]}
+                           if r["round"] in paths and paths[r["round"]].name in rows else {}),
+                        **({"refused": refused[f"round {r['round']} int8"]} if f"round {r['round']} int8" in refused else {})}
                        for r in rounds],
             "dense_rtf": (by_label.get("dense-int8") or {}).get("rtf"), "imp_rtf": (by_label.get("imp-int8") or {}).get("rtf")}
 

@@ -267,8 +267,11 @@ def format_results(results: dict) -> str:
                 else:
                     lines.append(f"| {r['label']} | {_nan(r['encoder_ms']):.0f} | {_nan(r['decoder_ms_per_token']):.1f} | {r['rtf']:.3f} | "
                                  f"{r['peak_rss_mb']:.0f} | {r['wer']:.2f} |")
+    made = set(results.get("bundles") or {})
     for label, why in (results.get("refused_bundles") or {}).items():
-        lines += ["", f"Export of **{label}** was refused by its validation: {why}"]
+        instead = [m for m in made if m != label and m.replace("int8w", "int8") == label]
+        lines += ["", f"Export of **{label}** was refused by its validation: {why}"
+                      + (f"; **{instead[0]}** (8-bit weights, float activations) shipped instead" if instead else "")]
     t = targets(results)
     if t:
         lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|:---:|"]
@@ -307,13 +310,16 @@ def pruning_sections(results: dict) -> list[str]:
         lines.append(f"\nChosen: round {pr.get('chosen_round')} ({'within' if pr.get('budget_met') else 'no round within'} the budget).")
         lat = results.get("round_latency") or {}
         if lat.get("rounds"):
-            lines += ["", "Every round's model exported int8 and benched on the bench's clips and threads (OUT/bench-rounds; "
+            lines += ["", "Every round's model exported int8 (int8w where the int8 WER check refused it) and benched on the "
+                          "bench's clips and threads (OUT/bench-rounds; "
                           f"dense int8 RTF {_nan(lat.get('dense_rtf')):.3f}, IMP int8 {_nan(lat.get('imp_rtf')):.3f}):", "",
-                      "| round | attention + FFN removed | validation WER % | encoder ms / window | RTF | peak RSS MiB |",
-                      "|---:|---:|---:|---:|---:|---:|"]
+                      "| round | attention + FFN removed | validation WER % | bundle | encoder ms / window | RTF | peak RSS MiB |",
+                      "|---:|---:|---:|---|---:|---:|---:|"]
             lines += [f"| {r['round']} | {100 * r['share']:.1f} % | {r['val_wer']:.2f} | " + (
-                f"{r['encoder_ms']:.0f} | {r['rtf']:.3f} | {r['peak_rss_mb']:.0f} |" if r.get("rtf") else
-                f"int8 refused: {' '.join(str(r.get('refused')).replace('|', ' ').split())} | | |") for r in lat["rounds"]]
+                f"{r.get('quantization', 'int8')} | {r['encoder_ms']:.0f} | {r['rtf']:.3f} | {r['peak_rss_mb']:.0f} |"
+                if r.get("rtf") else "none | | | |") for r in lat["rounds"]]
+            lines += [f"\nRound {r['round']}: int8 refused by its WER check "
+                      f"({' '.join(str(r['refused']).replace('|', ' ').split())})." for r in lat["rounds"] if r.get("refused")]
     imp = results.get("imp_points") or []
     if imp:
         lines += ["", "## IMP: the operating points (validation WER at the end of each round)", "",
