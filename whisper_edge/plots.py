@@ -98,7 +98,7 @@ def _plot_rounds(plt, results: dict, path: Path) -> None:
             ax.plot([lat["imp_rtf"]] * len(imp), [p[1] for p in imp], "^", color="C1", label="IMP, by round (one bundle's RTF)")
         if wb.get("base_wer") is not None:
             ax.axhline(wb["base_wer"] + wb["budget"], color="grey", ls=":", lw=0.8)
-        ax.set_xlabel("real-time factor, int8 bundle (measured, lower is faster)")
+        ax.set_xlabel("real-time factor, int8 or int8w bundle (measured, lower is faster)")
         ax.set_title("WER against measured latency", fontsize=9)
         ax.legend(fontsize=7)
     top = _y_cap(ours, imp)
