@@ -335,7 +335,7 @@ def _export_with_fallback(label: str, q: str, fallback: str | None, out: Path, r
     same in ``fallback`` (the int8 decoder of a pruned model can lose points that 8-bit weights keep, docs/export.md).
     Returns (label, path) of the bundle made, or None."""
     tried = [q] + ([fallback] if fallback and q not in ("none", fallback) else [])
-    for k, mode in enumerate(tried):
+    for mode in tried:
         name = label.format("fp32" if mode == "none" else mode)
         path = out / "bundles" / name.replace(" ", "-").replace("+", "-")
         if _export_once(name, path, out, refused, lambda p, mode=mode: export(p, mode)):
@@ -370,7 +370,7 @@ def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, fa
                            if r["round"] in paths and paths[r["round"]].name in rows else {}),
                         **({"refused": refused[f"round {r['round']} int8"]} if f"round {r['round']} int8" in refused else {})}
                        for r in rounds],
-            "dense_rtf": (by_label.get("dense-int8") or {}).get("rtf"), "imp_rtf": (by_label.get("imp-int8") or {}).get("rtf")}
+            **{f"{m}_rtf": (by_label.get(f"{m}-int8") or by_label.get(f"{m}-int8w") or {}).get("rtf") for m in ("dense", "imp")}}
 
 
 def _imp_matched_model(imp: Path, pruned: Path, pr: dict) -> Path:
