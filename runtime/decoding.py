@@ -20,13 +20,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["compression_ratio", "decode_with_fallback", "split_by_timestamps", "timestamp_mask", "DecodeOptions", "repeats"]
+__all__ = ["compression_ratio", "decode_with_fallback", "periodic", "split_by_timestamps", "timestamp_mask", "DecodeOptions",
+           "repeats"]
 
 
 def compression_ratio(text: str) -> float:
     """len(text) / len(zlib(text)) in bytes: about 1–2 for speech, above 2.4 for a text that repeats itself."""
     b = text.encode("utf-8")
     return len(b) / len(zlib.compress(b)) if b else 0.0
+
+
+def periodic(items: list, min_period: int = 3) -> bool:
+    """True when ``items`` (a window's words) is one block of at least ``min_period`` items twice or more in a row (the
+    last copy may be cut short): the whole window's text is a loop, as a model decoding in a window sized too tightly
+    can produce. Words, not tokens: the first copy's first word has no leading space, the others' have one."""
+    n = len(items)
+    return any(all(items[i] == items[i - p] for i in range(p, n)) for p in range(min_period, n // 2 + 1))
 
 
 def _no_speech_prob(tr) -> float | None:

@@ -315,9 +315,17 @@ class Transcriber:
         self.timings.mel_s += time.perf_counter() - t0
         cross = self.encode(mel)
         self.timings.windows += 1
-        from .decoding import decode_with_fallback
+        from .decoding import decode_with_fallback, periodic
 
         ids, self.last_decode = decode_with_fallback(self, cross, options)
+        if self.dynamic is not None and self.window_positions(len(chunk)) < self.audio_ctx and periodic(self.text(ids).split()):
+            # the window sized to the clip made the model say one sentence over and over (docs/export.md, "Dynamic
+            # audio context"): the clip again in the full window the model was first trained on
+            mel = log_mel(chunk, n_samples=window_samples(self.audio_ctx), n_mels=self.n_mels)[None]
+            cross = self.encode(mel)
+            self.timings.windows += 1
+            ids, info = decode_with_fallback(self, cross, options)
+            self.last_decode = info | {"full_window": True}
         return ids
 
     def transcribe_segments(self, audio, *, options: DecodeOptions = DecodeOptions(), vad=None) -> list[dict]:

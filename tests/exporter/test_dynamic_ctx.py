@@ -155,3 +155,37 @@ def test_a_run_recorded_before_a_recipe_field_existed_still_resumes():
     old["augment"] = {k: v for k, v in now["augment"].items() if k != "p_babble"}
     assert _with_defaults(old, now) == now
     assert _with_defaults(old | {"max_steps": 7}, now) != now
+
+
+def test_a_sized_window_whose_text_loops_is_decoded_again_in_the_full_window(tiny_bundle, monkeypatch):
+    """runs/paper10's pruned model said one sentence three times in the window sized to a clip, once in the full one."""
+    import whisper_edge.runtime.decoding as decoding
+    from whisper_edge.runtime.decoding import periodic
+    from whisper_edge.runtime.transcribe import Transcriber
+
+    sentence = "हमें एक बजे तक मेरठ पहुँचना है।".split()
+    assert periodic(sentence * 3) and periodic(sentence * 2 + sentence[:2])  # a last copy cut short
+    assert not periodic(sentence) and not periodic(["हाँ"] * 4) and not periodic([]) and not periodic(sentence + ["नहीं"] + sentence)
+    tr = Transcriber(tiny_bundle, session_options={"audio_window": "dynamic"})
+    frames = []
+
+    def fake(t, cross, opts):  # a loop in the sized window, one sentence in the full one
+        frames.append(t.last_mel_frames)
+        return ([5, 6, 7, 8] * 3 if len(frames) == 1 else [5, 6, 7, 8]), {"temperature": 0.0}
+
+    monkeypatch.setattr(tr, "text", lambda ids: " ".join(f"w{i}" for i in ids))
+
+    real_encode = tr.encode
+
+    def encode(mel):
+        tr.last_mel_frames = mel.shape[-1]
+        return real_encode(mel)
+
+    monkeypatch.setattr(decoding, "decode_with_fallback", fake)
+    monkeypatch.setattr(tr, "encode", encode)
+    clip = np.zeros(16000, dtype=np.float32)
+    assert tr._decode_window(clip, tr._capped(decoding.DecodeOptions())) == [5, 6, 7, 8]
+    assert frames[0] < frames[1] == 2 * tr.audio_ctx and tr.last_decode["full_window"]
+    frames.clear()
+    monkeypatch.setattr(decoding, "decode_with_fallback", lambda t, c, o: (frames.append(1) or [5, 6, 7, 9], {}))
+    assert tr._decode_window(clip, tr._capped(decoding.DecodeOptions())) == [5, 6, 7, 9] and len(frames) == 1
