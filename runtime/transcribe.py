@@ -162,9 +162,11 @@ class Transcriber:
         return self.to_new.get(int(old_id))
 
     # ---------------------------------------------------------------- features and graphs
-    def features(self, audio: np.ndarray) -> np.ndarray:
-        """Log-mel of one window: the full window, or with a dynamic audio context one sized to ``audio``."""
-        return log_mel(audio, n_samples=window_samples(self.window_positions(len(audio))), n_mels=self.n_mels)
+    def features(self, audio: np.ndarray, positions: int | None = None) -> np.ndarray:
+        """Log-mel of one window: the full window, or with a dynamic audio context one sized to ``audio`` (``positions``
+        encoder positions when given)."""
+        positions = self.window_positions(len(audio)) if positions is None else positions
+        return log_mel(audio, n_samples=window_samples(positions), n_mels=self.n_mels)
 
     def encode(self, mel: np.ndarray) -> dict[str, np.ndarray]:
         t0 = time.perf_counter()
@@ -309,23 +311,23 @@ class Transcriber:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def _decode_window(self, chunk: np.ndarray, options: DecodeOptions) -> list[int]:
-        t0 = time.perf_counter()
-        self.chunk_s = len(chunk) / SAMPLE_RATE
-        mel = self.features(chunk)[None]
-        self.timings.mel_s += time.perf_counter() - t0
-        cross = self.encode(mel)
-        self.timings.windows += 1
         from .decoding import decode_with_fallback, periodic
 
-        ids, self.last_decode = decode_with_fallback(self, cross, options)
-        if self.dynamic is not None and self.window_positions(len(chunk)) < self.audio_ctx and periodic(self.text(ids).split()):
-            # the window sized to the clip made the model say one sentence over and over (docs/export.md, "Dynamic
-            # audio context"): the clip again in the full window the model was first trained on
-            mel = log_mel(chunk, n_samples=window_samples(self.audio_ctx), n_mels=self.n_mels)[None]
+        self.chunk_s = len(chunk) / SAMPLE_RATE
+        sized = self.window_positions(len(chunk))
+        # a window sized to the clip in which the model says one sentence over and over is decoded again in the full
+        # window the model was first trained on (docs/export.md, "A sized window whose text loops")
+        for positions in dict.fromkeys((sized, self.audio_ctx)):
+            t0 = time.perf_counter()
+            mel = self.features(chunk, positions)[None]
+            self.timings.mel_s += time.perf_counter() - t0
             cross = self.encode(mel)
             self.timings.windows += 1
-            ids, info = decode_with_fallback(self, cross, options)
-            self.last_decode = info | {"full_window": True}
+            ids, self.last_decode = decode_with_fallback(self, cross, options)
+            if positions != sized:
+                self.last_decode["full_window"] = True
+            elif positions == self.audio_ctx or not periodic(self.text(ids).split()):
+                break
         return ids
 
     def transcribe_segments(self, audio, *, options: DecodeOptions = DecodeOptions(), vad=None) -> list[dict]:

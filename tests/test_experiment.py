@@ -156,11 +156,12 @@ def test_a_refused_int8_export_falls_back_to_the_fallback_mode(tmp_path):
         (path / "manifest.json").write_text("{}")
 
     got = _export_with_fallback("sgl+adaptive {} vocab-hi", "int8", "int8w", tmp_path, {}, export)
-    assert got == ("sgl+adaptive int8w vocab-hi", tmp_path / "bundles" / "sgl-adaptive-int8w-vocab-hi")
+    assert got == {"label": "sgl+adaptive int8w vocab-hi", "path": tmp_path / "bundles" / "sgl-adaptive-int8w-vocab-hi",
+                   "mode": "int8w", "replaces": "sgl+adaptive int8 vocab-hi"}
     assert calls == ["int8", "int8w"] and "sgl+adaptive int8 vocab-hi" in _refusals(tmp_path)
     assert _export_with_fallback("round 1 {}", "int8", None, tmp_path, {}, export) is None  # no fallback: nothing
     calls.clear()
-    assert _export_with_fallback("dense {}", "none", "int8w", tmp_path, {}, export)[0] == "dense fp32"
+    assert _export_with_fallback("dense {}", "none", "int8w", tmp_path, {}, export)["label"] == "dense fp32"
     assert calls == ["none"]
     with pytest.raises(ValueError, match="export_fallback must be one of"):
         load_config({"data": "c", "export_fallback": "int9"})

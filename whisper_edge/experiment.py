@@ -217,7 +217,8 @@ def run_experiment(config, out) -> dict:
                     wer_clips=wer_clips if q != "none" else (), max_wer_increase=float(cfg["export_max_wer_increase"])))
             got = _export_with_fallback(f"{name} {{}}{' vocab-hi' if vocab else ''}", q, fallback, out, refused, export)
             if got:
-                bundles[got[0]] = {"path": str(got[1]), "model": name}
+                bundles[got["label"]] = {"path": str(got["path"]), "model": name} | (
+                    {"replaces": got["replaces"]} if got["replaces"] else {})
 
     b = cfg["bench"]
     bench_dir = out / "bench"
@@ -333,13 +334,14 @@ def _export_once(label: str, path: Path, out: Path, refused: dict, export) -> bo
 def _export_with_fallback(label: str, q: str, fallback: str | None, out: Path, refused: dict, export):
     """``export(path, q)`` as bundle ``label`` (``{}`` stands for the quantization); when the WER check refuses it, the
     same in ``fallback`` (the int8 decoder of a pruned model can lose points that 8-bit weights keep, docs/export.md).
-    Returns (label, path) of the bundle made, or None."""
+    Returns the bundle made — {label, path, mode, replaces: the refused label or None} — or None."""
     tried = [q] + ([fallback] if fallback and q not in ("none", fallback) else [])
+    first = label.format("fp32" if q == "none" else q)
     for mode in tried:
         name = label.format("fp32" if mode == "none" else mode)
         path = out / "bundles" / name.replace(" ", "-").replace("+", "-")
         if _export_once(name, path, out, refused, lambda p, mode=mode: export(p, mode)):
-            return name, path
+            return {"label": name, "path": path, "mode": mode, "replaces": first if name != first else None}
         if name not in refused:  # not a refusal by the WER check: no fallback
             return None
     return None
@@ -357,20 +359,20 @@ def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, fa
         got = _export_with_fallback(f"round {r['round']} {{}}", "int8", fallback, out, refused,
                                     lambda p, q, m=r["model"]: export(m, p, q))
         if got:
-            paths[r["round"]] = got[1]
+            paths[r["round"]] = got
     bench_dir = out / "bench-rounds"
     if paths and _stage("bench rounds", (bench_dir / "bench.json").is_file(), out):
-        bench([str(p) for p in paths.values()], data, bench_dir, limit=int(b["limit"]), threads=int(b["threads"]),
+        bench([str(g["path"]) for g in paths.values()], data, bench_dir, limit=int(b["limit"]), threads=int(b["threads"]),
               repeats=int(b["repeats"]), max_new_tokens=int(b.get("max_new_tokens", 200)))
     rows = {Path(x["target"]).name: x for x in json.loads((bench_dir / "bench.json").read_text())["rows"]} if paths else {}
     by_label = {Path(x.get("target") or "").name: x for x in main_bench.get("rows") or []}
     return {"rounds": [{"round": r["round"], "share": r["share"], "val_wer": r["val_wer"],
-                        **({k: rows[paths[r["round"]].name][k] for k in ("rtf", "encoder_ms", "peak_rss_mb")}
-                           | {"quantization": paths[r["round"]].name.rsplit("-", 1)[-1]}
-                           if r["round"] in paths and paths[r["round"]].name in rows else {}),
+                        **({k: rows[paths[r["round"]]["path"].name][k] for k in ("rtf", "encoder_ms", "peak_rss_mb")}
+                           | {"quantization": paths[r["round"]]["mode"]}
+                           if r["round"] in paths and paths[r["round"]]["path"].name in rows else {}),
                         **({"refused": refused[f"round {r['round']} int8"]} if f"round {r['round']} int8" in refused else {})}
                        for r in rounds],
-            **{f"{m}_rtf": (by_label.get(f"{m}-int8") or by_label.get(f"{m}-int8w") or {}).get("rtf") for m in ("dense", "imp")}}
+            **{f"{m}_rtf": (by_label.get(f"{m}-int8") or by_label.get(f"{m}-{fallback}") or {}).get("rtf") for m in ("dense", "imp")}}
 
 
 def _imp_matched_model(imp: Path, pruned: Path, pr: dict) -> Path:

@@ -267,11 +267,10 @@ def format_results(results: dict) -> str:
                 else:
                     lines.append(f"| {r['label']} | {_nan(r['encoder_ms']):.0f} | {_nan(r['decoder_ms_per_token']):.1f} | {r['rtf']:.3f} | "
                                  f"{r['peak_rss_mb']:.0f} | {r['wer']:.2f} |")
-    made = set(results.get("bundles") or {})
+    instead = {v["replaces"]: k for k, v in (results.get("bundles") or {}).items() if v.get("replaces")}
     for label, why in (results.get("refused_bundles") or {}).items():
-        instead = [m for m in made if m != label and m.replace("int8w", "int8") == label]
         lines += ["", f"Export of **{label}** was refused by its validation: {why}"
-                      + (f"; **{instead[0]}** (8-bit weights, float activations) shipped instead" if instead else "")]
+                      + (f"; **{instead[label]}** shipped instead (`export_fallback`)" if label in instead else "")]
     t = targets(results)
     if t:
         lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|:---:|"]
@@ -310,7 +309,7 @@ def pruning_sections(results: dict) -> list[str]:
         lines.append(f"\nChosen: round {pr.get('chosen_round')} ({'within' if pr.get('budget_met') else 'no round within'} the budget).")
         lat = results.get("round_latency") or {}
         if lat.get("rounds"):
-            lines += ["", "Every round's model exported int8 (int8w where the int8 WER check refused it) and benched on the "
+            lines += ["", "Every round's model exported int8 (in `export_fallback`'s mode where the int8 WER check refused it) and benched on the "
                           "bench's clips and threads (OUT/bench-rounds; "
                           f"dense int8 RTF {_nan(lat.get('dense_rtf')):.3f}, IMP int8 {_nan(lat.get('imp_rtf')):.3f}):", "",
                       "| round | attention + FFN removed | validation WER % | bundle | encoder ms / window | RTF | peak RSS MiB |",
