@@ -225,3 +225,6 @@ def test_calibration_auto_chooses_on_the_noisy_ablation_rows():
         load_config({"data": "c", "prune": good["prune"] | {"ablate_noisy": False}})
     with pytest.raises(ValueError, match="true, false or auto"):
         load_config({"data": "c", "prune": {"calib_augment": "yes"}})
+    assert load_config({"data": "c", "prune": {"score": "obs", "compare_score": "activation"}})["prune"]["score"] == "obs"
+    with pytest.raises(ValueError, match="prune.compare_score must be one of activation, obs, rms"):
+        load_config({"data": "c", "prune": {"compare_score": "fisher"}})

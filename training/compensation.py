@@ -23,7 +23,7 @@ import torch
 
 from .importance import _hook_points, run_with_input_hooks
 
-__all__ = ["input_grams", "compensate_", "solve_compensation"]
+__all__ = ["input_grams", "compensate_", "solve_compensation", "compensated_saliency", "greedy_saliency"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -130,3 +130,76 @@ def _relative_errors(gram, lin, cols, W_k, b) -> dict:
     mean_y = (gram[-1] / n) @ full
     total = float(torch.einsum("io,ij,jo->", full, gram, full)) - n * float(mean_y @ mean_y)
     return {"error_dropped": sq_err(dropped) / max(total, 1e-30), "error_compensated": sq_err(refit) / max(total, 1e-30)}
+
+
+def greedy_saliency(gram: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, group_size: int, ridge: float,
+                    chunk: int | None = None) -> torch.Tensor:
+    """What removing each group costs once the others are re-fitted (the ``obs`` score), per group of ``group_size``
+    consecutive input columns of ``y = W x + b``.
+
+    The objective is :func:`solve_compensation`'s: ``Σ‖ŷ − y‖² + λ‖W'_K − W_K‖²`` over the calibration tokens. Groups
+    are removed greedily, cheapest first, as in Optimal Brain Surgeon (Hassibi & Stork 1993; ZipLM, Kurtic et al. 2023,
+    for structured groups): with the damped Gram matrix ``H_λ = H + λD`` and ``S = H_λ⁻¹`` over the columns still in,
+    removing group g while the rest and the bias are re-fitted raises ``min δᵀH_λδ`` by ``Θ_gᵀ (S_gg)⁻¹ Θ_g`` (Θ the
+    current re-fitted weights); minus the constant ``λ‖Θ⁰_g‖²`` that is the increase of the compensation's objective.
+    A group's score is ``sqrt(increase / tokens)`` at its removal (an RMS output change per token, the activation
+    score's unit), made non-decreasing along the order, so that any threshold removes a prefix of the greedy order.
+    ``chunk`` groups leave at a time (default: about 128 steps per family; heads one at a time)."""
+    n_in = weight.shape[1]
+    n_groups = n_in // group_size
+    W0 = weight.detach().to(torch.float64).cpu()
+    b0 = bias.detach().to(torch.float64).cpu() if bias is not None else torch.zeros(W0.shape[0], dtype=torch.float64)
+    theta = torch.cat([W0.T, b0[None, :]], 0)  # (in+1, out)
+    H = gram.to(torch.float64).clone()
+    lam = ridge * float(H.diagonal()[:n_in].mean())
+    H[range(n_in), range(n_in)] += lam
+    H[n_in, n_in] += 1e-9 * max(1.0, float(H[n_in, n_in]))
+    S = torch.linalg.inv(H)
+    base = lam * W0.T.reshape(n_groups, group_size, -1).pow(2).sum((1, 2))  # λ‖Θ⁰_g‖²
+    tokens = max(float(gram[-1, -1]), 1.0)
+    chunk = chunk or (1 if group_size > 1 else max(1, n_groups // 128))
+    alive = torch.ones(n_groups, dtype=torch.bool)
+    inc = torch.zeros(n_groups, dtype=torch.float64)
+    order = []
+    while alive.any():
+        idx = torch.nonzero(alive).flatten()
+        cols = (idx[:, None] * group_size + torch.arange(group_size)[None, :])  # (alive, size)
+        if group_size == 1:
+            c = cols[:, 0]
+            delta = theta[c].pow(2).sum(1) / S[c, c].clamp_min(1e-300)
+        else:
+            Sgg = S[cols[:, :, None], cols[:, None, :]]  # (alive, size, size)
+            tg = theta[cols]  # (alive, size, out)
+            delta = torch.einsum("gio,gio->g", tg, torch.linalg.solve(Sgg, tg))
+        cost = (delta - base[idx]).clamp_min(0.0)
+        pick = torch.argsort(cost)[:chunk]
+        gone = idx[pick]
+        inc[gone] = cost[pick]
+        order.extend(int(g) for g in gone)
+        rm = (gone[:, None] * group_size + torch.arange(group_size)[None, :]).reshape(-1)
+        # re-fit the survivors: Θ ← Θ − S[:, R] S_RR⁻¹ Θ_R (the removed rows become exactly zero)
+        # and S ← S − S[:, R] S_RR⁻¹ S[R, :], the inverse of H_λ over the survivors (block elimination)
+        S_rows = S[rm]  # S is symmetric: S[:, R] = S[R, :]ᵀ (a row gather is contiguous)
+        S_rr = S_rows[:, rm]
+        theta.addmm_(S_rows.T, torch.linalg.solve(S_rr, theta[rm]), alpha=-1.0)
+        S.addmm_(S_rows.T, torch.linalg.solve(S_rr, S_rows), alpha=-1.0)
+        theta.index_fill_(0, rm, 0.0)
+        S.index_fill_(0, rm, 0.0)
+        S.index_fill_(1, rm, 0.0)
+        alive[gone] = False
+    score = torch.zeros(n_groups, dtype=torch.float64)
+    running = 0.0
+    for g in order:  # non-decreasing along the greedy order
+        running = max(running, float(inc[g]))
+        score[g] = running
+    return (score / tokens).sqrt().to(torch.float32)
+
+
+@torch.no_grad()
+def compensated_saliency(model, grams: list[torch.Tensor], ridge: float = 1e-2) -> list[torch.Tensor]:
+    """:func:`greedy_saliency` of every family, in ``iter_families`` order (the ``obs`` score of ``AdaptiveOptions``)."""
+    points = list(_hook_points(model))
+    if len(points) != len(grams):
+        raise ValueError("the Gram matrices were measured on a model with other sublayers")
+    hd = model.config.d_model // model.config.encoder_attention_heads
+    return [greedy_saliency(gram, lin.weight, lin.bias, hd if heads else 1, ridge) for (_, _, _, lin, heads), gram in zip(points, grams)]

@@ -245,11 +245,13 @@ AUGMENTED = ", calibration on augmented audio"  # the suffix of a variant calibr
 
 def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = AdaptiveOptions(), sgl_dir=None,
            steps: int = 0, eval_limit: int | None = None, recipe_overrides: dict | None = None,
-           language: str = "hi", noisy: bool = False, calib_augment: bool = False) -> dict:
+           language: str = "hi", noisy: bool = False, calib_augment: bool = False, compare_score: str | None = None) -> dict:
     """Validation WER of the ways to remove ``target`` of attention + FFN from the dense model (no recovery unless
     said): without / with compensation; SGL's choice of groups on the dense weights; the SGL model itself pruned;
     with ``calib_augment``, compensation calibrated on augmented audio (``AdaptiveOptions.calib_augment``); with
-    ``steps``, compensation + a recovery by cross-entropy alone (gradual round 1 adds distillation). ``noisy``: every
+    ``steps``, compensation + a recovery by cross-entropy alone (gradual round 1 adds distillation); with
+    ``compare_score`` (another ``AdaptiveOptions.score``), the dense model's compensated removal by that score (calibrated
+    on augmented audio where ``calib_augment``). ``noisy``: every
     row also on the validation clips under the test_noisy effects (``data.noisy_copy``). Returns {"rows": […],
     "mask_from": dense | sgl} — the mask with the lower validation WER. Rows land in OUT/rows.json as they are
     measured (a killed run resumes)."""
@@ -300,6 +302,9 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
         measure("SGL model (its groups and weights), compensation", variant(True, weights_dir=sgl_dir))
         if calib_augment:  # round 1's removal as the experiment makes it, calibrated on augmented audio
             measure(SGL_GROUPS + AUGMENTED, variant(True, chooser_dir=sgl_dir, popts=augmented))
+    if compare_score and compare_score != opts.score:
+        measure(score_variant(compare_score, calib_augment),
+                variant(True, popts=replace(augmented if calib_augment else opts, score=compare_score)))
     by = {r["variant"]: r["val_wer"] for r in rows}
     mask = "sgl" if by.get(SGL_GROUPS, float("inf")) < by["compensation"] else "dense"
     if steps:
@@ -318,6 +323,11 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
         measure("compensation + recovery (cross-entropy only)", recovered)
     return {"rows": rows, "mask_from": mask}
 
+
+
+def score_variant(score: str, augmented: bool) -> str:
+    """The ablation's row name for the dense model's compensated removal judged by ``score``."""
+    return f"compensation, {score} score" + (AUGMENTED if augmented else "")
 
 
 def choose_calibration(rows: list[dict], mask: str, tolerance: float) -> bool:

@@ -30,9 +30,13 @@ import torch
 from .architecture import Architecture, apply_surgery, architecture_of, fold_removed_biases
 from .groups import group_scores
 
-__all__ = ["AdaptiveOptions", "adaptive_keep", "prune_adaptive", "keep_from_zeros"]
+__all__ = ["AdaptiveOptions", "SCORES", "adaptive_keep", "prune_adaptive", "keep_from_zeros"]
 
 log = logging.getLogger("whisper_edge")
+
+
+SCORES = ("activation", "obs", "rms")  # the data-driven scores first: both need calibration batches
+DATA_SCORES = SCORES[:2]
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class AdaptiveOptions:
     scope: str = "layer"  # layer | global
     min_heads: int = 0  # keep at least this many heads per attention sublayer
     min_channels: int = 0
-    score: str = "activation"  # activation | rms
+    score: str = "activation"  # activation | obs | rms (docs/pruning.md "The compensated score")
     calib_batches: int = 8  # training batches that measure the activation score (and the compensation's Gram matrices)
     compensate: bool = True  # re-fit out_proj / fc2 of every pruned sublayer by ridge least squares (compensation.py)
     ridge: float = 1e-2  # the re-fit's ridge toward the original weights, relative to the mean input energy
@@ -53,8 +57,8 @@ class AdaptiveOptions:
     calib_augment: bool = False
 
     def __post_init__(self):
-        if self.score not in ("activation", "rms"):
-            raise ValueError(f"score must be 'activation' or 'rms', got {self.score!r}")
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {', '.join(SCORES)}, got {self.score!r}")
         if self.passes not in (1, 2):
             raise ValueError(f"passes must be 1 or 2, got {self.passes}")
         if self.scope not in ("layer", "global"):
@@ -72,12 +76,12 @@ def _family_key(side: str, kind: str) -> str:
 def adaptive_keep(model, opts: AdaptiveOptions = AdaptiveOptions(), importance: list | None = None) -> tuple[dict, list[dict]]:
     """Decide which groups stay. Returns (keep spec for apply_surgery, per-family report).
 
-    ``importance``: per-family activation scores (training.importance.group_importance) for
-    ``score="activation"``; exact zeros are always read off the weights."""
+    ``importance``: per-family scores from calibration data (:func:`calibrate`) for ``score="activation"`` or
+    ``"obs"``; exact zeros are always read off the weights."""
     fams = [f | {"score": f["rms"]} for f in group_scores(model)]  # the score each group is judged by: weight RMS …
-    if opts.score == "activation" and opts.strength > 0:
+    if opts.score in DATA_SCORES and opts.strength > 0:
         if importance is None:
-            raise ValueError("the activation score needs calibration data: give --data, or use --score rms")
+            raise ValueError(f"the {opts.score} score needs calibration data: give --data, or use --score rms")
         if len(importance) != len(fams):
             raise ValueError("importance was measured on a model with other sublayers")
         fams = [f | {"score": torch.where(f["norm"] == 0, torch.zeros_like(imp), imp.clamp_min(1e-30))}  # … or activation
@@ -154,14 +158,15 @@ def prune_adaptive(model, opts: AdaptiveOptions = AdaptiveOptions(), importance:
 
 def calibrate(model, processor, data, opts: AdaptiveOptions, language: str = "hi", *,
               importance: bool | None = None, grams: bool | None = None) -> tuple[list | None, list | None]:
-    """(activation importance, Gram matrices) on ``opts.calib_batches`` training batches of ``data``: the
-    inputs of the score and of the compensation, measured once on the unpruned model from the same batches.
-    By default each is measured only when ``opts`` needs it (None otherwise); ``importance``/``grams`` force it."""
-    need_imp = opts.score == "activation" and opts.strength > 0 if importance is None else importance
+    """(score, Gram matrices) on ``opts.calib_batches`` training batches of ``data``: the inputs of the score
+    (``opts.score``: activation importance, or the compensated ``obs`` saliency computed from the Gram matrices) and
+    of the compensation, measured once on the unpruned model from the same batches. By default each is measured only
+    when ``opts`` needs it (None otherwise); ``importance``/``grams`` force it."""
+    need_imp = opts.score in DATA_SCORES and opts.strength > 0 if importance is None else importance
     need_gram = opts.compensate if grams is None else grams
     if not (need_imp or need_gram):
         return None, None
-    from .compensation import input_grams
+    from .compensation import compensated_saliency, input_grams
     from .importance import data_calibration_batches, group_importance
 
     augment = None
@@ -170,7 +175,10 @@ def calibrate(model, processor, data, opts: AdaptiveOptions, language: str = "hi
 
         augment = load_recipe("dense").augment
     batches = data_calibration_batches(model, processor, data, opts.calib_batches, language, augment=augment)
-    return (group_importance(model, batches) if need_imp else None), (input_grams(model, batches) if need_gram else None)
+    grams = input_grams(model, batches) if need_gram or (need_imp and opts.score == "obs") else None
+    if need_imp and opts.score == "obs":
+        return compensated_saliency(model, grams, opts.ridge), (grams if need_gram else None)
+    return (group_importance(model, batches) if need_imp else None), grams
 
 
 def _val_wer(model, processor, dataset, limit: int, language: str) -> float:
@@ -283,6 +291,7 @@ ABLATION = (
     ("two passes, per-layer (default)", {}),
     ("two passes, per-layer, no compensation", {"compensate": False}),
     ("two passes, per-layer, weight-RMS score", {"score": "rms"}),
+    ("two passes, per-layer, compensated (obs) score", {"score": "obs"}),
     ("one pass, per-layer", {"passes": 1}),
     ("two passes, global", {"scope": "global"}),
     ("one pass, global", {"passes": 1, "scope": "global"}),
@@ -304,9 +313,13 @@ def ablation(model_dir, data, *, opts: AdaptiveOptions = AdaptiveOptions(), eval
     importance, grams = calibrate(model, processor, data, opts, language, importance=True, grams=True)  # every variant's inputs, once
     rows = [{"variant": "unpruned", "params": base["params"]["total"], "removed_pct": 0.0,
              "encoder_gflops": base["flops"]["encoder"] / 1e9, "wer": _val_wer(model, processor, ds, eval_limit, language)}]
+    from .compensation import compensated_saliency
+
+    obs = compensated_saliency(model, grams, opts.ridge)
     for name, change in ABLATION:
         trial = copy.deepcopy(model)
-        prune_adaptive(trial, AdaptiveOptions(**{**opts.__dict__, **change}), importance, grams)
+        vopts = AdaptiveOptions(**{**opts.__dict__, **change})
+        prune_adaptive(trial, vopts, obs if vopts.score == "obs" else importance, grams)
         c = model_counts(trial)
         rows.append({"variant": name, "params": c["params"]["total"],
                      "removed_pct": 100 * c["params"]["removed"] / c["params"]["dense_total"],

@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="speech data (for --wer-budget, --recover-steps, imp, and the validation WER)")
     s.add_argument("--wer-budget", type=float, help="largest strength whose validation WER rises at most this much (absolute)")
     s.add_argument("--strength", type=float, default=1.0, help="scales both passes (0 = remove exact zeros only)")
-    s.add_argument("--score", default="activation", choices=["activation", "rms"],
-                   help="group score: activation-aware contribution on a few training batches (needs --data) or weight RMS")
+    s.add_argument("--score", default="activation", choices=["activation", "obs", "rms"],
+                   help="group score: activation-aware contribution on a few training batches (needs --data), obs: what "
+                        "removing the group costs once the rest is re-fitted (needs --data), or weight RMS")
     s.add_argument("--k1", type=float, default=0.5, help="pass 1: remove groups below k1 × the layer's median score")
     s.add_argument("--k2", type=float, default=2.0, help="pass 2: remove survivors below mean − k2 × std")
     s.add_argument("--passes", type=int, default=2, choices=[1, 2])
@@ -130,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "audio, with --sgl SGL's groups; validation WER (with --noisy-validation also under the test_noisy "
                    "effects); writes OUT/rows.json and OUT/ablation.json, no checkpoint")
     s.add_argument("--sgl", help="--removal-ablation: an SGL-trained checkpoint whose choice of groups is compared")
+    s.add_argument("--compare-score", choices=["activation", "obs", "rms"],
+                   help="--removal-ablation: also the compensated removal with groups judged by this score")
     s.add_argument("--noisy-validation", action="store_true", help="--removal-ablation: also the validation clips at "
                    "0–10 dB SNR with reverb and telephone band (the corpus's test_noisy effects)")
     s.add_argument("--eval-limit", type=int, default=48, help="validation utterances (0 = skip the validation WER)")

@@ -142,7 +142,7 @@ def _cmd_prune(args) -> int:
             raise ValueError("--removal-ablation needs --data (validation WER of every variant)")
         res = ablate(args.model, args.out, data=args.data, target=args.removal_ablation, opts=opts, sgl_dir=args.sgl,
                      steps=args.recover_steps, eval_limit=args.eval_limit or None, noisy=args.noisy_validation,
-                     calib_augment=args.calib_augment)
+                     calib_augment=args.calib_augment, compare_score=args.compare_score)
         print("\n".join(ablation_table(res["rows"])))
         atomic_write_json(Path(args.out) / "ablation.json", res)
         return 0

@@ -37,6 +37,8 @@ DEFAULTS = {
               "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
               "compensate": True,  # least-squares re-fit of out_proj / fc2 after removal (training/compensation.py)
               "ridge": 1e-2, "calib_batches": 8,
+              # score: activation | obs | rms (docs/pruning.md); compare_score: the ablation's removal by another score
+              "score": "activation", "compare_score": None,
               # calib_augment: the calibration clips hear the dense recipe's augmentation; ablate_noisy: the ablation
               # also on the validation clips under the test_noisy effects, and with augmented calibration as a variant
               # (calib_augment auto: chosen on the ablation's noisy rows, training/gradual.py choose_calibration)
@@ -97,6 +99,10 @@ def load_config(path_or_dict) -> dict:
     if pr["calib_augment"] == "auto" and not (pr["schedule"] == "gradual" and pr["ablate"] and pr["ablate_noisy"]):
         raise ValueError(f"{where}: prune.calib_augment: auto chooses on the ablation's noisy rows: it needs prune.schedule: "
                          "gradual, prune.ablate: true and prune.ablate_noisy: true")
+    from .training.pruning import SCORES
+    for key in ("score", "compare_score"):
+        if pr[key] not in SCORES + ((None,) if key == "compare_score" else ()):
+            raise ValueError(f"{where}: prune.{key} must be one of {', '.join(SCORES)}, got {pr[key]!r}")
     fb = cfg["export_fallback"]
     if fb is not None and fb not in QUANTIZATIONS[1:]:
         raise ValueError(f"{where}: export_fallback must be one of {', '.join(QUANTIZATIONS[1:])} or null, got {fb!r}")
@@ -169,7 +175,7 @@ def run_experiment(config, out) -> dict:
         _prune_gradual(cfg, runs, data, out, teacher)
     elif _stage("prune adaptive", (pruned / "report.json").is_file(), out):
         popts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]),
-                            calib_augment=pr["calib_augment"] is True)
+                            calib_augment=pr["calib_augment"] is True, score=pr["score"])
         prune(runs["sgl"], pruned, method="adaptive", opts=popts, wer_budget=pr.get("wer_budget"), data=data,
               recover_steps=int(pr.get("recover_steps") or 0), eval_limit=_val_limit(pr),
               strengths=tuple(pr.get("strengths") or DEFAULTS["prune"]["strengths"]),
@@ -275,7 +281,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
         return
     calib = pr["calib_augment"]
     opts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]),
-                           calib_augment=calib is True)
+                           calib_augment=calib is True, score=pr["score"])
     overrides = ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
         {"distill.alpha": float(pr["distill_alpha"])} if teacher else {})
     mask = pr["mask_from"]
@@ -287,7 +293,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
             abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts,
                          sgl_dir=sgl, steps=int(pr["ablate_steps"] or per_round_steps(pr["round_steps"], len(pr["targets"]))[0]) if pr["ablate"] else 0,
                          eval_limit=pr["eval_limit"], recipe_overrides=overrides, noisy=bool(pr["ablate_noisy"]),
-                         calib_augment=bool(pr["ablate_noisy"]))
+                         calib_augment=bool(pr["ablate_noisy"]), compare_score=pr["compare_score"])
             atomic_write_json(out / "ablation.json", abl)
         else:
             abl = json.loads((out / "ablation.json").read_text())

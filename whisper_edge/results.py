@@ -296,7 +296,8 @@ def pruning_sections(results: dict) -> list[str]:
     if rounds:
         lines += ["", f"## Gradual pruning: the operating points (validation WER; dense {wb.get('base_wer', float('nan')):.2f}, "
                       f"budget +{wb.get('budget')})", "",
-                  f"Round 1's groups chosen by the {pr.get('mask_from') or 'dense'} model; distillation teacher: "
+                  f"Round 1's groups chosen by the {pr.get('mask_from') or 'dense'} model; groups judged by the "
+                  f"{(pr.get('options') or {}).get('score') or 'activation'} score; distillation teacher: "
                   f"{'yes' if pr.get('teacher') else 'none'}; removal calibrated on "
                   f"{'augmented' if (pr.get('options') or {}).get('calib_augment') else 'clean'} audio.", "",
                   "| round | attention + FFN removed | parameters | encoder GFLOPs | WER after removal + compensation | "

@@ -100,7 +100,8 @@ def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, t
     assert [r["variant"] for r in rows][:4] == ["unpruned", "exact zeros only", "two passes, per-layer (default)",
                                                 "two passes, per-layer, no compensation"]
     assert rows[2]["params"] == rows[3]["params"]  # compensation changes weights, not what is removed
-    assert len(rows) == 8 and rows[0]["removed_pct"] == 0 and all(r["removed_pct"] >= rows[1]["removed_pct"] for r in rows[2:])
+    assert len(rows) == 9 and rows[5]["variant"] == "two passes, per-layer, compensated (obs) score"
+    assert rows[0]["removed_pct"] == 0 and all(r["removed_pct"] >= rows[1]["removed_pct"] for r in rows[2:])
     capsys.readouterr()
     assert main(["inspect", str(tmp_path / "sgl"), "--importance", str(speech_corpus), "--calib-batches", "1"]) == 0
     table = capsys.readouterr().out
