@@ -110,11 +110,15 @@ def test_round_latency_table_and_figure(tmp_path):
                "imp_points": [{"step": 60, "weight_sparsity": 0.25, "val_wer": 7.7}],
                "round_latency": {"dense_rtf": 0.127, "imp_rtf": 0.141, "rounds": [
                    {"round": 1, "share": 0.25, "val_wer": 9.4, "rtf": 0.121, "encoder_ms": 90.0, "peak_rss_mb": 257.0},
+                   {"round": 3, "share": 0.45, "val_wer": 9.9, "refusals": {"int8": "| WER | fp32 7.63 → int8 10.43 | ✗ |",
+                                                                            "int8w": "| WER | fp32 7.63 → int8w 9.92 | ✗ |"}},
                    {"round": 2, "share": 0.35, "val_wer": 10.1, "refused": "| WER | fp32 14.50 → int8 16.54 | ✗ |",
                     "quantization": "int8w", "rtf": 0.110, "encoder_ms": 80.0, "peak_rss_mb": 250.0}]}}
     text = "\n".join(pruning_sections(results))
     assert "| 1 | 25.0 % | 9.40 | int8 | 90 | 0.121 | 257 |" in text and "| 2 | 35.0 % | 10.10 | int8w | 80 | 0.110 | 250 |" in text
     assert "Round 2: int8 refused by its WER check (WER fp32 14.50 → int8 16.54 ✗)." in text
+    assert ("Round 3: int8 refused by its WER check (WER fp32 7.63 → int8 10.43 ✗); int8w refused by its WER check "
+            "(WER fp32 7.63 → int8w 9.92 ✗): no bundle.") in text and "| 3 | 45.0 % | 9.90 | none | | | |" in text
     assert "dense int8 RTF 0.127, IMP int8 0.141" in text
     assert "| 2 | 35.0 % | 59,999,999 | 17.00 | 9.90 | 140 | 10.10 | recovered |" in text  # each round's own steps
     plot_pareto(results, tmp_path / "two.png")

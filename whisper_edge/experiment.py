@@ -376,7 +376,7 @@ def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, fa
                         **({k: rows[paths[r["round"]]["path"].name][k] for k in ("rtf", "encoder_ms", "peak_rss_mb")}
                            | {"quantization": paths[r["round"]]["mode"]}
                            if r["round"] in paths and paths[r["round"]]["path"].name in rows else {}),
-                        **({"refused": refused[f"round {r['round']} int8"]} if f"round {r['round']} int8" in refused else {})}
+                        "refusals": {m: refused[f"round {r['round']} {m}"] for m in ("int8", fallback) if f"round {r['round']} {m}" in refused}}
                        for r in rounds],
             **{f"{m}_rtf": (by_label.get(f"{m}-int8") or by_label.get(f"{m}-{fallback}") or {}).get("rtf") for m in ("dense", "imp")}}
 

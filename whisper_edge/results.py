@@ -158,6 +158,11 @@ def errors_by_utterance(report: dict) -> list[list]:
     return [list(r) for r in rows]
 
 
+def _check_line(row: str) -> str:
+    """A refused export's check, a markdown table row, as plain words."""
+    return " ".join(str(row).replace("|", " ").split())
+
+
 def compare_reports(base: dict, new: dict) -> dict:
     """WER(new) − WER(base) with its paired bootstrap 95 % interval over the utterances both scored."""
     ci = _paired(errors_by_utterance(base), errors_by_utterance(new))
@@ -318,8 +323,12 @@ def pruning_sections(results: dict) -> list[str]:
             lines += [f"| {r['round']} | {100 * r['share']:.1f} % | {r['val_wer']:.2f} | " + (
                 f"{r.get('quantization', 'int8')} | {r['encoder_ms']:.0f} | {r['rtf']:.3f} | {r['peak_rss_mb']:.0f} |"
                 if r.get("rtf") else "none | | | |") for r in lat["rounds"]]
-            lines += [f"\nRound {r['round']}: int8 refused by its WER check "
-                      f"({' '.join(str(r['refused']).replace('|', ' ').split())})." for r in lat["rounds"] if r.get("refused")]
+            for r in lat["rounds"]:  # {mode: the refused check}; "refused" (the int8 check alone) until session 16
+                no = r.get("refusals") or ({"int8": r["refused"]} if r.get("refused") else {})
+                if no:
+                    lines.append(f"\nRound {r['round']}: " + "; ".join(
+                        f"{m} refused by its WER check ({_check_line(c)})" for m, c in no.items()) + (
+                        ": no bundle." if not r.get("rtf") else "."))
     imp = results.get("imp_points") or []
     if imp:
         lines += ["", "## IMP: the operating points (validation WER at the end of each round)", "",
