@@ -151,8 +151,11 @@ def greedy_saliency(gram: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     b0 = bias.detach().to(torch.float64).cpu() if bias is not None else torch.zeros(W0.shape[0], dtype=torch.float64)
     theta = torch.cat([W0.T, b0[None, :]], 0)  # (in+1, out)
     H = gram.to(torch.float64).clone()
-    lam = ridge * float(H.diagonal()[:n_in].mean())
-    H[range(n_in), range(n_in)] += lam
+    scale = float(H.diagonal()[:n_in].mean())
+    lam = ridge * scale
+    # + a jitter: an input that is zero on every calibration token (a dead channel, an FFN whose groups SGL zeroed)
+    # leaves H singular without a ridge; such a group then costs nothing to remove, as it should
+    H[range(n_in), range(n_in)] += lam + 1e-9 * max(scale, 1e-12)
     H[n_in, n_in] += 1e-9 * max(1.0, float(H[n_in, n_in]))
     S = torch.linalg.inv(H)
     base = lam * W0.T.reshape(n_groups, group_size, -1).pow(2).sum((1, 2))  # λ‖Θ⁰_g‖²

@@ -91,3 +91,16 @@ def test_obs_score_prunes_the_tiny_model(tiny_model, speech_corpus):
         prune_adaptive(load_checkpoint(tiny_model)[0], opts, None, None)
     with pytest.raises(ValueError, match="score must be one of"):
         AdaptiveOptions(score="fisher")
+
+
+def test_dead_inputs_cost_nothing_and_do_not_break_the_solve():
+    """An input that is zero on every calibration token (a dead channel; a whole FFN whose groups SGL zeroed) leaves
+    the Gram matrix singular; such groups score (about) zero, and a family with no live input at all still scores."""
+    X, _, W, b = _problem()
+    X[:, [2, 5]] = 0.0
+    Z = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], 1)
+    score = greedy_saliency(Z.T @ Z, W, b, 1, 0.0, chunk=1)
+    assert bool(torch.isfinite(score).all()) and set(torch.argsort(score)[:2].tolist()) == {2, 5}
+    assert float(score[[2, 5]].max()) < 1e-3 * float(score.max())
+    Z0 = torch.cat([torch.zeros_like(X), torch.ones(len(X), 1, dtype=torch.float64)], 1)
+    assert bool(torch.isfinite(greedy_saliency(Z0.T @ Z0, W, b, 1, 0.01)).all())
