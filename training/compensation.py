@@ -161,12 +161,16 @@ def greedy_saliency(gram: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     base = lam * W0.T.reshape(n_groups, group_size, -1).pow(2).sum((1, 2))  # λ‖Θ⁰_g‖²
     tokens = max(float(gram[-1, -1]), 1.0)
     chunk = chunk or (1 if group_size > 1 else max(1, n_groups // 128))
+
+    def columns(groups):  # (groups, size): each group's input columns
+        return groups[:, None] * group_size + torch.arange(group_size)[None, :]
+
     alive = torch.ones(n_groups, dtype=torch.bool)
     inc = torch.zeros(n_groups, dtype=torch.float64)
     order = []
     while alive.any():
         idx = torch.nonzero(alive).flatten()
-        cols = (idx[:, None] * group_size + torch.arange(group_size)[None, :])  # (alive, size)
+        cols = columns(idx)
         if group_size == 1:
             c = cols[:, 0]
             delta = theta[c].pow(2).sum(1) / S[c, c].clamp_min(1e-300)
@@ -178,8 +182,8 @@ def greedy_saliency(gram: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         pick = torch.argsort(cost)[:chunk]
         gone = idx[pick]
         inc[gone] = cost[pick]
-        order.extend(int(g) for g in gone)
-        rm = (gone[:, None] * group_size + torch.arange(group_size)[None, :]).reshape(-1)
+        order.append(gone)
+        rm = columns(gone).reshape(-1)
         # re-fit the survivors: Θ ← Θ − S[:, R] S_RR⁻¹ Θ_R (the removed rows become exactly zero)
         # and S ← S − S[:, R] S_RR⁻¹ S[R, :], the inverse of H_λ over the survivors (block elimination)
         S_rows = S[rm]  # S is symmetric: S[:, R] = S[R, :]ᵀ (a row gather is contiguous)
@@ -190,11 +194,9 @@ def greedy_saliency(gram: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         S.index_fill_(0, rm, 0.0)
         S.index_fill_(1, rm, 0.0)
         alive[gone] = False
-    score = torch.zeros(n_groups, dtype=torch.float64)
-    running = 0.0
-    for g in order:  # non-decreasing along the greedy order
-        running = max(running, float(inc[g]))
-        score[g] = running
+    order = torch.cat(order)
+    score = torch.empty(n_groups, dtype=torch.float64)
+    score[order] = torch.cummax(inc[order], 0).values  # non-decreasing along the greedy order
     return (score / tokens).sqrt().to(torch.float32)
 
 

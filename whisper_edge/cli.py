@@ -18,6 +18,8 @@ from .data_commands import _cmd_data_build, _cmd_data_clips, _cmd_data_long, _cm
 from .device_commands import _cmd_transcribe
 from .exporter.quantize import MODES as QUANT_MODES  # torch-free: the registry of quantization modes
 
+SCORES = ("activation", "obs", "rms")  # training/pruning.py SCORES, which imports torch (a test keeps the two equal)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="whisper-edge", description=__doc__.splitlines()[0])
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="speech data (for --wer-budget, --recover-steps, imp, and the validation WER)")
     s.add_argument("--wer-budget", type=float, help="largest strength whose validation WER rises at most this much (absolute)")
     s.add_argument("--strength", type=float, default=1.0, help="scales both passes (0 = remove exact zeros only)")
-    s.add_argument("--score", default="activation", choices=["activation", "obs", "rms"],
+    s.add_argument("--score", default="activation", choices=SCORES,
                    help="group score: activation-aware contribution on a few training batches (needs --data), obs: what "
                         "removing the group costs once the rest is re-fitted (needs --data), or weight RMS")
     s.add_argument("--k1", type=float, default=0.5, help="pass 1: remove groups below k1 × the layer's median score")
@@ -131,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "audio, with --sgl SGL's groups; validation WER (with --noisy-validation also under the test_noisy "
                    "effects); writes OUT/rows.json and OUT/ablation.json, no checkpoint")
     s.add_argument("--sgl", help="--removal-ablation: an SGL-trained checkpoint whose choice of groups is compared")
-    s.add_argument("--compare-score", choices=["activation", "obs", "rms"],
+    s.add_argument("--compare-score", choices=SCORES,
                    help="--removal-ablation: also the compensated removal with groups judged by this score")
     s.add_argument("--noisy-validation", action="store_true", help="--removal-ablation: also the validation clips at "
                    "0–10 dB SNR with reverb and telephone band (the corpus's test_noisy effects)")

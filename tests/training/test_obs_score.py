@@ -91,6 +91,10 @@ def test_obs_score_prunes_the_tiny_model(tiny_model, speech_corpus):
         prune_adaptive(load_checkpoint(tiny_model)[0], opts, None, None)
     with pytest.raises(ValueError, match="score must be one of"):
         AdaptiveOptions(score="fisher")
+    from whisper_edge import cli
+    from whisper_edge.training.pruning import SCORES
+
+    assert cli.SCORES == SCORES  # the command line offers what the options accept
 
 
 def test_dead_inputs_cost_nothing_and_do_not_break_the_solve():
