@@ -112,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="speech data (for --wer-budget, --recover-steps, imp, and the validation WER)")
     s.add_argument("--wer-budget", type=float, help="largest strength whose validation WER rises at most this much (absolute)")
     s.add_argument("--strength", type=float, default=1.0, help="scales both passes (0 = remove exact zeros only)")
-    s.add_argument("--score", default="activation", choices=SCORES,
-                   help="group score: activation-aware contribution on a few training batches (needs --data), obs: what "
-                        "removing the group costs once the rest is re-fitted (needs --data), or weight RMS")
+    s.add_argument("--score", default="obs", choices=SCORES,
+                   help="group score: obs (default): what removing the group costs once the rest is re-fitted, "
+                        "activation: its activation-aware contribution (both measured on a few training batches of "
+                        "--data), or rms: its weight RMS (no data)")
     s.add_argument("--k1", type=float, default=0.5, help="pass 1: remove groups below k1 × the layer's median score")
     s.add_argument("--k2", type=float, default=2.0, help="pass 2: remove survivors below mean − k2 × std")
     s.add_argument("--passes", type=int, default=2, choices=[1, 2])

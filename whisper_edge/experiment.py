@@ -37,8 +37,9 @@ DEFAULTS = {
               "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
               "compensate": True,  # least-squares re-fit of out_proj / fc2 after removal (training/compensation.py)
               "ridge": 1e-2, "calib_batches": 8,
-              # score: activation | obs | rms (docs/pruning.md); compare_score: the ablation's removal by another score
-              "score": "activation", "compare_score": None,
+              # score: obs | activation | rms (docs/pruning.md; obs since session 17: lower validation WER, clean and
+              # noisy, at every share measured); compare_score: the ablation's removal by another score
+              "score": "obs", "compare_score": None,
               # calib_augment: the calibration clips hear the dense recipe's augmentation; ablate_noisy: the ablation
               # also on the validation clips under the test_noisy effects, and with augmented calibration as a variant
               # (calib_augment auto: chosen on the ablation's noisy rows, training/gradual.py choose_calibration)

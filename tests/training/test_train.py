@@ -97,10 +97,12 @@ def test_sgl_run_then_adaptive_prune_removes_groups(tiny_model, speech_corpus, t
     assert main(["prune", "--model", str(tmp_path / "sgl"), "--out", str(tmp_path / "ablation"), "--data", str(speech_corpus),
                  "--ablation", "--eval-limit", "1"]) == 0
     rows = json.loads((tmp_path / "ablation" / "ablation.json").read_text())["rows"]
-    assert [r["variant"] for r in rows][:4] == ["unpruned", "exact zeros only", "two passes, per-layer (default)",
+    assert [r["variant"] for r in rows][:4] == ["unpruned", "exact zeros only", "two passes, per-layer (the options given)",
                                                 "two passes, per-layer, no compensation"]
     assert rows[2]["params"] == rows[3]["params"]  # compensation changes weights, not what is removed
-    assert len(rows) == 9 and rows[5]["variant"] == "two passes, per-layer, compensated (obs) score"
+    # the options given judge by obs (the CLI's default): the other two scores get a row each, obs none of its own
+    assert len(rows) == 9 and [r["variant"] for r in rows][4:6] == ["two passes, per-layer, activation score",
+                                                                   "two passes, per-layer, weight-RMS score"]
     assert rows[0]["removed_pct"] == 0 and all(r["removed_pct"] >= rows[1]["removed_pct"] for r in rows[2:])
     capsys.readouterr()
     assert main(["inspect", str(tmp_path / "sgl"), "--importance", str(speech_corpus), "--calib-batches", "1"]) == 0
