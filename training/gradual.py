@@ -30,7 +30,7 @@ from pathlib import Path
 from .pruning import AdaptiveOptions, adaptive_keep, calibrate
 
 __all__ = ["kept_architecture", "strength_for_share", "prune_to_share", "recovery_recipe", "prune_gradual", "ablate",
-           "keep_recovered", "choose_calibration"]
+           "keep_recovered", "choose_calibration", "DENSE_ROW"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -96,14 +96,16 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
                   opts: AdaptiveOptions = AdaptiveOptions(), teacher: str | None = None, wer_budget: float = 0.5,
                   eval_limit: int | None = None, recipe_overrides: dict | None = None, mask_from=None,
                   stop_above: float = 4.0, language: str = "hi", eval_every: int = 0, stop_early: bool = True,
-                  keep_tolerance: float = 0.5) -> dict:
+                  keep_tolerance: float = 0.5, reference_wer: float | None = None) -> dict:
     """Rounds of prune → compensate → recover (with distillation from ``teacher``, a cache file); see the module doc.
     ``stop_above``: no further round once a round's validation WER exceeds the dense model's by this much.
     ``eval_every`` > 0: a recovery is validated every that many steps (the same clips), keeps its best weights and
     stops as soon as it is within ``wer_budget`` of the dense model (``stop_early``; otherwise every round spends its
     ``steps``, as IMP's rounds do); ``steps`` is then its most. ``steps``: one count for every round or one per round.
     A validated recovery's best WER is the round's (its weights are not validated a second time). A round keeps its
-    recovered weights unless they validate more than ``keep_tolerance`` above the removal's (``keep_recovered``)."""
+    recovered weights unless they validate more than ``keep_tolerance`` above the removal's (``keep_recovered``).
+    ``reference_wer``: the dense model's validation WER on the same clips where it was measured already (the ablation's
+    first row); otherwise it is measured here."""
     from ..runtime.fsutil import atomic_write_json, claim_folder
     from .architecture import load_checkpoint, save_checkpoint
     from .counts import attention_ffn_params, model_counts
@@ -124,8 +126,10 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
     if ref_path.is_file():
         reference = json.loads(ref_path.read_text())["val_wer"]
     else:
-        reference = _val_wer(dense, processor, val, limit, language)
-        atomic_write_json(ref_path, {"model": str(model_dir), "val_wer": reference, "clips": limit})
+        measured = reference_wer is None
+        reference = _val_wer(dense, processor, val, limit, language) if measured else float(reference_wer)
+        atomic_write_json(ref_path, {"model": str(model_dir), "val_wer": reference, "clips": limit,
+                                     "source": "measured" if measured else "given (the ablation's dense row)"})
     log.info("dense model: validation WER %.2f on %d clips", reference, limit)
     rounds, previous = [], Path(model_dir)
     for r, target in enumerate(targets, 1):
@@ -239,6 +243,7 @@ def recovery_recipe(steps: int, overrides: dict | None = None):
 
 
 # ablation row names that later choices read (mask_from: auto, calib_augment: auto)
+DENSE_ROW = "dense, unpruned"  # the ablation's first row: the dense model's validation WER (the rounds' reference too)
 SGL_GROUPS = "SGL's groups, dense weights, compensation"
 AUGMENTED = ", calibration on augmented audio"  # the suffix of a variant calibrated on augmented audio
 
@@ -292,7 +297,7 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
                                      compensate=compensate, chooser=chooser)
         return make
 
-    measure("dense, unpruned", lambda: (dense, {"strength": 0.0, "share": 0.0}))
+    measure(DENSE_ROW, lambda: (dense, {"strength": 0.0, "share": 0.0}))
     measure("no compensation", variant(False))
     measure("compensation", variant(True))
     if calib_augment:

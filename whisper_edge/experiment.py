@@ -272,7 +272,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     """The ablation at round 1's share (which also picks round 1's mask), then the gradual rounds."""
     from dataclasses import replace
 
-    from .training.gradual import AUGMENTED, ablate, choose_calibration, per_round_steps, prune_gradual
+    from .training.gradual import AUGMENTED, DENSE_ROW, ablate, choose_calibration, per_round_steps, prune_gradual
     from .training.pruning import AdaptiveOptions
 
     pr = cfg["prune"]
@@ -289,6 +289,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     if mask not in ("auto", "sgl", "dense"):
         raise ValueError(f"prune.mask_from must be auto, sgl or dense, got {mask!r}")
     sgl = runs.get("sgl") if (runs.get("sgl") and Path(runs["sgl"], "config.json").is_file()) else None
+    reference = None  # the dense model's validation WER, where the ablation measured it on the rounds' clips
     if pr["ablate"] or (mask == "auto" and sgl is not None):
         if _stage("ablation", (out / "ablation.json").is_file(), out):
             abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts,
@@ -298,6 +299,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
             atomic_write_json(out / "ablation.json", abl)
         else:
             abl = json.loads((out / "ablation.json").read_text())
+        reference = next((r["val_wer"] for r in abl["rows"] if r["variant"] == DENSE_ROW), None)
         if mask == "auto":
             mask = abl["mask_from"]
         if calib == "auto":
@@ -307,7 +309,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
                         eval_every=int(pr["round_eval_every"] or 0), stop_early=bool(pr["round_stop_early"]),
-                        keep_tolerance=float(pr["keep_tolerance"]))
+                        keep_tolerance=float(pr["keep_tolerance"]), reference_wer=reference)
     rep["mask_from"] = mask
     atomic_write_json(pruned / "report.json", rep)
 

@@ -158,7 +158,10 @@ def test_gradual_round_stops_early_only_when_asked(teacher_cache, tiny_model, sp
     kw = dict(data=speech_corpus, targets=(0.2,), steps=3, opts=AdaptiveOptions(calib_batches=1), eval_every=1,
               teacher=str(teacher_cache), eval_limit=2, stop_above=1e9, wer_budget=1e9,
               recipe_overrides={"batch_size": 4, "max_label_tokens": 40, "mixed_precision": "no"})
-    early = prune_gradual(tiny_model, tmp_path / "early", **kw)["rounds"][0]["recovery"]
+    given = prune_gradual(tiny_model, tmp_path / "early", reference_wer=50.0, **kw)  # the ablation measured it already
+    early = given["rounds"][0]["recovery"]
+    assert given["wer_budget"]["base_wer"] == 50.0
+    assert json.loads((tmp_path / "early" / "reference.json").read_text())["source"].startswith("given")
     full = prune_gradual(tiny_model, tmp_path / "full", stop_early=False, **kw)["rounds"][0]["recovery"]
     assert early["stopped_early"] and early["steps"] == 1
     assert not full["stopped_early"] and full["steps"] == 3
