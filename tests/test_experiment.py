@@ -1,6 +1,7 @@
 """The whole pipeline on the tiny model: train dense/SGL/IMP, prune, export, bench, results; resumes."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -227,8 +228,10 @@ def test_calibration_auto_chooses_on_the_noisy_ablation_rows():
     assert load_config(good)["prune"]["calib_augment"] == "auto"
     with pytest.raises(ValueError, match="ablate_noisy"):
         load_config({"data": "c", "prune": good["prune"] | {"ablate_noisy": False}})
-    with pytest.raises(ValueError, match="true, false or auto"):
+    with pytest.raises(ValueError, match=re.escape("prune.calib_augment must be true | false | auto, got 'yes'")):
         load_config({"data": "c", "prune": {"calib_augment": "yes"}})
+    with pytest.raises(ValueError, match=re.escape("prune.mask_from must be auto | sgl | dense, got 'imp'")):
+        load_config({"data": "c", "prune": {"mask_from": "imp"}})  # refused when the config is read, not at the rounds
     assert load_config({"data": "c", "prune": {"score": "obs", "compare_score": "activation"}})["prune"]["score"] == "obs"
     with pytest.raises(ValueError, match="prune.compare_score must be one of activation, obs, rms"):
         load_config({"data": "c", "prune": {"compare_score": "fisher"}})

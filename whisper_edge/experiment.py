@@ -4,8 +4,7 @@ import → dense fine-tune → SGL fine-tune → teacher cache → pruning (one-
 gradual rounds) → IMP from the same dense model on the same steps (gradual: at the rounds' shares) → WER of every model
 on every split → exports (a variant the WER check refuses is recorded, not retried) → bench against the peers (and each
 round's bundle with ``prune.export_rounds``) → results.json, results.md and plots (whisper_edge/results.py, plots.py).
-Each stage is skipped when its output is complete, so a killed run continues where it stopped.
-"""
+Each stage is skipped when its output is complete, so a killed run continues where it stopped."""
 
 from __future__ import annotations
 
@@ -37,8 +36,7 @@ DEFAULTS = {
               "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
               "compensate": True,  # least-squares re-fit of out_proj / fc2 after removal (training/compensation.py)
               "ridge": 1e-2, "calib_batches": 8,
-              # score: obs | activation | rms (docs/pruning.md; obs since session 17: lower validation WER, clean and
-              # noisy, at every share measured); compare_score: the ablation's removal by another score
+              # score: obs | activation | rms (docs/pruning.md); compare_score: the ablation's removal by another score
               "score": "obs", "compare_score": None,
               # calib_augment: the calibration clips hear the dense recipe's augmentation; ablate_noisy: the ablation
               # also on the validation clips under the test_noisy effects, and with augmented calibration as a variant
@@ -95,8 +93,9 @@ def load_config(path_or_dict) -> dict:
     if cfg["start"] not in ("dense", "base"):
         raise ValueError(f"{where}: 'start' must be dense or base, got {cfg['start']!r}")
     pr = cfg["prune"]
-    if pr["calib_augment"] not in (True, False, "auto"):
-        raise ValueError(f"{where}: prune.calib_augment must be true, false or auto, got {pr['calib_augment']!r}")
+    for key, allowed in (("calib_augment", (True, False, "auto")), ("mask_from", ("auto", "sgl", "dense"))):
+        if pr[key] not in allowed:
+            raise ValueError(f"{where}: prune.{key} must be {' | '.join(str(a).lower() for a in allowed)}, got {pr[key]!r}")
     if pr["calib_augment"] == "auto" and not (pr["schedule"] == "gradual" and pr["ablate"] and pr["ablate_noisy"]):
         raise ValueError(f"{where}: prune.calib_augment: auto chooses on the ablation's noisy rows: it needs prune.schedule: "
                          "gradual, prune.ablate: true and prune.ablate_noisy: true")
@@ -285,11 +284,9 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
                            calib_augment=calib is True, score=pr["score"])
     overrides = ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | (
         {"distill.alpha": float(pr["distill_alpha"])} if teacher else {})
-    mask = pr["mask_from"]
-    if mask not in ("auto", "sgl", "dense"):
-        raise ValueError(f"prune.mask_from must be auto, sgl or dense, got {mask!r}")
+    mask = pr["mask_from"]  # auto | sgl | dense (load_config checks)
     sgl = runs.get("sgl") if (runs.get("sgl") and Path(runs["sgl"], "config.json").is_file()) else None
-    reference = None  # the dense model's validation WER, where the ablation measured it on the rounds' clips
+    reference = None  # the rounds' reference: the dense model's validation WER, where the ablation measured it
     if pr["ablate"] or (mask == "auto" and sgl is not None):
         if _stage("ablation", (out / "ablation.json").is_file(), out):
             abl = ablate(runs["dense"], out / "ablation", data=data, target=float(pr["targets"][0]), opts=opts,
