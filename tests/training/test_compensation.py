@@ -159,8 +159,12 @@ def test_removal_ablation_command_clean_and_noisy(tiny_model, speech_corpus, tmp
     assert rows2[:4] == rows and [r["variant"] for r in rows2[4:]] == [
         "SGL's groups, dense weights, compensation", "SGL model (its groups and weights), compensation",
         "SGL's groups, dense weights, compensation, calibration on augmented audio"]
-    # --compare-score: the removal by the other score, calibrated as the ablation's augmented rows
+    # --compare-score: the removal by the other score, calibrated as the ablation's augmented rows; the score the rows
+    # already use (obs, the default) adds nothing
     assert main(argv + ["--compare-score", "obs"]) == 0
+    assert json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"] == rows2
+    assert main(argv + ["--compare-score", "activation"]) == 0
     rows3 = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
-    assert rows3[:7] == rows2 and [r["variant"] for r in rows3[7:]] == ["compensation, obs score, calibration on augmented audio"]
+    assert rows3[:7] == rows2 and [r["variant"] for r in rows3[7:]] == [
+        "compensation, activation score, calibration on augmented audio"]
     assert rows3[7]["share"] >= 0.2 and "val_wer_noisy" in rows3[7]
