@@ -9,6 +9,9 @@
   detector; above ``no_speech_threshold`` (0.6) *and* with a mean log-probability below ``logprob_threshold``, the
   window is silence and gives no text (either signal alone is too often wrong, openai/whisper#1606).
 * the **repetition guard** (DecodeOptions.repetition_guard) stops a loop inside one attempt.
+* the **restart guard** (DecodeOptions.restart_guard, greedy decoding): a window whose text starts over — its last k ≥
+  ``restart_guard`` tokens are its first k — ends before the second copy (a sentence said twice, which the repetition
+  guard's short n-grams and the compression ratio both miss).
 
 Each figure is returned with the window so a caller (the JSON output, the bench) can see why a text was kept.
 """
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["compression_ratio", "decode_with_fallback", "periodic", "split_by_timestamps", "timestamp_mask", "DecodeOptions",
-           "repeats"]
+           "repeats", "restarts"]
 
 
 def compression_ratio(text: str) -> float:
@@ -142,6 +145,7 @@ class DecodeOptions:
     max_new_tokens: int = 200
     language: str | None = None  # None: the bundle's
     repetition_guard: int = 0  # stop when the last n-gram (n ≤ 16) repeats this many times; 0 = off
+    restart_guard: int = 0  # greedy: stop, dropping the copy, once the last k ≥ this many tokens are the first k; 0 = off
     length_penalty: float = 1.0
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     compression_ratio_threshold: float | None = 2.4
@@ -153,12 +157,24 @@ class DecodeOptions:
     def __post_init__(self):
         if self.beam < 1:
             raise ValueError(f"beam must be ≥ 1, got {self.beam}")
+        if self.restart_guard < 0:
+            raise ValueError(f"restart_guard must be ≥ 0 (0 = off), got {self.restart_guard}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
         if not self.temperatures or any(t < 0 for t in self.temperatures):
             raise ValueError(f"temperatures must be a non-empty list of values ≥ 0, got {self.temperatures!r}")
         if self.no_speech_threshold is not None and not 0 <= self.no_speech_threshold <= 1:
             raise ValueError(f"no_speech_threshold must be within [0, 1], got {self.no_speech_threshold}")
+
+
+def restarts(tokens: list[int], min_len: int, same=None) -> int:
+    """k when the last k tokens (``min_len`` ≤ k ≤ half of them) are the first k — the text started over —, else 0.
+    ``same(a, b)``: whether two first tokens differ only by a leading space (the text's first word has none, the
+    copy's, after a full stop, has one)."""
+    for k in range(max(min_len, 2), len(tokens) // 2 + 1) if min_len > 0 else ():
+        if tokens[-k + 1:] == tokens[1:k] and (tokens[-k] == tokens[0] or (same is not None and same(tokens[-k], tokens[0]))):
+            return k
+    return 0
 
 
 def repeats(tokens: list[int], times: int) -> bool:

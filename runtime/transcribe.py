@@ -21,7 +21,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, as_waveform
 from .bundle import BundleError, open_bundle, verify_bundle
-from .decoding import DecodeOptions, repeats as _repeats
+from .decoding import DecodeOptions, repeats as _repeats, restarts as _restarts
 from .features import AUDIO_WINDOWS, DYNAMIC_BLOCK, DYNAMIC_MARGIN, dynamic_ctx, log_mel, window_samples
 from .manifest import ManifestError, check_graphs, encoder_frames_fixed, parse_manifest
 from .memory import release_freed_memory
@@ -208,6 +208,10 @@ class Transcriber:
         head = [self.tok["sot"], self.languages[lang], self.tok["transcribe"]]
         return head if timestamps else head + [self.tok["no_timestamps"]]
 
+    def _same_word(self, a: int, b: int) -> bool:
+        """Two tokens whose texts differ at most by surrounding space (" म" and "म")."""
+        return self.text([a]).strip() == self.text([b]).strip()
+
     def _rules(self, row: np.ndarray, seq: list[int], opts: DecodeOptions) -> np.ndarray:
         """The timestamp rules (runtime/decoding.py) when decoding with timestamps; else the row as it is."""
         if not opts.timestamps:
@@ -246,6 +250,10 @@ class Transcriber:
             out.append(tok)
             if opts.repetition_guard and _repeats(out, opts.repetition_guard):
                 log.warning("repetition guard: stopping a loop after %d tokens", len(out))
+                break
+            if opts.restart_guard and (k := _restarts(out, opts.restart_guard, self._same_word)):
+                log.warning("restart guard: the text started over after %d tokens; the copy is dropped", len(out) - k)
+                del out[-k:]
                 break
             if k == opts.max_new_tokens - 1:
                 break

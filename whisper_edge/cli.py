@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--language")
     s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--repetition-guard", type=int, default=4, help="stop a loop of the same n-gram repeated N times (0 = off)")
+    s.add_argument("--restart-guard", type=int, default=0,
+                   help="greedy: end a window whose text starts over once N tokens of the copy match (0 = off; 16 "
+                        "removed a sentence said twice, runtime/decoding.py)")
     s.add_argument("--temperatures", default="0,0.2,0.4,0.6,0.8,1.0",
                    help="temperature fallback: decode again at the next one while a window's text loops or is unsure "
                         "(runtime/decoding.py); 0 alone = plain greedy/beam")

@@ -26,7 +26,7 @@ def _cmd_transcribe(args) -> int:
     except ValueError:
         raise ValueError(f"--temperatures must be comma-separated numbers, got {args.temperatures!r}") from None
     opts = DecodeOptions(beam=args.beam, max_new_tokens=args.max_new_tokens, language=args.language,
-                         repetition_guard=args.repetition_guard, temperatures=temps,
+                         repetition_guard=args.repetition_guard, restart_guard=args.restart_guard, temperatures=temps,
                          compression_ratio_threshold=args.compression_ratio_threshold or None,
                          logprob_threshold=args.logprob_threshold, no_speech_threshold=args.no_speech_threshold or None,
                          timestamps=args.model_timestamps)

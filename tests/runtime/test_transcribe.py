@@ -4,6 +4,8 @@ import json
 import logging
 import os
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,25 @@ def test_beam_search_and_repetition_guard(tiny_bundle):
     guarded = tr.transcribe(wav, options=DecodeOptions(max_new_tokens=60, repetition_guard=3), return_tokens=True)[1][0]
     free = tr.transcribe(wav, options=DecodeOptions(max_new_tokens=60), return_tokens=True)[1][0]
     assert len(guarded) <= len(free)
+
+
+def test_restart_guard_drops_a_second_copy_of_the_text(tiny_bundle):
+    """A window that starts over (session 17: a quantized model said its sentence twice) ends before the copy."""
+    from whisper_edge.runtime.decoding import restarts
+
+    sentence = [7, 8, 9, 10, 11, 12]
+    assert restarts(sentence + sentence[:4], 4) == 4 and restarts(sentence + sentence[:3], 4) == 0
+    assert restarts([1, 2, 3, 4, 1, 2, 9], 2) == 0 and restarts([5] * 6, 2) == 2 and restarts(sentence, 0) == 0
+    spaced = sentence + [70] + sentence[1:4]  # the copy's first token is the first word with a leading space
+    assert restarts(spaced, 4) == 0 and restarts(spaced, 4, lambda a, b: {a, b} == {7, 70}) == 4
+    tr = Transcriber(tiny_bundle)
+    wav = np.random.default_rng(2).standard_normal(16000 * 2).astype(np.float32) * 0.05
+    opts = DecodeOptions(max_new_tokens=60, temperatures=(0.0,), compression_ratio_threshold=None)
+    free = tr.transcribe(wav, options=opts, return_tokens=True)[1][0]
+    guarded = tr.transcribe(wav, options=replace(opts, restart_guard=2), return_tokens=True)[1][0]
+    # the free text up to where it first starts over, less the copy (all of it when it never does)
+    first = next((n for n in range(1, len(free) + 1) if restarts(free[:n], 2)), None)
+    assert guarded == (free if first is None else free[:first - restarts(free[:first], 2)])
 
 
 def test_profiles_load_validate_and_fall_back(tiny_bundle, tmp_path, caplog):
@@ -117,3 +138,17 @@ def test_other_load_subtracts_the_bench_itself_and_timestamp_errors_find_the_nea
     # one segment spans both utterances (a VAD region packed up to the window): start 0.4 (0.1 off), end 7.5 (0.3 off)
     assert timestamp_errors([[0.4, 7.5]], truth) == pytest.approx([0.1, 0.3])
     assert timestamp_errors([[3.5, 3.1]], truth) == pytest.approx([0.1, 0.1])
+
+
+def test_restart_guard_on_the_command_line(tiny_bundle, clips, capsys):
+    from whisper_edge.cli import main
+
+    wav = str(clips[0]["path"])
+    assert main(["transcribe", "--bundle", str(tiny_bundle), wav, "--temperatures", "0", "--max-new-tokens", "40",
+                 "--restart-guard", "2"]) == 0
+    guarded = capsys.readouterr().out
+    assert main(["transcribe", "--bundle", str(tiny_bundle), wav, "--temperatures", "0", "--max-new-tokens", "40"]) == 0
+    free = capsys.readouterr().out
+    assert len(guarded) <= len(free)
+    assert main(["transcribe", "--bundle", str(tiny_bundle), wav, "--restart-guard", "-1"]) == 2
+    assert "restart_guard must be ≥ 0" in capsys.readouterr().err
