@@ -168,13 +168,14 @@ class DecodeOptions:
 
 
 def restarts(tokens: list[int], min_len: int, same=None) -> int:
-    """k when the last k tokens (``min_len`` ≤ k ≤ half of them) are the first k — the text started over —, else 0.
-    ``same(a, b)``: whether two first tokens differ only by a leading space (the text's first word has none, the
-    copy's, after a full stop, has one)."""
-    for k in range(max(min_len, 2), len(tokens) // 2 + 1) if min_len > 0 else ():
-        if tokens[-k + 1:] == tokens[1:k] and (tokens[-k] == tokens[0] or (same is not None and same(tokens[-k], tokens[0]))):
-            return k
-    return 0
+    """``min_len`` when the last ``min_len`` tokens repeat the first ``min_len`` — the text started over —, else 0
+    (0 also when ``min_len`` is 0: off). Called after every token, so a copy is caught as its ``min_len``-th token
+    arrives: one comparison per step, not one per possible length. ``same(a, b)``: whether two first tokens differ
+    only by a leading space (the text's first word has none, the copy's, after a full stop, has one)."""
+    n = max(min_len, 2) if min_len > 0 else 0
+    if not n or len(tokens) < 2 * n or tokens[-n + 1:] != tokens[1:n]:
+        return 0
+    return n if tokens[-n] == tokens[0] or (same is not None and same(tokens[-n], tokens[0])) else 0
 
 
 def repeats(tokens: list[int], times: int) -> bool:

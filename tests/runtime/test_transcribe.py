@@ -3,7 +3,6 @@
 import json
 import logging
 import os
-
 from dataclasses import replace
 
 import numpy as np
