@@ -172,6 +172,36 @@ def test_a_refused_int8_export_falls_back_to_the_fallback_mode(tmp_path):
         load_config({"data": "c", "export_fallback": "int9"})
 
 
+def test_round_exports_reuse_the_selected_rounds_bundle_and_refusal(tmp_path):
+    """export_rounds: the selected round is the sgl+adaptive model — its int8 refusal and int8w bundle are reused,
+    not made again; the other rounds are exported."""
+    from whisper_edge.experiment import _round_latency
+
+    (tmp_path / "sgl-pruned").mkdir()
+    (tmp_path / "sgl-pruned" / "report.json").write_text(json.dumps({"chosen_round": 2, "rounds": [
+        {"round": r, "share": s, "val_wer": 9.0, "model": f"m{r}"} for r, s in ((1, 0.25), (2, 0.35))]}))
+    made = tmp_path / "bundles" / "sgl-adaptive-int8w"
+    made.mkdir(parents=True)
+    (made / "manifest.json").write_text("{}")
+    refused = {"sgl+adaptive int8": "| WER | fp32 8.00 → int8 10.29 | ✗ |"}
+    (tmp_path / "bench-rounds").mkdir()
+    (tmp_path / "bench-rounds" / "bench.json").write_text(json.dumps({"rows": [
+        {"target": str(tmp_path / "bundles" / n), "rtf": rtf, "encoder_ms": 50.0, "peak_rss_mb": 200.0}
+        for n, rtf in (("round-1-int8", 0.07), ("sgl-adaptive-int8w", 0.06))]}))
+    calls = []
+
+    def export(model, path, q):
+        calls.append((model, q))
+        (path / "manifest.json").parent.mkdir(parents=True)
+        (path / "manifest.json").write_text("{}")
+
+    got = _round_latency(tmp_path, "data", {"limit": 2, "threads": 1, "repeats": 1}, {}, refused, "int8w", export)
+    assert calls == [("m1", "int8")]  # round 2's bundle was not made again
+    r1, r2 = got["rounds"]
+    assert (r1["rtf"], r1["quantization"], r1["refusals"]) == (0.07, "int8", {})
+    assert (r2["rtf"], r2["quantization"]) == (0.06, "int8w") and r2["refusals"] == {"int8": refused["sgl+adaptive int8"]}
+
+
 def test_eval_reports_compare_with_a_paired_interval():
     from whisper_edge.results import compare_reports
 
