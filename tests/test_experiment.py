@@ -77,11 +77,11 @@ def test_demo_config_is_a_valid_experiment():
 
 
 def test_null_eval_limit_means_every_validation_clip_on_every_path():
-    from whisper_edge.experiment import _val_limit, load_config
+    from whisper_edge.experiment_config import load_config, val_limit
 
-    assert _val_limit(load_config({"data": "c", "prune": {"eval_limit": None}})["prune"]) >= 10_000
-    assert _val_limit(load_config({"data": "c"})["prune"]) == 48  # the default when the key is absent
-    assert _val_limit({"eval_limit": 0}) == 0  # 0 = no validation, not every clip
+    assert val_limit(load_config({"data": "c", "prune": {"eval_limit": None}})["prune"]) >= 10_000
+    assert val_limit(load_config({"data": "c"})["prune"]) == 48  # the default when the key is absent
+    assert val_limit({"eval_limit": 0}) == 0  # 0 = no validation, not every clip
 
 
 def test_imp_comparison_judges_only_matched_shares():
@@ -260,6 +260,10 @@ def test_calibration_auto_chooses_on_the_noisy_ablation_rows():
         load_config({"data": "c", "prune": good["prune"] | {"ablate_noisy": False}})
     with pytest.raises(ValueError, match=re.escape("prune.calib_augment must be true | false | auto, got 'yes'")):
         load_config({"data": "c", "prune": {"calib_augment": "yes"}})
+    assert load_config({"data": "c", "prune": {"keep_tolerance": None}})["prune"]["keep_tolerance"] is None
+    for key, bad in (("keep_tolerance", -0.5), ("keep_tolerance", "always"), ("calib_tolerance", None)):
+        with pytest.raises(ValueError, match=re.escape(f"prune.{key} must be a WER difference ≥ 0")):
+            load_config({"data": "c", "prune": {key: bad}})
     with pytest.raises(ValueError, match=re.escape("prune.mask_from must be auto | sgl | dense, got 'imp'")):
         load_config({"data": "c", "prune": {"mask_from": "imp"}})  # refused when the config is read, not at the rounds
     assert load_config({"data": "c", "prune": {"score": "obs", "compare_score": "activation"}})["prune"]["score"] == "obs"

@@ -183,6 +183,7 @@ def test_a_round_keeps_its_recovery_unless_it_is_clearly_worse():
     assert keep_recovered(9.52, 9.35, 0.5)  # session 14's round 1: 0.17 worse on clean clips, 2.66 better under noise
     assert not keep_recovered(9.52, 9.35, 0.0)  # the rule until then
     assert not keep_recovered(10.0, 9.35, 0.5) and keep_recovered(9.0, 9.35, 0.0)
+    assert keep_recovered(9.26, 8.75, None) and not keep_recovered(9.26, 8.75, 0.5)  # session 18's round 3: null keeps it
 
 
 def test_imp_rounds_match_the_gradual_rounds():

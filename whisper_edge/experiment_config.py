@@ -1,0 +1,106 @@
+"""The experiment's configuration: every key with its default (DEFAULTS), and load_config, which reads a YAML file or a
+dict, refuses unknown keys (nested ones too) and values out of range with a message that names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .runtime.manifest import QUANTIZATIONS
+
+__all__ = ["DEFAULTS", "load_config", "val_limit"]
+
+DEFAULTS = {
+    "model": "bundled-base",
+    "data": None,
+    "steps": 200,  # SGL and IMP fine-tuning steps (matched); dense uses it too unless dense.max_steps says otherwise
+    "start": "dense",  # where SGL and IMP start: dense (the fine-tuned model) | base (the imported model, as the paper)
+    "dense": {},
+    "sgl": {"sgl.lambda_enc": 1.5, "sgl.lambda_dec": 1.5},
+    "imp": {"rounds": 4},  # null: no IMP baseline
+    "prune": {"wer_budget": 0.5, "recover_steps": 50, "recover_lr": None, "eval_limit": 48,
+              "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
+              "compensate": True,  # least-squares re-fit of out_proj / fc2 after removal (training/compensation.py)
+              "ridge": 1e-2, "calib_batches": 8,
+              # score: obs | activation | rms (docs/pruning.md); compare_score: the ablation's removal by another score
+              "score": "obs", "compare_score": None,
+              # calib_augment: the calibration clips hear the dense recipe's augmentation; ablate_noisy: the ablation
+              # also on the validation clips under the test_noisy effects, and with augmented calibration as a variant
+              # (calib_augment auto: chosen on the ablation's noisy rows, training/gradual.py choose_calibration)
+              "calib_augment": False, "ablate_noisy": False,
+              # schedule gradual (training/gradual.py): rounds to `targets` (shares of attention + FFN) from the dense
+              # model, `round_steps` recovery steps each; search: one-shot strength search on the SGL model
+              "schedule": "search", "targets": [0.2, 0.3, 0.4, 0.5], "round_steps": 40,
+              # round_eval_every > 0: each recovery validated that often, best kept, stopped once within wer_budget
+              # (round_steps is then its most) unless round_stop_early is false (every round spends round_steps, as
+              # IMP's do); ablate_steps: the ablation's recoveries (default round_steps)
+              "round_eval_every": 0, "round_stop_early": True, "ablate_steps": None,
+              # a round keeps its recovered weights unless they validate more than keep_tolerance above the removal's
+              # (null: always); calib_augment auto calibrates on augmented audio at most calib_tolerance higher on clean clips
+              "keep_tolerance": 0.5, "calib_tolerance": 0.5,
+              "distill": False, "teacher_top_k": 16, "distill_alpha": 0.5,  # KL to the dense model's cached logits
+              "mask_from": "auto",  # round 1's groups chosen by: dense | sgl | auto (the lower validation WER, ablation)
+              "ablate": False,  # the ablation at round 1's share (docs/pruning.md)
+              "export_rounds": False},  # every round exported int8 and benched: WER against measured latency
+    "export": ["none", "int8"],
+    "vocab": True,  # also export the pruned model int8 with the Hindi vocabulary
+    "export_wer_clips": 16,  # validation clips on which an int8/fp16 bundle must stay within
+    "export_max_wer_increase": 1.0,  # … this many WER points of fp32, or the export is refused
+    "export_fallback": "int8w",  # a refused quantized variant is exported in this mode instead (null: none; docs/export.md)
+    "eval": {"split": "test", "limit": None, "zero_shot": True,  # zero_shot: also the imported model (30-s windows: slow)
+             "hard_splits": ["test_noisy", "test_long"], "max_new_tokens": 200,  # also reported when the corpus has them (docs/data.md)
+             "hard_split_models": None},  # which models the hard splits evaluate (None: every model)
+    "bench": {"limit": 40, "compare": ["pytorch", "optimum", "ctranslate2"], "threads": 2, "repeats": 1, "max_new_tokens": 200},
+}
+
+
+def val_limit(pr: dict) -> int:
+    """Validation clips for pruning's choices: ``prune.eval_limit``, or every clip when it is null (one reading for the
+    one-shot search, the rounds and IMP)."""
+    return 10_000 if pr.get("eval_limit") is None else int(pr["eval_limit"])
+
+
+def load_config(path_or_dict) -> dict:
+    if isinstance(path_or_dict, dict):
+        data, where = path_or_dict, "config"
+    else:
+        data, where = yaml.safe_load(Path(path_or_dict).read_text(encoding="utf-8")) or {}, str(path_or_dict)
+    unknown = set(data) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(DEFAULTS)}")
+    for k in ("prune", "eval", "bench"):  # nested settings are checked too: a misspelt key is an error, not ignored
+        if isinstance(data.get(k), dict):
+            bad = set(data[k]) - set(DEFAULTS[k])
+            if bad:
+                raise ValueError(f"{where}: unknown key {k}.{sorted(bad)[0]}; allowed under {k}: {', '.join(DEFAULTS[k])}")
+    cfg = {k: (DEFAULTS[k] | data[k] if isinstance(DEFAULTS[k], dict) and isinstance(data.get(k), dict) else data.get(k, DEFAULTS[k]))
+           for k in DEFAULTS}
+    if not cfg["data"]:
+        raise ValueError(f"{where}: 'data' (a corpus folder from 'whisper-edge data build') is required")
+    if cfg["start"] not in ("dense", "base"):
+        raise ValueError(f"{where}: 'start' must be dense or base, got {cfg['start']!r}")
+    pr = cfg["prune"]
+    for key, allowed in (("calib_augment", (True, False, "auto")), ("mask_from", ("auto", "sgl", "dense"))):
+        if pr[key] not in allowed:
+            raise ValueError(f"{where}: prune.{key} must be {' | '.join(str(a).lower() for a in allowed)}, got {pr[key]!r}")
+    if pr["calib_augment"] == "auto" and not (pr["schedule"] == "gradual" and pr["ablate"] and pr["ablate_noisy"]):
+        raise ValueError(f"{where}: prune.calib_augment: auto chooses on the ablation's noisy rows: it needs prune.schedule: "
+                         "gradual, prune.ablate: true and prune.ablate_noisy: true")
+    for key, nullable in (("keep_tolerance", True), ("calib_tolerance", False)):
+        v = pr[key]
+        if not (v is None and nullable) and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
+            raise ValueError(f"{where}: prune.{key} must be a WER difference ≥ 0"
+                             f"{' or null (a round always keeps its recovery)' if nullable else ''}, got {v!r}")
+    from .training.pruning import SCORES
+    for key in ("score", "compare_score"):
+        if pr[key] not in SCORES + ((None,) if key == "compare_score" else ()):
+            raise ValueError(f"{where}: prune.{key} must be one of {', '.join(SCORES)}, got {pr[key]!r}")
+    fb = cfg["export_fallback"]
+    if fb is not None and fb not in QUANTIZATIONS[1:]:
+        raise ValueError(f"{where}: export_fallback must be one of {', '.join(QUANTIZATIONS[1:])} or null, got {fb!r}")
+    hm = cfg["eval"].get("hard_split_models")
+    if hm is not None and not (isinstance(hm, list) and all(isinstance(x, str) for x in hm)):
+        raise ValueError(f"{where}: eval.hard_split_models must be a list of model names (dense, sgl, sgl+adaptive, imp) "
+                         f"or null, got {hm!r}")
+    return cfg
