@@ -96,14 +96,15 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
                   opts: AdaptiveOptions = AdaptiveOptions(), teacher: str | None = None, wer_budget: float = 0.5,
                   eval_limit: int | None = None, recipe_overrides: dict | None = None, mask_from=None,
                   stop_above: float = 4.0, language: str = "hi", eval_every: int = 0, stop_early: bool = True,
-                  keep_tolerance: float | None = 0.5, reference_wer: float | None = None) -> dict:
+                  keep_tolerance: float | None = None, reference_wer: float | None = None) -> dict:
     """Rounds of prune → compensate → recover (with distillation from ``teacher``, a cache file); see the module doc.
     ``stop_above``: no further round once a round's validation WER exceeds the dense model's by this much.
     ``eval_every`` > 0: a recovery is validated every that many steps (the same clips), keeps its best weights and
     stops as soon as it is within ``wer_budget`` of the dense model (``stop_early``; otherwise every round spends its
     ``steps``, as IMP's rounds do); ``steps`` is then its most. ``steps``: one count for every round or one per round.
     A validated recovery's best WER is the round's (its weights are not validated a second time). A round keeps its
-    recovered weights unless they validate more than ``keep_tolerance`` above the removal's (``keep_recovered``).
+    recovered weights unless they validate more than ``keep_tolerance`` above the removal's (``keep_recovered``; None,
+    the default since session 18: always).
     ``reference_wer``: the dense model's validation WER on the same clips where it was measured already (the ablation's
     first row); otherwise it is measured here."""
     from ..runtime.fsutil import atomic_write_json, claim_folder

@@ -38,7 +38,7 @@ DEFAULTS = {
               "round_eval_every": 0, "round_stop_early": True, "ablate_steps": None,
               # a round keeps its recovered weights unless they validate more than keep_tolerance above the removal's
               # (null: always); calib_augment auto calibrates on augmented audio at most calib_tolerance higher on clean clips
-              "keep_tolerance": 0.5, "calib_tolerance": 0.5,
+              "keep_tolerance": None, "calib_tolerance": 0.5,
               "distill": False, "teacher_top_k": 16, "distill_alpha": 0.5,  # KL to the dense model's cached logits
               "mask_from": "auto",  # round 1's groups chosen by: dense | sgl | auto (the lower validation WER, ablation)
               "ablate": False,  # the ablation at round 1's share (docs/pruning.md)
