@@ -210,7 +210,7 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
 
 def keep_recovered(wer_recovered: float, wer_pruned: float, tolerance: float | None) -> bool:
     """Whether a round keeps its recovered weights rather than the compensated removal: unless the recovery validates
-    more than ``tolerance`` WER points worse; ``None``: always (recipes/paper.yaml since session 18). The removal was
+    more than ``tolerance`` WER points worse; ``None`` (the default since session 18): always. The removal was
     fitted by least squares on clean calibration clips, the recovery trained under the recipe's augmentation; a small
     clean-validation difference hides a large one under noise (session 14, round 1 at 25 %: +0.17 on the clean
     validation clips, −2.66 [−5.08, −0.34] on the noisy copy; session 18, round 3 at 45 %: the removal kept at 8.75

@@ -271,11 +271,12 @@ def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, fa
     measured latency. A refused export is recorded. The selected round is the sgl+adaptive model: its bundle (or
     refusal) is reused, not made again."""
     from .benchmark import bench
+
     rep = json.loads((out / "sgl-pruned" / "report.json").read_text())
     rounds, paths = rep["rounds"], {}
     name = {r["round"]: "sgl+adaptive" if r["round"] == rep.get("chosen_round") else f"round {r['round']}" for r in rounds}
     for r in rounds:
-        got = _export_with_fallback(name[r["round"]] + " {}", "int8", fallback, out, refused,
+        got = _export_with_fallback(f"{name[r['round']]} {{}}", "int8", fallback, out, refused,
                                     lambda p, q, m=r["model"]: export(m, p, q))
         if got:
             paths[r["round"]] = got
@@ -289,7 +290,7 @@ def _round_latency(out: Path, data, b: dict, main_bench: dict, refused: dict, fa
                         **({k: rows[paths[r["round"]]["path"].name][k] for k in ("rtf", "encoder_ms", "peak_rss_mb")}
                            | {"quantization": paths[r["round"]]["mode"]}
                            if r["round"] in paths and paths[r["round"]]["path"].name in rows else {}),
-                        "refusals": {m: refused[f"{name[r['round']]} {m}"] for m in ("int8", fallback) if f"{name[r['round']]} {m}" in refused}}
+                        "refusals": {m: refused[k] for m in ("int8", fallback) if (k := f"{name[r['round']]} {m}") in refused}}
                        for r in rounds],
             **{f"{m}_rtf": (by_label.get(f"{m}-int8") or by_label.get(f"{m}-{fallback}") or {}).get("rtf") for m in ("dense", "imp")}}
 
@@ -298,6 +299,7 @@ def _imp_matched_model(imp: Path, pruned: Path, pr: dict) -> Path:
     """IMP's round matched to the selected gradual round (OUT/imp/snapshots/step-N: the test split compares the methods
     at the same share); its last round's model for a run from before the snapshots were kept."""
     from .training.gradual import imp_rounds
+
     snap = imp / "snapshots" / f"step-{imp_rounds(json.loads((pruned / 'report.json').read_text()))['matched']}"
     return snap if (snap / "config.json").is_file() else imp / "model"
 
