@@ -6,6 +6,8 @@ its probability (recipe section ``augment``; all off by default, ``recipes/dense
 
 * several sentences in one window (``p_concat``: 1–2 other clips appended after a pause, transcripts joined);
 * speed perturbation 0.9–1.1 (tempo and pitch, as Kaldi's 3-way perturbation, but continuous);
+* pitch shift at the same tempo, −2…+2 semitones (``p_pitch``; a phase vocoder, then a resample: another voice
+  height for the same speaker and speaking rate);
 * room reverb, RT60 0.2–0.9 s (synthetic diffuse-field impulse responses whose direct-to-reverberant ratio follows
   from a random room and the talker's distance, ``distance_min``–``distance_max``), or a measured impulse response from the
   user's ``rir_dir`` (share ``p_rir_file`` of the reverberated clips);
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .corpus.augment import add_babble, add_noise, add_reverb, change_speed, lowpass, reverb_label, room_drr_db, telephone
+from .corpus.augment import add_babble, add_noise, add_reverb, change_pitch, change_speed, lowpass, reverb_label, room_drr_db, telephone
 from .sounds import add_file_noise, add_file_reverb, check_folder, load_sound_folder
 
 __all__ = ["AugmentConfig", "augment_clip"]
@@ -38,6 +40,9 @@ class AugmentConfig:
     p_speed: float = 0.0
     speed_min: float = 0.9
     speed_max: float = 1.1
+    p_pitch: float = 0.0  # pitch shift at the same tempo (training/corpus/augment.py change_pitch)
+    pitch_min: float = -2.0  # semitones
+    pitch_max: float = 2.0
     p_reverb: float = 0.0
     rt60_min: float = 0.2
     rt60_max: float = 0.9
@@ -67,7 +72,7 @@ class AugmentConfig:
             if k.startswith("p_") or k.startswith("mask_"):
                 if not 0.0 <= v <= 1.0:
                     raise ValueError(f"augment.{k} must be within [0, 1], got {v}")
-        ranges = (("speed_min", "speed_max", 0.5, 2.0), ("rt60_min", "rt60_max", 0.05, 3.0),
+        ranges = (("speed_min", "speed_max", 0.5, 2.0), ("pitch_min", "pitch_max", -12.0, 12.0), ("rt60_min", "rt60_max", 0.05, 3.0),
                   ("distance_min", "distance_max", 0.1, 20.0),
                   ("snr_min", "snr_max", -10.0, 60.0), ("gain_min_db", "gain_max_db", -40.0, 20.0))
         for lo, hi, a, b in ranges:
@@ -101,6 +106,10 @@ def augment_clip(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, ot
         if max_samples is None or len(x) / f <= max_samples:
             x = change_speed(x, f)
             applied.append(f"speed{f:.2f}")
+    if cfg.p_pitch > 0 and rng.random() < cfg.p_pitch:  # no draw when off: the recipes' streams stay as they were
+        st = rng.uniform(cfg.pitch_min, cfg.pitch_max)
+        x = change_pitch(x, st)
+        applied.append(f"pitch{st:+.1f}st")
     if rng.random() < cfg.p_reverb:
         rirs = cfg.sounds("rir_dir")
         if rirs and rng.random() < cfg.p_rir_file:

@@ -33,6 +33,33 @@ def test_speed_never_outgrows_the_window():
     assert len(y) > 16000 and names == ["speed0.90"]
 
 
+@pytest.mark.parametrize("semitones", [2.0, -3.0])
+def test_pitch_shift_moves_the_pitch_and_keeps_the_tempo(semitones):
+    from whisper_edge.training.corpus.augment import change_pitch, time_stretch
+
+    t = np.arange(16000 * 2) / 16000
+    x = (0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    y = change_pitch(x, semitones)
+    peak = np.fft.rfftfreq(len(y), 1 / 16000)[np.argmax(np.abs(np.fft.rfft(y)))]
+    assert len(y) == len(x) and abs(peak - 200 * 2 ** (semitones / 12)) < 1.0  # 0.5-Hz bins
+    assert abs(np.std(y[4000:-4000]) / np.std(x) - 1) < 0.2  # the level is kept
+    slow = time_stretch(x, 0.8)  # tempo alone: longer, same pitch
+    assert len(slow) == 40000 and np.argmax(np.abs(np.fft.rfft(slow))) * 16000 / len(slow) == pytest.approx(200, abs=1)
+
+
+def test_pitch_is_drawn_only_when_on():
+    x = (np.random.default_rng(1).standard_normal(16000 * 2) * 0.1).astype(np.float32)
+    on = AugmentConfig(p_pitch=1.0, pitch_min=-1.0, pitch_max=1.0, p_noise=1.0)
+    y, names = augment_clip(x, on, np.random.default_rng(0))
+    assert names[0].startswith("pitch") and -1.0 <= float(names[0][5:-2]) <= 1.0 and len(y) == len(x)
+    # off: the random stream is the one recipes without pitch always had (a resumed run reproduces its draws)
+    off_a = augment_clip(x, AugmentConfig(p_noise=1.0), np.random.default_rng(0))
+    off_b = augment_clip(x, AugmentConfig(p_noise=1.0, pitch_min=-5.0), np.random.default_rng(0))
+    assert off_a[1] == off_b[1] and np.array_equal(off_a[0], off_b[0])
+    with pytest.raises(ValueError, match="augment.pitch_min"):
+        AugmentConfig(pitch_min=3.0, pitch_max=1.0)
+
+
 def test_out_of_range_settings_name_the_field():
     with pytest.raises(RecipeError, match="augment.p_noise"):
         load_recipe("dense", {"augment.p_noise": 1.5})

@@ -137,6 +137,41 @@ def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
     return soxr.resample(x.astype(np.float32), SR, SR / factor).astype(np.float32)
 
 
+def time_stretch(x: np.ndarray, rate: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """Tempo × ``rate`` at the same pitch (phase vocoder: the STFT's frames read at ``rate``× their hop, magnitudes
+    interpolated, each bin's phase advanced by its measured instantaneous frequency); length ≈ len(x) / rate."""
+    x = np.asarray(x, np.float64)
+    if len(x) < n_fft:
+        return x.astype(np.float32)
+    win = np.hanning(n_fft + 1)[:-1]
+    pad = np.pad(x, (n_fft // 2, n_fft // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(pad, n_fft)[::hop] * win
+    spec = np.fft.rfft(frames, axis=1).T  # (bins, frames)
+    steps = np.arange(0.0, spec.shape[1] - 1, rate)
+    i, frac = steps.astype(int), (steps % 1.0)[None, :]
+    mag = (1 - frac) * np.abs(spec[:, i]) + frac * np.abs(spec[:, i + 1])
+    omega = 2 * np.pi * hop * np.arange(spec.shape[0]) / n_fft  # expected phase advance per hop
+    dphi = np.angle(spec[:, i + 1]) - np.angle(spec[:, i]) - omega[:, None]
+    dphi = omega[:, None] + (dphi + np.pi) % (2 * np.pi) - np.pi
+    phase = np.angle(spec[:, :1]) + np.concatenate([np.zeros((spec.shape[0], 1)), np.cumsum(dphi, axis=1)[:, :-1]], 1)
+    out_frames = np.fft.irfft(mag * np.exp(1j * phase), n_fft, axis=0).T * win
+    n_out = hop * (len(steps) - 1) + n_fft
+    y, norm = np.zeros(n_out), np.zeros(n_out)
+    for k, f in enumerate(out_frames):  # overlap-add; a few hundred frames
+        y[k * hop: k * hop + n_fft] += f
+        norm[k * hop: k * hop + n_fft] += win ** 2
+    y = y / np.maximum(norm, 1e-3 * norm.max())
+    return y[n_fft // 2: n_fft // 2 + int(round(len(x) / rate))].astype(np.float32)
+
+
+def change_pitch(x: np.ndarray, semitones: float) -> np.ndarray:
+    """Pitch shift by ``semitones`` at the same tempo and length: stretch in time by the pitch ratio, then resample
+    (change_speed) by it."""
+    ratio = 2.0 ** (semitones / 12.0)
+    y = change_speed(time_stretch(x, 1.0 / ratio), ratio)
+    return np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)].astype(np.float32)
+
+
 def lowpass(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
     """Band-limiting: nothing above ``cutoff_hz`` (a cheap microphone, a narrowband codec)."""
     spec = np.fft.rfft(x)
