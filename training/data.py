@@ -18,7 +18,7 @@ import csv
 import logging
 from pathlib import Path
 
-__all__ = ["DataError", "SENTENCE_ALIASES", "load_speech_dataset", "noisy_copy", "row_audio"]
+__all__ = ["DataError", "SENTENCE_ALIASES", "load_speech_dataset", "long_copy", "noisy_copy", "row_audio"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -196,3 +196,28 @@ def noisy_copy(dataset, seed: int = 0):
         rows.append(row | {"audio": {"bytes": _flac(wav), "path": (row["audio"] or {}).get("path") or f"{i}.flac"},
                            "augment": "+".join(applied)})  # the corpus's label format: WER by condition
     return datasets.Dataset.from_list(rows)
+
+
+def long_copy(dataset, seed: int = 0, max_seconds: float = 10.0):
+    """``dataset``'s clips joined as the corpus's test_long is built (2–4 clips in a seeded order with 0.3–0.9-s pauses,
+    up to ``max_seconds``: one window, transcripts joined): a long-window validation set for choices about several
+    sentences per window, while test_long stays unread. The clips' effect labels are dropped (a window mixes several)."""
+    import datasets
+
+    from ..runtime.audio import SAMPLE_RATE
+    from .corpus.build import long_windows
+
+    if any(str(x).startswith("long-") for x in (dataset["id"] if "id" in dataset.column_names else [])):
+        raise ValueError("--long: this split's clips are already several utterances joined (test_long); drop --long")
+    clips = []
+    for i, row in enumerate(dataset):
+        wav = row_audio(row["audio"])
+        clips.append({"wav": wav, "seconds": len(wav) / SAMPLE_RATE, "sentence": row["sentence"],
+                      "id": str(row.get("id") or f"clip-{i}"), "engine": row.get("engine") or "",
+                      "voice": row.get("voice") or "", "voice_group": row.get("voice_group") or "seen"})
+    rows = long_windows(clips, seed, max_seconds)
+    if not rows:
+        raise ValueError(f"--long: no two of the {len(clips)} clips fit one {max_seconds:g}-s window together; use more clips "
+                         "(a larger --limit) or shorter ones")
+    keep = {"audio", "sentence", "id", "seconds"} | (set(dataset.column_names) & {"engine", "voice", "voice_group"})
+    return datasets.Dataset.from_list([{k: v for k, v in r.items() if k in keep} for r in rows])

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ..runtime.features import window_samples, window_seconds as _window_s
 from ..runtime.audio import SAMPLE_RATE, AudioError
+from ..runtime.dereverb import wpe
 from ..runtime.metrics import error_rates, error_rates_by_normalizer, NORMALIZERS
 from .data import load_speech_dataset, row_audio
 
@@ -31,6 +32,8 @@ class EvalOptions:
     max_new_tokens: int = 200
     group_by: str | None = "voice_group"  # per-group WER when the dataset has this column
     noisy: bool = False  # evaluate() only: the split's clips under the corpus's test_noisy effects (data.noisy_copy)
+    long: bool = False  # evaluate() only: the split's clips joined 2–4 to a window, as test_long (data.long_copy)
+    dereverb: bool = False  # each clip through WPE dereverberation first (runtime/dereverb.py), as the runtime can
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -39,6 +42,8 @@ class EvalOptions:
             raise ValueError(f"num_beams must be ≥ 1, got {self.num_beams}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be ≥ 1, got {self.limit}")
+        if self.noisy and self.long:
+            raise ValueError("--noisy and --long are two different copies of the split: choose one")
 
 
 def window_seconds(model) -> float:
@@ -94,6 +99,8 @@ def evaluate_model(model, processor, dataset, opts: EvalOptions, *, desc: str = 
             log.warning("skipping %s: %s", name, msg)
             skipped.append({"row": row, "path": name, "reason": msg})
             continue
+        if opts.dereverb:
+            wav = wpe(wav)
         clips.append((row, wav, item["sentence"], name, seconds))
     # Longest first, so that a batch's clips need about as many tokens: greedy decoding runs until the longest
     # transcript of its batch ends. Each clip is decoded on its own features; only the order of work changes.
@@ -131,6 +138,7 @@ def evaluate_model(model, processor, dataset, opts: EvalOptions, *, desc: str = 
         "compute_seconds": round(compute_s, 2),
         "rtf": compute_s / audio_s if audio_s else None,
         "decoding": {"language": opts.language, "num_beams": opts.num_beams, "batch_size": opts.batch_size,
+                     "dereverb": opts.dereverb,
                      "max_new_tokens": opts.max_new_tokens, "threads": torch.get_num_threads(),
                      "device": str(model.device)},
         "per_utterance": rows,
@@ -179,5 +187,10 @@ def evaluate(model_dir: str | Path, data: str | Path, opts: EvalOptions = EvalOp
                              f"{labels[0]!r}); the noisy copy would add the effects a second time — drop --noisy")
         dataset = noisy_copy(dataset.select(range(len(dataset) if opts.limit is None else min(opts.limit, len(dataset)))))
     model, processor = load_model(model_dir)
+    if opts.long:  # several sentences per window (the model's, at most 10 s, as test_long), while test_long stays
+        from .data import long_copy  # unread; --limit counts the clips joined
+
+        dataset = long_copy(dataset.select(range(len(dataset) if opts.limit is None else min(opts.limit, len(dataset)))),
+                            max_seconds=min(10.0, window_seconds(model)))
     report = evaluate_model(model, processor, dataset, opts, desc=f"eval {Path(str(model_dir)).name}")
-    return {"model": str(model_dir), "data": str(data), "split": opts.split, "noisy": opts.noisy} | report
+    return {"model": str(model_dir), "data": str(data), "split": opts.split, "noisy": opts.noisy, "long": opts.long} | report

@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noisy", action="store_true", help="the split's clips under the corpus's test_noisy effects (0–10 dB "
                    "SNR, reverb, telephone band; one seeded draw per clip): e.g. a noisy validation set, so that choices "
                    "that must hold under noise leave the test splits unread")
+    s.add_argument("--dereverb", action="store_true", help="each clip through WPE dereverberation before its features "
+                   "(runtime/dereverb.py)")
+    s.add_argument("--long", action="store_true", help="the split's clips joined 2–4 to a window with pauses, as the "
+                   "corpus's test_long (seeded; --limit counts the clips joined): a long-window validation set")
     s.add_argument("--out", help="write the full report (JSON) here")
     s.add_argument("--against", help="an earlier eval report (--out) of the same split: print the WER difference with "
                    "its paired bootstrap 95 %% interval")

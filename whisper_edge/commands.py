@@ -44,9 +44,14 @@ def _cmd_model_import(args) -> int:
     return 0
 
 
+def _copy_kind(report: dict) -> str:
+    """What an eval report's clips are: "noisy copy" (--noisy), "long-window copy" (--long) or "" (the split itself)."""
+    return "noisy copy" if report.get("noisy") else "long-window copy" if report.get("long") else ""
+
+
 def format_eval_table(report: dict) -> str:
     lines = [
-        f"{report['utterances']} utterances{' (noisy copy)' if report.get('noisy') else ''} "
+        f"{report['utterances']} utterances{f' ({_copy_kind(report)})' if _copy_kind(report) else ''} "
         f"({report['audio_seconds']:.1f} s of audio), "
         f"{report['skipped']} skipped, RTF {report['rtf']:.3f}",
         "",
@@ -74,12 +79,13 @@ def _cmd_eval(args) -> int:
             base = json.loads(Path(args.against).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ValueError(f"--against {args.against}: not a readable eval report ({exc})") from None
-        if bool(base.get("noisy")) != bool(args.noisy):  # the same utterance ids, different audio
-            raise ValueError(f"--against {args.against}: that report {'is' if base.get('noisy') else 'is not'} of the "
-                             f"noisy copy (--noisy) and this one {'is' if args.noisy else 'is not'}; compare evaluations "
-                             "made the same way")
-    opts = EvalOptions(split=args.split, language=args.language, batch_size=args.batch_size,
-                       limit=args.limit, num_beams=args.beams, max_new_tokens=args.max_new_tokens, noisy=args.noisy)
+        theirs, ours = (f"the {k}" if k else "the split itself" for k in (_copy_kind(base), _copy_kind(vars(args))))
+        if theirs != ours:  # the same utterance ids, different audio
+            raise ValueError(f"--against {args.against}: that report is of {theirs} and this one of {ours} (--noisy, "
+                             "--long); compare evaluations made the same way")
+    opts = EvalOptions(split=args.split, language=args.language, batch_size=args.batch_size, limit=args.limit,
+                       num_beams=args.beams, max_new_tokens=args.max_new_tokens, noisy=args.noisy, long=args.long,
+                       dereverb=args.dereverb)
     report = evaluate(args.model, args.data, opts)
     print(format_eval_table(report))
     if base is not None:

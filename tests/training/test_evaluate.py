@@ -108,6 +108,35 @@ def test_eval_noisy_copy_same_utterances_and_refused_against_a_clean_report(tiny
     assert "already carries noise" in capsys.readouterr().err and calls == [2, 2]  # refused before the copy
 
 
+def test_eval_long_copy_joins_clips_as_test_long_and_is_compared_only_with_its_kind(tiny_model, speech_corpus, tmp_path,
+                                                                                    capsys):
+    from whisper_edge.training.data import load_speech_dataset, long_copy, row_audio
+
+    ds = load_speech_dataset(speech_corpus, "test")
+    copy = long_copy(ds, max_seconds=6.0)  # the tiny model's window
+    assert copy["id"] == long_copy(ds, max_seconds=6.0)["id"] and len(copy) >= 1  # seeded: the same windows every time
+    by_suffix = {r["id"].rsplit("-", 1)[-1]: r for r in ds}
+    used = []
+    for row in copy:
+        parts = [by_suffix[k] for k in row["id"].split("-")[1:]]
+        used += row["id"].split("-")[1:]
+        assert 2 <= len(parts) <= 4 and row["sentence"] == " ".join(p["sentence"] for p in parts)
+        n = len(row_audio(row["audio"]))
+        assert sum(len(row_audio(p["audio"])) for p in parts) + 0.3 * 16000 * (len(parts) - 1) <= n <= 6 * 16000
+    assert len(used) == len(set(used))  # a clip is in one window at most
+    common = ["eval", "--model", str(tiny_model), "--data", str(speech_corpus), "--split", "test", "--max-new-tokens", "8"]
+    plain, long = tmp_path / "plain.json", tmp_path / "long.json"
+    assert main(common + ["--out", str(plain)]) == 0 and main(common + ["--long", "--out", str(long)]) == 0
+    assert "(long-window copy)" in capsys.readouterr().out
+    report = json.loads(long.read_text())
+    assert report["long"] and report["utterances"] == len(copy) and "by_condition" not in report
+    assert main(common + ["--long", "--against", str(plain)]) == 2  # same ids nowhere, different audio: refused
+    assert "the long-window copy" in capsys.readouterr().err
+    assert main(common + ["--long", "--noisy"]) == 2 and "choose one" in capsys.readouterr().err
+    assert main(common[:-4] + ["--split", "test_long", "--long"]) == 2  # already several sentences per window
+    assert "already" in capsys.readouterr().err
+
+
 def test_eval_batches_by_length_and_reports_in_split_order(tiny_model, speech_corpus):
     """Clips are decoded longest first in batches; each utterance's hypothesis is the one it gets alone, and the
     report keeps the split's order (a mismatch between the sorted work and the rows would pair wrong references)."""

@@ -263,7 +263,7 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
             hard, effects = augment(wav, HARD, np.random.default_rng([opts.seed, 7, int(item["id"].rsplit("-", 1)[1])]))
             rows["test_noisy"].append({"audio": {"bytes": _flac(hard), "path": f"{item['id']}.flac"}, **meta,
                                        "augment": "+".join(effects) or "clean", "seconds": round(len(hard) / SAMPLE_RATE, 3)})
-    rows["test_long"] = _long_windows(rows["test_clean"], opts.seed)
+    rows["test_long"] = long_windows(rows["test_clean"], opts.seed)
     dd = DatasetDict({
         name: Dataset.from_list(r).cast_column("audio", Audio(sampling_rate=SAMPLE_RATE, decode=False))
         for name, r in rows.items()
@@ -300,8 +300,9 @@ def _flac(x: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _long_windows(clean: list[dict], seed: int, max_seconds: float = 10.0) -> list[dict]:
-    """Several test utterances joined with 0.3–0.9-s pauses, up to ``max_seconds`` (one 10-s window)."""
+def long_windows(clean: list[dict], seed: int, max_seconds: float = 10.0) -> list[dict]:
+    """Several test utterances joined with 0.3–0.9-s pauses, up to ``max_seconds`` (one 10-s window). A row's audio is
+    its ``wav`` (16-kHz samples) when it has one, else its FLAC ``audio`` bytes (training/data.py long_copy)."""
     rng = random.Random(seed + 11)
     order = list(range(len(clean)))
     rng.shuffle(order)
@@ -318,10 +319,10 @@ def _long_windows(clean: list[dict], seed: int, max_seconds: float = 10.0) -> li
             continue
         audio = []
         for p in parts:
-            audio.append(sf.read(io.BytesIO(p["audio"]["bytes"]), dtype="float32")[0])
+            audio.append(p["wav"] if "wav" in p else sf.read(io.BytesIO(p["audio"]["bytes"]), dtype="float32")[0])
             audio.append(np.zeros(int(rng.uniform(0.3, 0.9) * SAMPLE_RATE), np.float32))
         x = np.concatenate(audio[:-1])
-        uid = "long-" + "-".join(p["id"].rsplit("-", 1)[1] for p in parts)
+        uid = "long-" + "-".join(p["id"].rsplit("-", 1)[-1] for p in parts)
         out.append({"audio": {"bytes": _flac(x), "path": f"{uid}.flac"}, "id": uid,
                     "sentence": " ".join(p["sentence"] for p in parts), "engine": "+".join(sorted({p["engine"] for p in parts})),
                     "voice": "+".join(p["voice"] for p in parts), "voice_group": "seen" if all(p["voice_group"] == "seen" for p in parts) else "unseen",
