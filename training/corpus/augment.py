@@ -139,14 +139,12 @@ def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
 
 def time_stretch(x: np.ndarray, rate: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
     """Tempo × ``rate`` at the same pitch (phase vocoder: the STFT's frames read at ``rate``× their hop, magnitudes
-    interpolated, each bin's phase advanced by its measured instantaneous frequency); length ≈ len(x) / rate."""
-    x = np.asarray(x, np.float64)
+    interpolated, each bin's phase advanced by its measured instantaneous frequency); length round(len(x) / rate)."""
+    from ...runtime.dereverb import istft, stft
+
     if len(x) < n_fft:
-        return x.astype(np.float32)
-    win = np.hanning(n_fft + 1)[:-1]
-    pad = np.pad(x, (n_fft // 2, n_fft // 2))
-    frames = np.lib.stride_tricks.sliding_window_view(pad, n_fft)[::hop] * win
-    spec = np.fft.rfft(frames, axis=1).T  # (bins, frames)
+        return np.asarray(x, np.float32)
+    spec = stft(x, n_fft, hop).T  # (bins, frames)
     steps = np.arange(0.0, spec.shape[1] - 1, rate)
     i, frac = steps.astype(int), (steps % 1.0)[None, :]
     mag = (1 - frac) * np.abs(spec[:, i]) + frac * np.abs(spec[:, i + 1])
@@ -154,14 +152,7 @@ def time_stretch(x: np.ndarray, rate: float, n_fft: int = 512, hop: int = 128) -
     dphi = np.angle(spec[:, i + 1]) - np.angle(spec[:, i]) - omega[:, None]
     dphi = omega[:, None] + (dphi + np.pi) % (2 * np.pi) - np.pi
     phase = np.angle(spec[:, :1]) + np.concatenate([np.zeros((spec.shape[0], 1)), np.cumsum(dphi, axis=1)[:, :-1]], 1)
-    out_frames = np.fft.irfft(mag * np.exp(1j * phase), n_fft, axis=0).T * win
-    n_out = hop * (len(steps) - 1) + n_fft
-    y, norm = np.zeros(n_out), np.zeros(n_out)
-    for k, f in enumerate(out_frames):  # overlap-add; a few hundred frames
-        y[k * hop: k * hop + n_fft] += f
-        norm[k * hop: k * hop + n_fft] += win ** 2
-    y = y / np.maximum(norm, 1e-3 * norm.max())
-    return y[n_fft // 2: n_fft // 2 + int(round(len(x) / rate))].astype(np.float32)
+    return istft((mag * np.exp(1j * phase)).T, int(round(len(x) / rate)), n_fft, hop).astype(np.float32)
 
 
 def change_pitch(x: np.ndarray, semitones: float) -> np.ndarray:
