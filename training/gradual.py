@@ -253,14 +253,17 @@ AUGMENTED = ", calibration on augmented audio"  # the suffix of a variant calibr
 
 def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = AdaptiveOptions(), sgl_dir=None,
            steps: int = 0, eval_limit: int | None = None, recipe_overrides: dict | None = None,
-           language: str = "hi", noisy: bool = False, calib_augment: bool = False, compare_score: str | None = None) -> dict:
+           language: str = "hi", noisy: bool = False, calib_augment: bool = False, compare_score: str | None = None,
+           calib_concat: float = 0.0, long: bool = False) -> dict:
     """Validation WER of the ways to remove ``target`` of attention + FFN from the dense model (no recovery unless
     said): without / with compensation; SGL's choice of groups on the dense weights; the SGL model itself pruned;
     with ``calib_augment``, compensation calibrated on augmented audio (``AdaptiveOptions.calib_augment``); with
     ``steps``, compensation + a recovery by cross-entropy alone (gradual round 1 adds distillation); with
     ``compare_score`` (another ``AdaptiveOptions.score``), the dense model's compensated removal by that score (calibrated
     on augmented audio where ``calib_augment``). ``noisy``: every
-    row also on the validation clips under the test_noisy effects (``data.noisy_copy``). Returns {"rows": […],
+    row also on the validation clips under the test_noisy effects (``data.noisy_copy``); ``long``: also on them joined
+    2–4 to a window as test_long (``data.long_copy``); ``calib_concat`` > 0: the compensated removal calibrated with that
+    share of joined windows (``AdaptiveOptions.calib_concat``) as a variant. Returns {"rows": […],
     "mask_from": dense | sgl} — the mask with the lower validation WER. Rows land in OUT/rows.json as they are
     measured (a killed run resumes)."""
     from dataclasses import replace
@@ -268,7 +271,8 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
     from ..runtime.fsutil import atomic_write_json, claim_folder
     from .architecture import load_checkpoint, save_checkpoint
     from .counts import attention_ffn_params
-    from .data import load_speech_dataset, noisy_copy
+    from .data import load_speech_dataset, long_copy, noisy_copy
+    from .evaluate import window_seconds
     from .pruning import _val_wer
 
     out = claim_folder(out, "run", inputs=[dense_dir])
@@ -279,16 +283,20 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
     val_noisy = noisy_copy(val.select(range(limit))) if noisy else None
     opts, augmented = replace(opts, calib_augment=False), replace(opts, calib_augment=True)  # one variant differs
     dense, processor = load_checkpoint(dense_dir)
+    val_long = long_copy(val.select(range(limit)), max_seconds=min(10.0, window_seconds(dense))) if long else None
     dense_params = attention_ffn_params(kept_architecture(dense, {}))
 
     def measure(name, make):
-        if any(r["variant"] == name and (not noisy or "val_wer_noisy" in r) for r in rows):
+        if any(r["variant"] == name and (not noisy or "val_wer_noisy" in r) and (not long or "val_wer_long" in r)
+               for r in rows):
             return
         print(f"[ablation] {name}…", flush=True)
         model, info = make()
         row = {"variant": name, "target": target, **info, "val_wer": _val_wer(model, processor, val, limit, language)}
         if noisy:
             row["val_wer_noisy"] = _val_wer(model, processor, val_noisy, limit, language)
+        if long:
+            row["val_wer_long"] = _val_wer(model, processor, val_long, len(val_long), language)
         rows[:] = [r for r in rows if r["variant"] != name] + [row]
         atomic_write_json(path, rows)
 
@@ -305,6 +313,9 @@ def ablate(dense_dir, out, *, data, target: float, opts: AdaptiveOptions = Adapt
     measure("compensation", variant(True))
     if calib_augment:
         measure("compensation" + AUGMENTED, variant(True, popts=augmented))
+    if calib_concat > 0:
+        measure(f"compensation, calibration with {calib_concat:.0%} joined windows",
+                variant(True, popts=replace(opts, calib_concat=calib_concat)))
     if sgl_dir is not None:
         measure(SGL_GROUPS, variant(True, chooser_dir=sgl_dir))
         measure("SGL model (its groups and weights), compensation", variant(True, weights_dir=sgl_dir))

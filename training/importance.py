@@ -83,16 +83,18 @@ def group_importance(model, batches) -> list[torch.Tensor]:
 
 
 def data_calibration_batches(model, processor, data, n_batches: int, language: str = "hi", seed: int = 0,
-                             augment=None) -> list[dict]:
+                             augment=None, concat: float = 0.0) -> list[dict]:
     """``n_batches`` batches of 8 from the train split of ``data``, sized to the model's window (``augment``: an
-    AugmentConfig whose effects each clip hears, one seeded draw per clip, as in training)."""
+    AugmentConfig whose effects each clip hears, one seeded draw per clip, as in training; ``concat``: the share of
+    windows that hold 2–3 clips joined, as test_long's)."""
     if data is None:
         raise ValueError("the activation score and the compensation need calibration data: give --data "
                          "(or --score rms --no-compensate)")
     from .data import load_speech_dataset
 
     return calibration_batches(processor, load_speech_dataset(data, "train"), n_batches=n_batches, batch_size=8,
-                               audio_ctx=model.config.max_source_positions, language=language, seed=seed, augment=augment)
+                               audio_ctx=model.config.max_source_positions, language=language, seed=seed, augment=augment,
+                               concat=concat)
 
 
 def measure_importance(model, processor, data, n_batches: int, language: str = "hi", seed: int = 0) -> list[torch.Tensor]:
@@ -117,9 +119,11 @@ def adaptive_weights(importance: list[torch.Tensor], gamma: float, w_max: float,
 
 
 def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, audio_ctx: int, language: str = "hi",
-                        max_label_tokens: int = 200, seed: int = 0, augment=None) -> list[dict]:
+                        max_label_tokens: int = 200, seed: int = 0, augment=None, concat: float = 0.0) -> list[dict]:
     """``n_batches`` training batches (random rows that decode and fit the window), collated as in training;
-    with an active ``augment`` (training/augment.py) each clip hears one seeded draw of its effects."""
+    with an active ``augment`` (training/augment.py) each clip hears one seeded draw of its effects. ``concat``: that
+    share of the windows holds 2–3 clips joined with 0.3–0.9-s pauses (transcripts joined), up to the window — a
+    window full of speech, as long recordings give, instead of one sentence and silence."""
     import random
 
     from ..runtime.audio import SAMPLE_RATE, AudioError
@@ -140,7 +144,7 @@ def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, 
             continue
         if len(wav) / SAMPLE_RATE <= window:
             items.append((wav, row["sentence"]))
-        if len(items) >= n_batches * batch_size:
+        if len(items) >= n_batches * batch_size * (3 if concat > 0 else 1):  # joined windows take up to 3 clips
             break
     if not items:
         raise ValueError("no usable calibration clip (every clip unreadable or longer than the model's window)")
@@ -152,7 +156,29 @@ def calibration_batches(processor, dataset, *, n_batches: int, batch_size: int, 
         max_samples = int(window * SAMPLE_RATE)
         items = [(augment_clip(wav, augment, np.random.default_rng([seed, 9, k]), None, max_samples)[0], text)
                  for k, (wav, text) in enumerate(items)]
+    if concat > 0:
+        items = _join(items, concat, int(window * SAMPLE_RATE), random.Random(seed + 13))[:n_batches * batch_size]
     return [collate(items[k:k + batch_size]) for k in range(0, len(items), batch_size)]
+
+
+def _join(items: list, share: float, max_samples: int, rng) -> list:
+    """(audio, text) windows from ``items`` in order: each, with probability ``share``, the next 1–2 clips appended
+    after a 0.3–0.9-s pause while the window has room."""
+    import numpy as np
+
+    out, i = [], 0
+    while i < len(items):
+        (wav, text), i = items[i], i + 1
+        if rng.random() < share:
+            for _ in range(rng.randint(1, 2)):
+                if i >= len(items):
+                    break
+                pause = np.zeros(int(rng.uniform(0.3, 0.9) * 16000), np.float32)
+                if len(wav) + len(pause) + len(items[i][0]) > max_samples:
+                    break
+                wav, text, i = np.concatenate([wav, pause, items[i][0]]), f"{text} {items[i][1]}", i + 1
+        out.append((wav, text))
+    return out
 
 
 def importance_stats(model, importance: list[torch.Tensor]) -> list[dict]:

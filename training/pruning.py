@@ -55,6 +55,9 @@ class AdaptiveOptions:
     # the calibration clips hear the dense recipe's augmentation (noise, reverb, telephone …, one draw each), so the
     # score and the compensation see the audio the model is trained for, not only clean speech
     calib_augment: bool = False
+    # that share of the calibration windows holds 2–3 clips joined (importance.calibration_batches): windows full of
+    # speech, as long recordings give, instead of one sentence and the rest silence
+    calib_concat: float = 0.0
 
     def __post_init__(self):
         if self.score not in SCORES:
@@ -67,6 +70,8 @@ class AdaptiveOptions:
             raise ValueError("k1, k2 and strength must be ≥ 0")
         if self.ridge < 0:
             raise ValueError(f"ridge must be ≥ 0, got {self.ridge}")
+        if not 0.0 <= self.calib_concat <= 1.0:
+            raise ValueError(f"calib_concat is a share of the calibration windows within [0, 1], got {self.calib_concat}")
 
 
 def _family_key(side: str, kind: str) -> str:
@@ -174,7 +179,8 @@ def calibrate(model, processor, data, opts: AdaptiveOptions, language: str = "hi
         from .recipes import load_recipe
 
         augment = load_recipe("dense").augment
-    batches = data_calibration_batches(model, processor, data, opts.calib_batches, language, augment=augment)
+    batches = data_calibration_batches(model, processor, data, opts.calib_batches, language, augment=augment,
+                                       concat=opts.calib_concat)
     grams = input_grams(model, batches) if need_gram or (need_imp and opts.score == "obs") else None
     if need_imp and opts.score == "obs":
         return compensated_saliency(model, grams, opts.ridge), (grams if need_gram else None)

@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(validation WER and size; writes OUT/ablation.json, no checkpoint)")
     s.add_argument("--calib-augment", action="store_true", help="the calibration clips hear the dense recipe's "
                    "augmentation (noise, reverb, telephone …) instead of clean speech only")
+    s.add_argument("--calib-concat", type=float, default=0.0, metavar="SHARE", help="that share of the calibration "
+                   "windows holds 2–3 clips joined (windows full of speech, as long recordings give); with "
+                   "--removal-ablation: a variant")
+    s.add_argument("--long-validation", action="store_true", help="--removal-ablation: also the validation clips joined "
+                   "2–4 to a window, as test_long (eval --long)")
     s.add_argument("--removal-ablation", type=float, metavar="SHARE", help="compare the ways to remove SHARE of attention "
                    "+ FFN from --model: without / with compensation, with --calib-augment also calibrated on augmented "
                    "audio, with --sgl SGL's groups; validation WER (with --noisy-validation also under the test_noisy "

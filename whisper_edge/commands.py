@@ -138,7 +138,8 @@ def _cmd_prune(args) -> int:
 
     opts = AdaptiveOptions(k1=args.k1, k2=args.k2, strength=args.strength, passes=args.passes, scope=args.scope, score=args.score,
                            compensate=not args.no_compensate, ridge=args.ridge, calib_batches=args.calib_batches,
-                           calib_augment=args.calib_augment and args.removal_ablation is None)
+                           calib_augment=args.calib_augment and args.removal_ablation is None,
+                           calib_concat=args.calib_concat if args.removal_ablation is None else 0.0)
     if args.removal_ablation is not None:
         from .results import ablation_table
         from .runtime.fsutil import atomic_write_json
@@ -148,7 +149,8 @@ def _cmd_prune(args) -> int:
             raise ValueError("--removal-ablation needs --data (validation WER of every variant)")
         res = ablate(args.model, args.out, data=args.data, target=args.removal_ablation, opts=opts, sgl_dir=args.sgl,
                      steps=args.recover_steps, eval_limit=args.eval_limit or None, noisy=args.noisy_validation,
-                     calib_augment=args.calib_augment, compare_score=args.compare_score)
+                     calib_augment=args.calib_augment, compare_score=args.compare_score, calib_concat=args.calib_concat,
+                     long=args.long_validation)
         print("\n".join(ablation_table(res["rows"])))
         atomic_write_json(Path(args.out) / "ablation.json", res)
         return 0

@@ -353,11 +353,13 @@ def _has_noisy(rows: list[dict]) -> bool:
 def ablation_table(rows: list[dict]) -> list[str]:
     """The removal ablation's rows (training/gradual.py ``ablate``) as a markdown table; a noisy-validation column when
     the rows were also measured under the test_noisy effects."""
-    noisy = _has_noisy(rows)
-    head = ["| variant | removed | validation WER % |" + (" noisy validation WER % |" if noisy else ""),
-            "|---|---:|---:|" + ("---:|" if noisy else "")]
+    noisy, long = _has_noisy(rows), any("val_wer_long" in a for a in rows)
+    head = ["| variant | removed | validation WER % |" + (" noisy validation WER % |" if noisy else "")
+            + (" long-window validation WER % |" if long else ""),
+            "|---|---:|---:|" + ("---:|" if noisy else "") + ("---:|" if long else "")]
     return head + [f"| {a['variant']} | {100 * a['share']:.1f} % | {a['val_wer']:.2f} |"
-                   + (f" {_nan(a.get('val_wer_noisy')):.2f} |" if noisy else "") for a in rows]
+                   + (f" {_nan(a.get('val_wer_noisy')):.2f} |" if noisy else "")
+                   + (f" {_nan(a.get('val_wer_long')):.2f} |" if long else "") for a in rows]
 
 
 def write_results(results: dict, out: Path) -> None:

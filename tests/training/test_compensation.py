@@ -121,6 +121,33 @@ def test_calibration_on_augmented_audio_is_seeded_and_differs_from_clean(tiny_mo
     assert torch.equal(a[0]["labels"], clean[0]["labels"])  # the same sentences, heard differently
 
 
+def test_calibration_windows_can_hold_several_clips(tiny_model, speech_corpus):
+    """AdaptiveOptions.calib_concat: windows of 2–3 clips joined in order, transcripts joined, never over the window."""
+    import random
+
+    import numpy as np
+
+    from whisper_edge.training.architecture import load_checkpoint
+    from whisper_edge.training.importance import _join, data_calibration_batches
+
+    items = [(np.full(16000 * (1 + k % 3), k, np.float32), f"s{k}") for k in range(9)]
+    joined = _join(items, 1.0, 16000 * 6, random.Random(0))
+    assert " ".join(t for _, t in joined) == " ".join(t for _, t in items) and len(joined) < len(items)
+    assert all(len(w) <= 16000 * 6 for w, _ in joined) and any(len(t.split()) > 1 for _, t in joined)
+    for w, t in joined:  # each window is its clips in order with silence between
+        assert [int(v) for v in np.unique(w[w > 0])] == [int(x[1:]) for x in t.split() if x != "s0"]
+    assert _join(items, 0.0, 16000 * 6, random.Random(0)) == items
+    model, processor = load_checkpoint(tiny_model)
+    plain = data_calibration_batches(model, processor, speech_corpus, 1)
+    full = data_calibration_batches(model, processor, speech_corpus, 1, concat=1.0)
+    words = [(b[0]["labels"] != -100).sum(1).float().mean() for b in (plain, full)]
+    assert len(full[0]["labels"]) <= len(plain[0]["labels"]) and words[1] > words[0]  # more words per window
+    with pytest.raises(ValueError, match="calib_concat"):
+        from whisper_edge.training.pruning import AdaptiveOptions
+
+        AdaptiveOptions(calib_concat=1.5)
+
+
 def test_noisy_validation_copy_keeps_the_sentences(speech_corpus):
     import numpy as np
 
@@ -168,3 +195,19 @@ def test_removal_ablation_command_clean_and_noisy(tiny_model, speech_corpus, tmp
     assert rows3[:7] == rows2 and [r["variant"] for r in rows3[7:]] == [
         "compensation, activation score, calibration on augmented audio"]
     assert rows3[7]["share"] >= 0.2 and "val_wer_noisy" in rows3[7]
+    # --calib-concat SHARE: the removal calibrated on windows of joined clips, one more row
+    assert main(argv + ["--calib-concat", "1.0"]) == 0
+    rows4 = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
+    assert rows4[:8] == rows3 and [r["variant"] for r in rows4[8:]] == ["compensation, calibration with 100% joined windows"]
+    assert rows4[8]["share"] >= 0.2
+
+
+def test_ablation_table_has_a_long_window_column_when_measured():
+    from whisper_edge.results import ablation_table
+
+    rows = [{"variant": "dense, unpruned", "share": 0.0, "val_wer": 8.5, "val_wer_long": 9.25},
+            {"variant": "compensation", "share": 0.35, "val_wer": 9.0, "val_wer_long": 11.5}]
+    table = ablation_table(rows)
+    assert table[0].endswith("| long-window validation WER % |") and table[3] == "| compensation | 35.0 % | 9.00 | 11.50 |"
+    assert "long" not in ablation_table([{k: v for k, v in r.items() if k != "val_wer_long"} for r in rows])[0]
+
