@@ -33,7 +33,7 @@ class EvalOptions:
     group_by: str | None = "voice_group"  # per-group WER when the dataset has this column
     noisy: bool = False  # evaluate() only: the split's clips under the corpus's test_noisy effects (data.noisy_copy)
     long: bool = False  # evaluate() only: the split's clips joined 2–4 to a window, as test_long (data.long_copy)
-    dereverb: bool = False  # each clip through WPE dereverberation first (runtime/dereverb.py), as the runtime can
+    dereverb: bool = False  # each clip through WPE dereverberation first (runtime/dereverb.py; eval only)
 
     def __post_init__(self):
         if self.batch_size < 1:

@@ -166,6 +166,8 @@ def _join(items: list, share: float, max_samples: int, rng) -> list:
     after a 0.3–0.9-s pause while the window has room."""
     import numpy as np
 
+    from ..runtime.audio import SAMPLE_RATE
+
     out, i = [], 0
     while i < len(items):
         (wav, text), i = items[i], i + 1
@@ -173,7 +175,7 @@ def _join(items: list, share: float, max_samples: int, rng) -> list:
             for _ in range(rng.randint(1, 2)):
                 if i >= len(items):
                     break
-                pause = np.zeros(int(rng.uniform(0.3, 0.9) * 16000), np.float32)
+                pause = np.zeros(int(rng.uniform(0.3, 0.9) * SAMPLE_RATE), np.float32)
                 if len(wav) + len(pause) + len(items[i][0]) > max_samples:
                     break
                 wav, text, i = np.concatenate([wav, pause, items[i][0]]), f"{text} {items[i][1]}", i + 1
