@@ -66,12 +66,8 @@ def utterance_errors(refs: Sequence[str], hyps: Sequence[str], normalizer: Calla
     return out
 
 
-def paired_bootstrap(errors_a: Sequence[tuple[int, int]], errors_b: Sequence[tuple[int, int]], *, n: int = 2000,
-                     seed: int = 0) -> dict:
-    """WER(b) − WER(a) in points with a 95 % interval, resampling utterances (the same draw for both systems).
-
-    ``errors_*``: per-utterance (errors, reference words) of two systems on the same utterances, in the same order.
-    """
+def _pair(errors_a: Sequence[tuple[int, int]], errors_b: Sequence[tuple[int, int]]):
+    """The two systems' (errors, words) as arrays, refused unless they were scored on the same references."""
     import numpy as np
 
     if len(errors_a) != len(errors_b) or not errors_a:
@@ -80,11 +76,55 @@ def paired_bootstrap(errors_a: Sequence[tuple[int, int]], errors_b: Sequence[tup
     a, b = np.asarray(errors_a, dtype=np.float64), np.asarray(errors_b, dtype=np.float64)
     if np.any(a[:, 1] != b[:, 1]):
         raise ValueError("paired bootstrap: the two systems were scored on different references")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(n, len(a)))
+    return a, b
+
+
+def _diffs(a, b, idx):
+    """WER(b) − WER(a) in points on each resample (rows of utterance indices ``idx``)."""
     words = a[idx, 1].sum(1)
     words[words == 0] = 1
-    diffs = 100.0 * (b[idx, 0].sum(1) - a[idx, 0].sum(1)) / words
-    point = 100.0 * (b[:, 0].sum() - a[:, 0].sum()) / max(a[:, 1].sum(), 1)
+    return 100.0 * (b[idx, 0].sum(1) - a[idx, 0].sum(1)) / words
+
+
+def _point(a, b) -> float:
+    return float(100.0 * (b[:, 0].sum() - a[:, 0].sum()) / max(a[:, 1].sum(), 1))
+
+
+def paired_bootstrap(errors_a: Sequence[tuple[int, int]], errors_b: Sequence[tuple[int, int]], *, n: int = 2000,
+                     seed: int = 0) -> dict:
+    """WER(b) − WER(a) in points with a 95 % interval, resampling utterances (the same draw for both systems).
+
+    ``errors_*``: per-utterance (errors, reference words) of two systems on the same utterances, in the same order.
+    """
+    import numpy as np
+
+    a, b = _pair(errors_a, errors_b)
+    rng = np.random.default_rng(seed)
+    diffs = _diffs(a, b, rng.integers(0, len(a), size=(n, len(a))))
     lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"diff": float(point), "lo": float(lo), "hi": float(hi), "utterances": len(a), "resamples": n}
+    return {"diff": _point(a, b), "lo": float(lo), "hi": float(hi), "utterances": len(a), "resamples": n}
+
+
+def pooled_bootstrap(pairs: Sequence[tuple[Sequence, Sequence]], ids: Sequence[Sequence[str]] | None = None, *,
+                     n: int = 2000, seed: int = 0) -> dict:
+    """The mean over runs of WER(b) − WER(a) (each run's own pair, e.g. a pruned model and its own dense model), with
+    a 95 % interval: every run weighs the same, whatever its number of words.
+
+    ``pairs``: per run, the two systems' per-utterance (errors, words) as ``paired_bootstrap`` takes them. ``ids``:
+    per run, its utterances' ids in that order. Where every run was scored on the same ids in the same order (one
+    test split, several runs), each resample draws the same utterances for all runs — a hard utterance is hard for
+    every run, so their differences are not independent; otherwise each run is resampled on its own.
+    """
+    import numpy as np
+
+    if not pairs:
+        raise ValueError("pooled bootstrap needs at least one run")
+    arrays = [_pair(a, b) for a, b in pairs]
+    joint = ids is not None and len(ids) == len(arrays) and all(list(i) == list(ids[0]) for i in ids)
+    rng = np.random.default_rng(seed)
+    shared = rng.integers(0, len(arrays[0][0]), size=(n, len(arrays[0][0]))) if joint else None
+    diffs = sum(_diffs(a, b, shared if joint else rng.integers(0, len(a), size=(n, len(a)))) for a, b in arrays)
+    points = [_point(a, b) for a, b in arrays]
+    lo, hi = np.percentile(diffs / len(arrays), [2.5, 97.5])
+    return {"diff": float(np.mean(points)), "lo": float(lo), "hi": float(hi), "per_run": points,
+            "utterances": [len(a) for a, _ in arrays], "joint": joint, "resamples": n}

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .commands import (_cmd_bench, _cmd_bundle, _cmd_demo, _cmd_distill, _cmd_eval, _cmd_experiment, _cmd_export,
-                       _cmd_fit, _cmd_inspect, _cmd_model_import, _cmd_normalize, _cmd_profiles, _cmd_prune, _cmd_train)
+from .commands import (_cmd_bench, _cmd_bundle, _cmd_compare, _cmd_demo, _cmd_distill, _cmd_eval, _cmd_experiment,
+                       _cmd_export, _cmd_fit, _cmd_inspect, _cmd_model_import, _cmd_normalize, _cmd_profiles, _cmd_prune,
+                       _cmd_train)
 from .data_commands import _cmd_data_build, _cmd_data_clips, _cmd_data_long, _cmd_data_text
 from .device_commands import _cmd_transcribe
 from .exporter.quantize import MODES as QUANT_MODES  # torch-free: the registry of quantization modes
@@ -307,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default="recipes/paper.yaml")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_experiment)
+
+    s = sub.add_parser("compare", help="several experiment runs pooled: each compressed model's WER difference from its "
+                                       "own dense model, per run and their mean with a bootstrap interval")
+    s.add_argument("runs", nargs="+", help="experiment --out folders (or their results.json)")
+    s.add_argument("--splits", nargs="+", default=["test", "test_long", "test_noisy"])
+    s.add_argument("--against", default="dense", choices=["dense", "imp"],
+                   help="the reference in each run: its dense model, or IMP (structured against unstructured)")
+    s.add_argument("--out", help="also write the table (Markdown) and the figures (OUT.json) here")
+    s.set_defaults(func=_cmd_compare)
 
     s = sub.add_parser("demo", help="short end-to-end run on small data (what `make demo` runs)")
     s.add_argument("--out", default="demo-out")

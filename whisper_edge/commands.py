@@ -368,6 +368,22 @@ def _cmd_experiment(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from .pooled import pool_runs, pooled_table
+    from .runtime.fsutil import atomic_write_json, atomic_write_text
+
+    if args.out and Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a folder; give a file name for the table (e.g. {args.out}/pooled.md)")
+    pooled = pool_runs(args.runs, tuple(args.splits), against=args.against)
+    table = pooled_table(pooled)
+    print(table)
+    if args.out:
+        atomic_write_text(Path(args.out), table + "\n")
+        atomic_write_json(Path(args.out).with_suffix(".json"), pooled)
+        print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 

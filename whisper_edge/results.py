@@ -171,15 +171,19 @@ def compare_reports(base: dict, new: dict) -> dict:
     return ci
 
 
+def matched_errors(a: list, b: list) -> tuple[list, list, list]:
+    """The utterances both were scored on ([id, errors, words] rows, a's order): a's (errors, words), b's, the ids."""
+    eb = {u[0]: (u[1], u[2]) for u in b}
+    common = [u for u in a if u[0] in eb]
+    return [tuple(u[1:]) for u in common], [eb[u[0]] for u in common], [u[0] for u in common]
+
+
 def _paired(a: list, b: list) -> dict | None:
     """Paired bootstrap of WER(b) − WER(a) over the utterances both were scored on."""
     from .runtime.metrics import paired_bootstrap
 
-    eb = {u[0]: (u[1], u[2]) for u in b}
-    common = [(tuple(u[1:]), eb[u[0]]) for u in a if u[0] in eb]
-    if not common:
-        return None
-    return paired_bootstrap([c[0] for c in common], [c[1] for c in common])
+    ea, eb, ids = matched_errors(a, b)
+    return paired_bootstrap(ea, eb) if ids else None
 
 
 def wer_differences(results: dict) -> list[str]:

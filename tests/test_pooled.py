@@ -1,0 +1,92 @@
+"""`whisper-edge compare`: several experiment runs pooled (whisper_edge/pooled.py, runtime/metrics.pooled_bootstrap)."""
+import json
+
+import pytest
+
+from whisper_edge.runtime.metrics import paired_bootstrap, pooled_bootstrap
+
+
+def _errors(n_words, errs):
+    return [(e, n_words) for e in errs]
+
+
+def test_pooled_bootstrap_means_the_runs_and_shares_draws_only_over_one_split():
+    a = _errors(5, [0, 1, 0, 0] * 10)
+    b1 = _errors(5, [1, 1, 0, 0] * 10)  # +5 points
+    b2 = _errors(5, [1, 2, 1, 0] * 10)  # +15 points
+    ids = [f"u{i}" for i in range(40)]
+    one = pooled_bootstrap([(a, b1)], [ids])
+    assert one["diff"] == pytest.approx(paired_bootstrap(a, b1)["diff"]) == pytest.approx(5.0)
+    both = pooled_bootstrap([(a, b1), (a, b2)], [ids, ids])
+    assert both["per_run"] == pytest.approx([5.0, 15.0]) and both["diff"] == pytest.approx(10.0)
+    assert both["joint"] and both["lo"] <= both["diff"] <= both["hi"] and both["lo"] > 5.0
+    other = pooled_bootstrap([(a, b1), (a, b2)], [ids, ids[::-1]])
+    assert not other["joint"] and other["diff"] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="same non-empty"):
+        pooled_bootstrap([(a, b1[:-1])])
+    with pytest.raises(ValueError, match="different references"):
+        pooled_bootstrap([(a, _errors(6, [0] * 40))])
+    with pytest.raises(ValueError, match="at least one run"):
+        pooled_bootstrap([])
+
+
+def _rows(errs, words=4):
+    return [[f"u{i}", e, words] for i, e in enumerate(errs)]
+
+
+def _run(tmp_path, name, dense_errs, pruned_errs, imp_errs, long=True):
+    arch = {"format": 1, "head_dim": 64, "d_model": 512, "audio_ctx": 500,
+            "encoder": [{"heads": 8, "ffn": 2048}] * 2, "decoder": [{"self_heads": 8, "cross_heads": 8, "ffn": 2048}] * 2}
+    small = arch | {"encoder": [{"heads": 6, "ffn": 1024}] * 2,
+                    "decoder": [{"self_heads": 6, "cross_heads": 6, "ffn": 1024}] * 2}
+
+    def model(errs, a, nonzero=1000):
+        m = {"per_utterance": _rows(errs), "architecture": a, "params": {"total": 1000, "nonzero": nonzero}}
+        if long:
+            m["splits"] = {"test_long": {"per_utterance": _rows(errs)}}
+        return m
+
+    out = tmp_path / name
+    out.mkdir()
+    models = {"dense": model(dense_errs, arch), "sgl+adaptive": model(pruned_errs, small),
+              "imp": model(imp_errs, arch, nonzero=900)}
+    (out / "results.json").write_text(json.dumps({"models": models}))
+    return out
+
+
+def test_compare_pools_each_runs_difference_from_its_own_reference(tmp_path):
+    from whisper_edge.pooled import pool_runs, pooled_table
+
+    r1 = _run(tmp_path, "r1", [0] * 20, [1] + [0] * 19, [0] * 20)            # +1.25 points (1 error in 80 words)
+    r2 = _run(tmp_path, "r2", [1] * 20, [1] * 19 + [4], [1] * 20, long=False)  # +3.75 points
+    got = pool_runs([r1, r2])
+    rows = {(r["model"], r["split"]): r for r in got["rows"]}
+    test = rows[("sgl+adaptive", "test")]
+    assert test["per_run"] == pytest.approx([1.25, 3.75]) and test["diff"] == pytest.approx(2.5) and test["joint"]
+    imp_removed = rows[("imp", "test")]["removed"][0]  # IMP removes nothing: its zeros are counted (100 of them)
+    assert 0 < imp_removed < 1 < test["removed"][0] < 100
+    assert rows[("sgl+adaptive", "test_long")]["runs"] == [str(r1)]  # r2 has no test_long: left out of that row
+    assert ("sgl", "test") not in rows and ("sgl+adaptive", "test_noisy") not in rows
+    vs_imp = {(r["model"], r["split"]): r for r in pool_runs([r1, r2], ("test",), against="imp")["rows"]}
+    assert set(vs_imp) == {("sgl+adaptive", "test")} and vs_imp[("sgl+adaptive", "test")]["diff"] == pytest.approx(2.5)
+    table = pooled_table(got)
+    assert "+2.50 [" in table and "own dense model" in table and str(r2) in table
+
+
+def test_compare_refuses_what_is_not_a_finished_run_and_writes_no_folder(tmp_path, capsys):
+    from whisper_edge.cli import main
+    from whisper_edge.pooled import pool_runs
+
+    with pytest.raises(FileNotFoundError, match="no results.json"):
+        pool_runs([tmp_path / "missing"])
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "results.json").write_text(json.dumps({"models": {}}))
+    with pytest.raises(ValueError, match="no dense model"):
+        pool_runs([half])
+    r1 = _run(tmp_path, "r1", [0] * 20, [1] + [0] * 19, [0] * 20)
+    assert main(["compare", str(r1), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["compare", str(r1), "--out", str(tmp_path / "pooled.md"), "--splits", "test"]) == 0
+    assert "| sgl+adaptive | test | 1 |" in (tmp_path / "pooled.md").read_text()
+    assert json.loads((tmp_path / "pooled.json").read_text())["rows"][0]["per_run"] == pytest.approx([1.25])

@@ -1,0 +1,97 @@
+"""Several experiment runs of one recipe, pooled: how far each compressed model is from its own dense model (or IMP).
+
+One run's test split (192 utterances here) gives a WER difference whose 95 % interval is about ±1.3 points wide — wider
+than the 0.5-point margin the compression target allows. Runs of the same recipe on different dense models (another
+seed, another session) are repeated measurements of the recipe: ``pool_runs`` reads each run's results.json and
+reports, per model and split, every run's difference from its own dense model and their mean with a bootstrap interval
+(``runtime.metrics.pooled_bootstrap``: the same utterances drawn for every run where they share a test split).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .results import matched_errors
+
+MODELS = ("sgl+adaptive", "imp", "sgl")
+
+
+def _load(run: Path) -> dict:
+    path = run / "results.json" if run.is_dir() else run
+    if not path.is_file():
+        raise FileNotFoundError(f"{run}: no results.json — give the --out folder of a finished `whisper-edge "
+                                f"experiment` run (or its results.json)")
+    try:
+        res = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not readable JSON ({exc}); is the experiment still writing it?") from exc
+    if "dense" not in res.get("models", {}):
+        raise ValueError(f"{path}: no dense model evaluated yet — the experiment has not reached its evaluations")
+    return res
+
+
+def _rows(model: dict, split: str) -> list | None:
+    entry = model if split == "test" else (model.get("splits") or {}).get(split)
+    return (entry or {}).get("per_utterance") or None
+
+
+def _removed(res: dict, name: str) -> float | None:
+    """Share of attention + FFN parameters physically removed (structured) or at zero (the paper's count)."""
+    from .training.architecture import Architecture
+    from .training.counts import attention_ffn_params
+
+    dense, m = res["models"]["dense"], res["models"].get(name)
+    if not m or "architecture" not in m or "architecture" not in dense:
+        return None
+    a_dense, a_m = (attention_ffn_params(Architecture.from_dict(x["architecture"])) for x in (dense, m))
+    removed = (a_dense - a_m) / a_dense
+    zeros = (m["params"]["total"] - m["params"]["nonzero"]) / a_dense if removed == 0 else 0.0
+    return 100 * (removed + zeros)
+
+
+def pool_runs(runs: list[str | Path], splits: tuple[str, ...] = ("test", "test_long", "test_noisy"),
+              against: str = "dense") -> dict:
+    """Per model (sgl+adaptive, imp, sgl) and split: every run's WER difference from its own ``against`` model (dense,
+    or imp: structured against unstructured at the same share), their mean and its 95 % interval. A model or split a
+    run lacks is left out of that row (the row says how many runs it has)."""
+    from .runtime.metrics import pooled_bootstrap
+
+    if not runs:
+        raise ValueError("pool needs at least one experiment run folder")
+    loaded = [(str(r), _load(Path(r))) for r in runs]
+    rows = []
+    for name in [m for m in MODELS if m != against]:
+        for split in splits:
+            pairs, ids, used = [], [], []
+            for run, res in loaded:
+                d, m = (_rows(res["models"].get(x) or {}, split) for x in (against, name))
+                if not (d and m):
+                    continue
+                ea, eb, u = matched_errors(d, m)
+                if u:
+                    pairs.append((ea, eb))
+                    ids.append(u)
+                    used.append(run)
+            if pairs:
+                ci = pooled_bootstrap(pairs, ids)
+                removed = [_removed(res, name) for run, res in loaded if run in used]
+                rows.append({"model": name, "split": split, "runs": used, "removed": removed} | ci)
+    return {"runs": [r for r, _ in loaded], "against": against, "rows": rows}
+
+
+def pooled_table(pooled: dict) -> str:
+    """results.md-style Markdown of ``pool_runs``' answer."""
+    lines = ["| model | split | runs | attention + FFN removed or zero | per run | mean difference [95 % CI] |",
+             "|---|---|---:|---|---|---:|"]
+    for r in pooled["rows"]:
+        removed = ", ".join("–" if x is None else f"{x:.1f} %" for x in r["removed"])
+        known = [x for x in r["removed"] if x is not None]
+        if known and max(known) - min(known) > 1.0:
+            removed += " — **shares differ: the mean mixes operating points**"
+        per_run = ", ".join(f"{d:+.2f}" for d in r["per_run"])
+        lines.append(f"| {r['model']} | {r['split']} | {len(r['runs'])} | {removed} | {per_run} | "
+                     f"{r['diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] |")
+    runs = "; ".join(f"{i + 1}. {r}" for i, r in enumerate(pooled["runs"]))
+    return "\n".join(lines + ["", f"Runs (per-run columns in this order): {runs}. Each difference is from the run's "
+                              f"own {pooled.get('against', 'dense')} model; the mean weighs every run the same; paired bootstrap over utterances "
+                              "(2,000 resamples; the same utterances for every run where they share the split)."])
