@@ -76,6 +76,18 @@ def test_demo_config_is_a_valid_experiment():
         load_recipe(name, {"max_steps": cfg["steps"]} | cfg[name])  # raises on a bad field
 
 
+def test_recover_set_reaches_every_recovery_and_imp_and_a_bad_field_fails_at_load():
+    from whisper_edge.experiment_config import load_config, recover_overrides
+
+    cfg = load_config({"data": "c", "prune": {"recover_lr": 1e-5, "recover_set": {"augment.p_concat": 0.6}}})
+    assert recover_overrides(cfg["prune"]) == {"learning_rate": 1e-5, "augment.p_concat": 0.6}
+    assert recover_overrides(load_config({"data": "c"})["prune"]) == {}
+    with pytest.raises(ValueError, match="recover_set.*augment.p_conct"):
+        load_config({"data": "c", "prune": {"recover_set": {"augment.p_conct": 0.6}}})
+    with pytest.raises(ValueError, match="recover_set must be a mapping"):
+        load_config({"data": "c", "prune": {"recover_set": [0.6]}})
+
+
 def test_null_eval_limit_means_every_validation_clip_on_every_path():
     from whisper_edge.experiment_config import load_config, val_limit
 

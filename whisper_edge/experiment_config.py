@@ -20,6 +20,9 @@ DEFAULTS = {
     "sgl": {"sgl.lambda_enc": 1.5, "sgl.lambda_dec": 1.5},
     "imp": {"rounds": 4},  # null: no IMP baseline
     "prune": {"wer_budget": 0.5, "recover_steps": 50, "recover_lr": None, "eval_limit": 48,
+              # recover_set: recipe fields for every recovery (the one-shot search's, the ablation's, the rounds') and
+              # for IMP's training alike, e.g. {augment.p_concat: 0.6}: the two methods keep one training recipe
+              "recover_set": {},
               "strengths": [0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
               "compensate": True,  # least-squares re-fit of out_proj / fc2 after removal (training/compensation.py)
               "ridge": 1e-2, "calib_batches": 8,
@@ -55,6 +58,12 @@ DEFAULTS = {
 }
 
 
+def recover_overrides(pr: dict) -> dict:
+    """The recipe fields every recovery and IMP's training get: ``recover_lr`` as the learning rate, then
+    ``recover_set``."""
+    return ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | dict(pr.get("recover_set") or {})
+
+
 def val_limit(pr: dict) -> int:
     """Validation clips for pruning's choices: ``prune.eval_limit``, or every clip when it is null (one reading for the
     one-shot search, the rounds and IMP)."""
@@ -81,6 +90,16 @@ def load_config(path_or_dict) -> dict:
     if cfg["start"] not in ("dense", "base"):
         raise ValueError(f"{where}: 'start' must be dense or base, got {cfg['start']!r}")
     pr = cfg["prune"]
+    if not isinstance(pr.get("recover_set") or {}, dict):
+        raise ValueError(f"{where}: prune.recover_set must be a mapping of recipe fields (e.g. {{augment.p_concat: 0.6}}), "
+                         f"got {pr['recover_set']!r}")
+    if pr.get("recover_set"):  # a misspelt field fails here, not hours later when the first recovery starts
+        from .training.recipes import load_recipe
+
+        try:
+            load_recipe("dense", dict(pr["recover_set"]))
+        except ValueError as exc:
+            raise ValueError(f"{where}: prune.recover_set: {exc}") from None
     for key, allowed in (("calib_augment", (True, False, "auto")), ("mask_from", ("auto", "sgl", "dense"))):
         if pr[key] not in allowed:
             raise ValueError(f"{where}: prune.{key} must be {' | '.join(str(a).lower() for a in allowed)}, got {pr[key]!r}")
