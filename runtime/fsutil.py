@@ -11,6 +11,7 @@ command's inputs or lies inside one. Temporary folders left by a killed run are 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -171,7 +172,13 @@ def atomic_dir(target: str | os.PathLike, *, kind: str, overwrite: bool = False,
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:  # another process wrote target between the check above and this rename
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                raise OutputError(f"{target} was written by another process while this one worked; nothing of it "
+                                  "was changed") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
