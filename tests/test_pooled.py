@@ -59,6 +59,9 @@ def test_compare_pools_each_runs_difference_from_its_own_reference(tmp_path):
 
     r1 = _run(tmp_path, "r1", [0] * 20, [1] + [0] * 19, [0] * 20)            # +1.25 points (1 error in 80 words)
     r2 = _run(tmp_path, "r2", [1] * 20, [1] * 19 + [4], [1] * 20, long=False)  # +3.75 points
+    res2 = json.loads((r2 / "results.json").read_text())  # the same utterances scored in another order
+    res2["models"]["dense"]["per_utterance"].reverse()
+    (r2 / "results.json").write_text(json.dumps(res2))
     got = pool_runs([r1, r2])
     rows = {(r["model"], r["split"]): r for r in got["rows"]}
     test = rows[("sgl+adaptive", "test")]
