@@ -96,13 +96,8 @@ def paired_bootstrap(errors_a: Sequence[tuple[int, int]], errors_b: Sequence[tup
 
     ``errors_*``: per-utterance (errors, reference words) of two systems on the same utterances, in the same order.
     """
-    import numpy as np
-
-    a, b = _pair(errors_a, errors_b)
-    rng = np.random.default_rng(seed)
-    diffs = _diffs(a, b, rng.integers(0, len(a), size=(n, len(a))))
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"diff": _point(a, b), "lo": float(lo), "hi": float(hi), "utterances": len(a), "resamples": n}
+    one = pooled_bootstrap([(errors_a, errors_b)], n=n, seed=seed)  # one run: its own difference and draws
+    return {"diff": one["diff"], "lo": one["lo"], "hi": one["hi"], "utterances": one["utterances"][0], "resamples": n}
 
 
 def pooled_bootstrap(pairs: Sequence[tuple[Sequence, Sequence]], ids: Sequence[Sequence[str]] | None = None, *,
