@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--utterances", type=int, help="number of utterances (default 3600; --small: 240)")
     s.add_argument("--engines", help="comma list of kokoro,espeak (default both)")
     s.add_argument("--kokoro-share", type=float, help="share of utterances spoken by Kokoro (default 0.2; --small: 0.15)")
+    s.add_argument("--test-share", type=float, help="share of the sentences held out for test (default 0.08; --small: 0.2); "
+                   "more test clips narrow a WER difference's interval (docs/data.md)")
+    s.add_argument("--validation-share", type=float, help="share of the sentences held out for validation (default 0.06; --small: 0.1)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--augment", default="light", help="none | light | heavy (test_clean is always kept clean)")
     s.add_argument("--small", action="store_true", help="a small, mostly espeak-ng build for tests and the demo")

@@ -13,8 +13,9 @@ def _cmd_data_build(args) -> int:
         kw["engines"] = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     if args.utterances:
         kw["utterances"] = args.utterances
-    if args.kokoro_share is not None:
-        kw["kokoro_share"] = args.kokoro_share
+    for field in ("kokoro_share", "test_share", "validation_share"):
+        if getattr(args, field) is not None:
+            kw[field] = getattr(args, field)
     opts = BuildOptions.small(Path(args.out), **kw) if args.small else BuildOptions(out=Path(args.out), **kw)
     summary = build_corpus(opts, overwrite=args.overwrite)
     print((Path(args.out) / "README.md").read_text().split("\n## Voices")[0])

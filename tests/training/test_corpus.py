@@ -127,3 +127,34 @@ def test_bad_options_name_the_field(tmp_path):
         _opts(tmp_path, engines=("festival",))
     with pytest.raises(ValueError, match="--augment"):
         _opts(tmp_path, augment="loud")
+    for field, flag in (("test_share", "--test-share"), ("validation_share", "--validation-share")):
+        with pytest.raises(ValueError, match=flag):
+            _opts(tmp_path, **{field: 0.0})
+    with pytest.raises(ValueError, match="less than a fifth"):
+        _opts(tmp_path, test_share=0.6, validation_share=0.3)
+
+
+def test_split_shares_reach_the_plan_from_the_command_line(tmp_path, monkeypatch):
+    """`data build --test-share/--validation-share` set how many sentences each held-out split gets."""
+    from collections import Counter
+
+    from whisper_edge.cli import build_parser
+    from whisper_edge.data_commands import _cmd_data_build
+
+    class Built(Exception):
+        """Stops the command once the options reach the build (nothing is synthesized)."""
+
+    def build(opts, overwrite):
+        seen["opts"] = opts
+        raise Built
+
+    seen = {}
+    monkeypatch.setattr(build_mod, "build_corpus", build)
+    args = build_parser().parse_args(["data", "build", "--out", str(tmp_path / "c"), "--utterances", "200",
+                                      "--test-share", "0.3", "--validation-share", "0.05"])
+    with pytest.raises(Built):
+        _cmd_data_build(args)
+    plan = build_mod._make_plan(seen["opts"], [f"वाक्य {i}" for i in range(200)])
+    assert Counter(it["split"] for it in plan) == {"test": 60, "validation": 10, "train": 130}
+    default = build_mod._make_plan(_opts(tmp_path, test_share=0.08, validation_share=0.06), [f"वाक्य {i}" for i in range(200)])
+    assert Counter(it["split"] for it in default) == {"test": 16, "validation": 12, "train": 172}

@@ -83,6 +83,12 @@ class BuildOptions:
             raise ValueError(f"--kokoro-share must be within [0, 1] (got {self.kokoro_share})")
         if self.utterances < 20:
             raise ValueError(f"--utterances must be at least 20 (got {self.utterances})")
+        for flag, share in (("--test-share", self.test_share), ("--validation-share", self.validation_share)):
+            if not 0.0 < share < 1.0:
+                raise ValueError(f"{flag} is a share of the sentences within (0, 1) (got {share})")
+        if self.test_share + self.validation_share > 0.8:
+            raise ValueError(f"--test-share {self.test_share} + --validation-share {self.validation_share} leave less "
+                             "than a fifth of the sentences for training: lower them, or raise --utterances")
 
     @classmethod
     def small(cls, out: Path, **kw) -> "BuildOptions":
