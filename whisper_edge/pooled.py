@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .results import matched_errors
+from .results import attention_ffn_removed, matched_errors, split_entry
 
 MODELS = ("sgl+adaptive", "imp", "sgl")
 
@@ -31,8 +31,7 @@ def _load(run: Path) -> dict:
 
 
 def _rows(model: dict, split: str) -> list | None:
-    entry = model if split == "test" else (model.get("splits") or {}).get(split)
-    return (entry or {}).get("per_utterance") or None
+    return (split_entry(model, split) or {}).get("per_utterance") or None
 
 
 def _removed(res: dict, name: str) -> float | None:
@@ -43,10 +42,10 @@ def _removed(res: dict, name: str) -> float | None:
     dense, m = res["models"]["dense"], res["models"].get(name)
     if not m or "architecture" not in m or "architecture" not in dense:
         return None
-    a_dense, a_m = (attention_ffn_params(Architecture.from_dict(x["architecture"])) for x in (dense, m))
-    removed = (a_dense - a_m) / a_dense
-    zeros = (m["params"]["total"] - m["params"]["nonzero"]) / a_dense if removed == 0 else 0.0
-    return 100 * (removed + zeros)
+    removed = attention_ffn_removed(dense, m)
+    if removed:
+        return removed
+    return 100 * (m["params"]["total"] - m["params"]["nonzero"]) / attention_ffn_params(Architecture.from_dict(dense["architecture"]))
 
 
 def pool_runs(runs: list[str | Path], splits: tuple[str, ...] = ("test", "test_long", "test_noisy"),

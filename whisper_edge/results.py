@@ -69,11 +69,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
     ci = _paired(dense.get("per_utterance") or [], pruned.get("per_utterance") or [])
     ci_text = f" (difference {ci['diff']:+.2f}, 95 % CI [{ci['lo']:+.2f}, {ci['hi']:+.2f}])" if ci else ""
     out.append(("WER ≤ dense + 0.5 (test split, PyTorch)", f"{p_wer:.2f} vs {d_wer:.2f}{ci_text}", p_wer <= d_wer + 0.5))
-    from .training.architecture import Architecture
-    from .training.counts import attention_ffn_params
-
-    a_dense, a_pruned = (attention_ffn_params(Architecture.from_dict(m["architecture"])) for m in (dense, pruned))
-    share = 100 * (a_dense - a_pruned) / a_dense
+    share = attention_ffn_removed(dense, pruned)
     out.append(("≥ 35 % of attention + FFN parameters physically removed", f"{share:.1f} %", share >= 35))
     enc = -_pct(pruned["flops"]["encoder"], dense["flops"]["encoder"])
     out.append(("encoder FLOPs per window ≥ 30 % lower", f"{enc:.1f} %", enc >= 30))
@@ -84,7 +80,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         out.append(("≥ 55 % of the whole model removed, with the Hindi vocabulary trim", f"{-_pct(hi[0]['params'], dp):.1f} %",
                     -_pct(hi[0]["params"], dp) >= 55))
     for split in ("test_noisy", "test_long"):
-        ds, ps = (dense.get("splits") or {}).get(split), (pruned.get("splits") or {}).get(split)
+        ds, ps = split_entry(dense, split), split_entry(pruned, split)
         if ds:
             out.append((f"dense WER on {split} within 10 points of test", f"{ds['wer']:.2f} vs {d_wer:.2f}",
                         ds["wer"] <= d_wer + 10))
@@ -171,6 +167,20 @@ def compare_reports(base: dict, new: dict) -> dict:
     return ci
 
 
+def split_entry(model: dict, split: str) -> dict | None:
+    """A model's results on one split: the test split is the model entry itself, the others are under "splits"."""
+    return model if split == "test" else (model.get("splits") or {}).get(split)
+
+
+def attention_ffn_removed(dense: dict, model: dict) -> float:
+    """Percentage of the dense model's attention + FFN parameters physically removed in ``model`` (results entries)."""
+    from .training.architecture import Architecture
+    from .training.counts import attention_ffn_params
+
+    a_dense, a_model = (attention_ffn_params(Architecture.from_dict(m["architecture"])) for m in (dense, model))
+    return 100 * (a_dense - a_model) / a_dense
+
+
 def matched_errors(a: list, b: list) -> tuple[list, list, list]:
     """The utterances both were scored on ([id, errors, words] rows, a's order): a's (errors, words), b's, the ids."""
     eb = {u[0]: (u[1], u[2]) for u in b}
@@ -199,8 +209,7 @@ def wer_differences(results: dict) -> list[str]:
              "| model | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
 
     def cell(m, split):
-        entry = m if split == "test" else (m.get("splits") or {}).get(split)
-        d = dense if split == "test" else (dense.get("splits") or {}).get(split)
+        entry, d = split_entry(m, split), split_entry(dense, split)
         if not entry:
             return "–"
         text = f"{entry['wer']:.2f}"
