@@ -8,7 +8,8 @@ from pathlib import Path
 def _cmd_data_build(args) -> int:
     from .training.corpus.build import BuildOptions, build_corpus
 
-    kw = {"seed": args.seed, "augment": args.augment, "jobs": args.jobs, "text": args.text}
+    kw = {"seed": args.seed, "augment": args.augment, "jobs": args.jobs, "text": args.text,
+          "exclude": tuple(args.exclude_corpus), "test_only": args.test_only}
     if args.engines:
         kw["engines"] = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     if args.utterances:

@@ -115,6 +115,28 @@ def test_build_resumes_after_a_kill_and_matches_a_fresh_build(corpus, tmp_path, 
     assert not (out / ".build").exists()
 
 
+def test_a_test_only_build_excludes_an_earlier_corpus(corpus, tmp_path, capsys):
+    """`data build --test-only --exclude-corpus A`: an extra test set whose sentences A never spoke (A's train split
+    included), with the hard copies beside it and no train or validation split."""
+    from whisper_edge.cli import build_parser
+    from whisper_edge.data_commands import _cmd_data_build
+
+    first, _ = corpus
+    out = tmp_path / "extra"
+    args = build_parser().parse_args(["data", "build", "--out", str(out), "--utterances", "20", "--engines", "espeak",
+                                      "--jobs", "2", "--augment", "none", "--test-only", "--exclude-corpus", str(first)])
+    assert _cmd_data_build(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dropped"]["text"]["handwritten: in an excluded corpus"] >= 20  # the same seed drew them first
+    spoken = {s for name in ("train", "validation", "test") for s in load_speech_dataset(first, name)["sentence"]}
+    extra = load_speech_dataset(out, "test")
+    assert len(extra) >= 16 and not set(extra["sentence"]) & spoken
+    assert sorted(json.loads((out / "dataset_dict.json").read_text())["splits"]) == \
+        ["test", "test_clean", "test_long", "test_noisy"]
+    with pytest.raises(ValueError, match="--exclude-corpus .*earlier build"):
+        build_corpus(_opts(tmp_path / "other", test_only=True, exclude=(tmp_path / "missing",)))
+
+
 def test_unwritable_output_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

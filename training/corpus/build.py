@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ...runtime.audio import SAMPLE_RATE, to_mono_16k
 from ...runtime.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output, output_kind, write_marker
+from ...runtime.normalize import normalize
 from .augment import HARD, PRESETS, augment
 from .text import build_sentences
 
@@ -72,6 +73,8 @@ class BuildOptions:
     validation_share: float = 0.06
     jobs: int = 0  # 0 = all cores
     text: Path | None = None
+    exclude: tuple[Path, ...] = ()  # corpora whose sentences this build does not speak
+    test_only: bool = False  # every sentence held out: test, test_clean, test_noisy, test_long (an extra test set)
 
     def __post_init__(self):
         unknown = set(self.engines) - set(VOICES)
@@ -103,6 +106,8 @@ def _make_plan(opts: BuildOptions, sentences: list[str]) -> list[dict]:
     n_test = max(4, int(n * opts.test_share))
     n_val = max(2, int(n * opts.validation_share))
     split_of = ["test"] * n_test + ["validation"] * n_val + ["train"] * (n - n_test - n_val)
+    if opts.test_only:
+        split_of = ["test"] * n
     share = opts.kokoro_share if len(opts.engines) == 2 else float(opts.engines == ("kokoro",))
     plan = []
     for i, (text, split) in enumerate(zip(sentences, split_of)):
@@ -167,6 +172,21 @@ def _settings(opts: BuildOptions) -> dict:
     return settings
 
 
+def _corpus_sentences(corpora: tuple[Path, ...]) -> frozenset[str]:
+    """The normalized sentences of every split of earlier builds (``--exclude-corpus``)."""
+    import datasets
+
+    keys: set[str] = set()
+    for path in corpora:
+        try:
+            dd = datasets.load_from_disk(str(path))
+            keys.update(normalize(s) for split in dd.values() for s in split["sentence"])
+        except (FileNotFoundError, KeyError, ValueError, AttributeError) as exc:
+            raise ValueError(f"--exclude-corpus {path}: not a corpus of 'whisper-edge data build' ({type(exc).__name__}: "
+                             f"{exc}); give the folder of an earlier build") from None
+    return frozenset(keys)
+
+
 def _check_writable(out: Path, overwrite: bool) -> None:
     """Claim ``out`` for the corpus: new, empty, a build in progress (resumed), or with ``overwrite`` a corpus
     whisper-edge built. Anything else (a user's recordings, say) is refused before a file is touched."""
@@ -200,7 +220,7 @@ def build_corpus(opts: BuildOptions, *, overwrite: bool = False) -> dict:
         plan, text_stats = saved["plan"], saved["text"]
         log.info("resuming the build in %s", out)
     else:
-        pool = build_sentences(opts.utterances, opts.seed, opts.text)
+        pool = build_sentences(opts.utterances, opts.seed, opts.text, _corpus_sentences(opts.exclude))
         if len(pool.sentences) < 20:
             raise ValueError(f"only {len(pool.sentences)} usable sentences; need at least 20")
         plan = _make_plan(opts, pool.sentences)
@@ -272,7 +292,7 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
     rows["test_long"] = long_windows(rows["test_clean"], opts.seed)
     dd = DatasetDict({
         name: Dataset.from_list(r).cast_column("audio", Audio(sampling_rate=SAMPLE_RATE, decode=False))
-        for name, r in rows.items()
+        for name, r in rows.items() if r  # a --test-only build has no train or validation split
     })
     for name in list(rows) + ["dataset_dict.json"]:
         target = out / name

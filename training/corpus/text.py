@@ -154,8 +154,9 @@ def _bundled_sentences() -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def build_sentences(count: int, seed: int, extra_text: Path | None = None) -> TextPool:
-    """``count`` unique sentences (fewer only if the sources run dry), shuffled by ``seed``."""
+def build_sentences(count: int, seed: int, extra_text: Path | None = None, exclude: frozenset[str] = frozenset()) -> TextPool:
+    """``count`` unique sentences (fewer only if the sources run dry), shuffled by ``seed``; none whose normalized
+    form is in ``exclude`` (another corpus's sentences: a held-out set that no model trained on it has heard)."""
     rng = random.Random(seed)
     pool = TextPool([])
     seen: set[str] = set()
@@ -169,6 +170,9 @@ def build_sentences(count: int, seed: int, extra_text: Path | None = None) -> Te
                 pool.dropped[f"{source}: {reason}"] += 1
                 continue
             key = normalize(text)
+            if key in exclude:
+                pool.dropped[f"{source}: in an excluded corpus"] += 1
+                continue
             if key in seen:
                 pool.dropped[f"{source}: duplicate"] += 1
                 continue
