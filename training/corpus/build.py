@@ -306,7 +306,7 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
     return {
         "splits": {name: {"utterances": len(r), "hours": round(sum(x["seconds"] for x in r) / 3600, 3),
                           "voice_groups": dict(Counter(x["voice_group"] for x in r)),
-                          "engines": dict(Counter(x["engine"] for x in r))} for name, r in rows.items()},
+                          "engines": dict(Counter(x["engine"] for x in r))} for name, r in rows.items() if r},
         "voices": VOICES,
         "dropped": {"synthesis": dict(Counter(dropped.values())), "text": text_stats["dropped"]},
         "text_sources": text_stats["sources"],
