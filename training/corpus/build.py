@@ -35,9 +35,8 @@ from tqdm.auto import tqdm
 
 from ...runtime.audio import SAMPLE_RATE, to_mono_16k
 from ...runtime.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output, output_kind, write_marker
-from ...runtime.normalize import normalize
 from .augment import HARD, PRESETS, augment
-from .text import build_sentences
+from .text import build_sentences, corpus_sentences
 
 __all__ = ["BuildOptions", "build_corpus", "VOICES"]
 
@@ -172,21 +171,6 @@ def _settings(opts: BuildOptions) -> dict:
     return settings
 
 
-def _corpus_sentences(corpora: tuple[Path, ...]) -> frozenset[str]:
-    """The normalized sentences of every split of earlier builds (``--exclude-corpus``)."""
-    import datasets
-
-    keys: set[str] = set()
-    for path in corpora:
-        try:
-            dd = datasets.load_from_disk(str(path))
-            keys.update(normalize(s) for split in dd.values() for s in split["sentence"])
-        except (FileNotFoundError, KeyError, ValueError, AttributeError) as exc:
-            raise ValueError(f"--exclude-corpus {path}: not a corpus of 'whisper-edge data build' ({type(exc).__name__}: "
-                             f"{exc}); give the folder of an earlier build") from None
-    return frozenset(keys)
-
-
 def _check_writable(out: Path, overwrite: bool) -> None:
     """Claim ``out`` for the corpus: new, empty, a build in progress (resumed), or with ``overwrite`` a corpus
     whisper-edge built. Anything else (a user's recordings, say) is refused before a file is touched."""
@@ -220,7 +204,7 @@ def build_corpus(opts: BuildOptions, *, overwrite: bool = False) -> dict:
         plan, text_stats = saved["plan"], saved["text"]
         log.info("resuming the build in %s", out)
     else:
-        pool = build_sentences(opts.utterances, opts.seed, opts.text, _corpus_sentences(opts.exclude))
+        pool = build_sentences(opts.utterances, opts.seed, opts.text, corpus_sentences(opts.exclude))
         if len(pool.sentences) < 20:
             raise ValueError(f"only {len(pool.sentences)} usable sentences; need at least 20")
         plan = _make_plan(opts, pool.sentences)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...runtime.normalize import hindi_number_words, normalize, spell_digits
 
-__all__ = ["MAX_CHARS", "MIN_CHARS", "TextPool", "build_sentences", "clean_line"]
+__all__ = ["MAX_CHARS", "MIN_CHARS", "TextPool", "build_sentences", "clean_line", "corpus_sentences"]
 
 MIN_CHARS, MAX_CHARS = 8, 160
 _LATIN = re.compile(r"[A-Za-z]")
@@ -193,3 +193,18 @@ def build_sentences(count: int, seed: int, extra_text: Path | None = None, exclu
         attempts += 1
     rng.shuffle(pool.sentences)
     return pool
+
+
+def corpus_sentences(corpora: tuple[Path, ...]) -> frozenset[str]:
+    """The normalized sentences of every split of earlier builds (``--exclude-corpus``)."""
+    import datasets
+
+    keys: set[str] = set()
+    for path in corpora:
+        try:
+            dd = datasets.load_from_disk(str(path))
+            keys.update(normalize(s) for split in dd.values() for s in split["sentence"])
+        except (FileNotFoundError, KeyError, ValueError, AttributeError) as exc:
+            raise ValueError(f"--exclude-corpus {path}: not a corpus of 'whisper-edge data build' ({type(exc).__name__}: "
+                             f"{exc}); give the folder of an earlier build") from None
+    return frozenset(keys)
