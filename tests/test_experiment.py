@@ -11,28 +11,49 @@ from whisper_edge.cli import main
 from whisper_edge.results import bundle_rows
 
 
-def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path):
+def _extra_test(corpus, out):
+    """The corpus's test clips under other sentences, saved as a test-only corpus: an extra test set for the test."""
+    import datasets
+
+    test = datasets.load_from_disk(str(corpus))["test"]
+    test = test.map(lambda row: {"sentence": row["sentence"] + " फिर"})
+    datasets.DatasetDict({"test": test}).save_to_disk(str(out))
+    return out
+
+
+def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, capsys):
+    extra = _extra_test(speech_corpus, tmp_path / "extra")
     cfg = {
         "model": str(tiny_model), "data": str(speech_corpus), "steps": 2,
         "dense": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40},
         "sgl": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40, "learning_rate": 1e-3, "warmup_steps": 0,
                 "sgl.lambda_enc": 5.0, "sgl.lambda_dec": 5.0, "sgl.alpha": 0.0, "sgl.gamma": 3.0, "sgl.calib_batches": 1},
         "imp": {"rounds": 2}, "prune": {"wer_budget": None, "recover_steps": 0, "eval_limit": 2},
-        "export": ["none"], "eval": {"split": "test", "limit": 2, "max_new_tokens": 8},
+        "export": ["none"], "eval": {"split": "test", "limit": 2, "max_new_tokens": 8, "extra_test": str(speech_corpus)},
         "bench": {"limit": 2, "compare": ["pytorch"], "threads": 1, "repeats": 1, "max_new_tokens": 8},
     }
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "exp"
+    # an extra test set that speaks the training corpus's sentences is refused before anything runs or is made
+    assert main(["experiment", "--config", str(path), "--out", str(out)]) == 2
+    assert "speaks 6 sentence(s) of the training corpus" in capsys.readouterr().err and not out.exists()
+    cfg["eval"]["extra_test"] = str(extra)
+    path.write_text(yaml.safe_dump(cfg))
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert set(res["models"]) == {"base (zero-shot)", "dense", "sgl", "sgl+adaptive", "imp"}
+    pooled = res["models"]["imp"]["splits"]["test+extra_test"]  # test (limit 2) and the extra set (limit 2) as one
+    assert pooled["utterances"] == 4 and pooled["per_utterance"][2][0].startswith("extra_test/")
+    assert pooled["wer"] == pytest.approx(100 * sum(u[1] for u in pooled["per_utterance"])
+                                          / sum(u[2] for u in pooled["per_utterance"]))
     assert res["models"]["sgl+adaptive"]["params"]["total"] < res["models"]["dense"]["params"]["total"]
     labels = [r["label"] for r in res["bench"]["rows"]]
     assert "pytorch fp32" in labels and any("sgl" in l for l in labels)
     md = (out / "results.md").read_text()
     assert "| sgl+adaptive |" in md and "## Targets" in md and "SGL+adaptive WER within 0.5 of IMP's" in md
-    assert set(res["models"]["sgl+adaptive"]["splits"]) == {"test_noisy", "test_long"}  # the hard splits, every model
+    assert set(res["models"]["sgl+adaptive"]["splits"]) == {"test_noisy", "test_long", "extra_test", "test+extra_test"}
+    assert "WER ≤ dense + 0.5 (test + extra test set, 4 utterances" in md
     assert "## WER on every split" in md and "test_noisy" in md and "[" in md.split("## WER on every split")[1]
     cond = md.split("### test_noisy by condition")  # where the hard split's errors come from
     assert len(cond) == 2 and any(f"| noise {band} |" in cond[1] for band in ("0–3 dB", "4–6 dB", "7–10 dB"))

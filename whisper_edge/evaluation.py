@@ -52,7 +52,53 @@ def evaluate_all(runs: dict, data, ev: dict, out: Path, stage) -> dict:
                                   "skipped": rep["skipped"], "by_condition": rep.get("by_condition"),
                                   "per_utterance": _scored(rep)}
             atomic_write_json(path, results)
+    extra = ev.get("extra_test")
+    for name, model_dir in runs.items() if extra else ():
+        m = results["models"].get(name)
+        if (ev.get("hard_split_models") is not None and name not in ev["hard_split_models"]) or m is None \
+                or EXTRA in m.setdefault("splits", {}):
+            continue
+        stage(f"eval {name} on {EXTRA} ({extra})", False, out)
+        rep = evaluate(model_dir, extra, EvalOptions(split="test", limit=ev.get("limit"),
+                                                     max_new_tokens=int(ev.get("max_new_tokens", 200))))
+        entry = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"], "skipped": rep["skipped"],
+                 "data": str(extra), "per_utterance": [[f"{EXTRA}/{u[0]}", *u[1:]] for u in _scored(rep)]}
+        m["splits"][EXTRA] = entry
+        m["splits"][POOLED] = pooled_split(m, entry)
+        atomic_write_json(path, results)
     return results
+
+
+EXTRA, POOLED = "extra_test", "test+extra_test"  # eval.extra_test's split, and it pooled with the test split
+
+
+def pooled_split(model: dict, extra: dict) -> dict:
+    """The test split and the extra test set as one split: their utterances together (the extra set's ids carry an
+    ``extra_test/`` prefix), WER from the summed word errors and reference words."""
+    rows = list(model.get("per_utterance") or []) + list(extra["per_utterance"])
+    words = sum(r[2] for r in rows)
+    return {"wer": 100.0 * sum(r[1] for r in rows) / words if words else float("nan"), "utterances": len(rows),
+            "per_utterance": rows}
+
+
+def check_extra_test(data, extra) -> None:
+    """Refuse an extra test set that is not a corpus with a test split, or that speaks a sentence of ``data`` (the
+    training corpus): its reading would not be a held-out test. Before any training, so it fails in seconds."""
+    from .training.data import DataError, load_speech_dataset
+
+    hint = f"build one with `whisper-edge data build --out EXTRA --test-only --exclude-corpus {data}`"
+    try:
+        test = load_speech_dataset(extra, "test")
+    except (DataError, OSError, ValueError) as exc:
+        raise ValueError(f"eval.extra_test: {extra} has no readable test split ({exc}); {hint}") from None
+    seen = set()
+    for split in ("train", "validation", "test"):
+        if _has_split(data, split):
+            seen |= set(load_speech_dataset(data, split)["sentence"])
+    shared = [s for s in test["sentence"] if s in seen]
+    if shared:
+        raise ValueError(f"eval.extra_test: {extra} speaks {len(shared)} sentence(s) of the training corpus {data} "
+                         f"(e.g. {shared[0]!r}), so its reading would not be a held-out test; {hint}")
 
 
 def _scored(rep: dict) -> list[list]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from . import timeline
-from .evaluation import evaluate_all
+from .evaluation import check_extra_test, evaluate_all
 from .experiment_config import DEFAULTS, load_config, recover_overrides, val_limit
 from .runtime.fsutil import atomic_write_json, atomic_write_text, claim_folder
 
@@ -58,6 +58,8 @@ def run_experiment(config, out) -> dict:
     from .results import write_results
 
     cfg = load_config(config)
+    if cfg["eval"].get("extra_test"):  # refused in seconds, not after the training
+        check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
     out = claim_folder(out, "experiment")
     atomic_write_text(out / "experiment.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     data, steps = cfg["data"], int(cfg["steps"])

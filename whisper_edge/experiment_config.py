@@ -53,7 +53,11 @@ DEFAULTS = {
     "export_fallback": "int8w",  # a refused quantized variant is exported in this mode instead (null: none; docs/export.md)
     "eval": {"split": "test", "limit": None, "zero_shot": True,  # zero_shot: also the imported model (30-s windows: slow)
              "hard_splits": ["test_noisy", "test_long"], "max_new_tokens": 200,  # also reported when the corpus has them (docs/data.md)
-             "hard_split_models": None},  # which models the hard splits evaluate (None: every model)
+             "hard_split_models": None,  # which models the hard splits evaluate (None: every model)
+             # extra_test: a corpus from `data build --test-only --exclude-corpus DATA` (docs/data.md): its test split is
+             # evaluated for hard_split_models as split "extra_test", and pooled with the test split as "test+extra_test"
+             # (whisper_edge/evaluation.py): more utterances, a narrower interval on a WER difference
+             "extra_test": None},
     "bench": {"limit": 40, "compare": ["pytorch", "optimum", "ctranslate2"], "threads": 2, "repeats": 1, "max_new_tokens": 200},
 }
 
@@ -122,4 +126,8 @@ def load_config(path_or_dict) -> dict:
     if hm is not None and not (isinstance(hm, list) and all(isinstance(x, str) for x in hm)):
         raise ValueError(f"{where}: eval.hard_split_models must be a list of model names (dense, sgl, sgl+adaptive, imp) "
                          f"or null, got {hm!r}")
+    xt = cfg["eval"].get("extra_test")
+    if xt is not None and not isinstance(xt, str):
+        raise ValueError(f"{where}: eval.extra_test must be a corpus folder (from `whisper-edge data build --test-only "
+                         f"--exclude-corpus DATA`) or null, got {xt!r}")
     return cfg
