@@ -83,6 +83,24 @@ def test_timeline_counts_only_stages_that_ran_in_one_piece():
     assert "| 1 | train sgl | 2026-01-01T10:30:10 | interrupted |" in text and "**40.2 min**" in text
 
 
+def test_replicate_recipe_is_the_paper_recipe_cut_where_it_says():
+    from pathlib import Path
+
+    from whisper_edge.experiment import load_config
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    paper, rep = load_config(recipes / "paper.yaml"), load_config(recipes / "replicate.yaml")
+    assert all(rep[k] == paper[k] for k in ("model", "data", "steps", "start", "dense", "sgl", "export", "vocab",
+                                            "export_wer_clips", "export_max_wer_increase", "export_fallback"))
+    same = ("schedule", "round_eval_every", "round_stop_early", "recover_lr", "wer_budget", "eval_limit", "distill",
+            "teacher_top_k", "distill_alpha", "compensate", "ridge", "calib_batches", "keep_tolerance", "score", "recover_set")
+    assert all(rep["prune"][k] == paper["prune"][k] for k in same)
+    n = len(rep["prune"]["targets"])
+    assert rep["prune"]["targets"] == paper["prune"]["targets"][:n] and rep["prune"]["round_steps"] == paper["prune"]["round_steps"][:n]
+    assert rep["imp"] is None and rep["bench"] is None and rep["eval"]["extra_test"] == "runs/extra-test"
+    assert rep["eval"] | {"extra_test": None} == paper["eval"]
+
+
 def test_demo_config_is_a_valid_experiment():
     from whisper_edge.demo import demo_config
     from whisper_edge.experiment import load_config
