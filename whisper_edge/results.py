@@ -25,6 +25,10 @@ def _nan(x) -> float:
     return float("nan") if x is None else float(x)
 
 
+def _num(x, spec: str) -> str:  # "–" where not measured (a bundle not benched: `bench: null`)
+    return "–" if x is None else format(float(x), spec)
+
+
 def utterance_flops(flops: dict, tokens: float) -> float:
     """FLOPs of one utterance: one encoder window, its cross-attention K/V, and ``tokens`` decoder steps."""
     return flops["encoder"] + flops["cross_kv"] + tokens * flops["decoder_per_token"]
@@ -37,8 +41,7 @@ def _mean_tokens(results: dict) -> float:
 
 
 def bundle_rows(results: dict) -> list[dict]:
-    """One row per bundle: parameters (the source model's, less trimmed vocabulary rows), FLOPs,
-    bytes, and the bench figures."""
+    """One row per bundle: parameters (the source model's, less trimmed vocabulary rows), FLOPs, bytes, bench figures."""
     from .training.counts import flops as arch_flops
     from .training.architecture import Architecture
 
@@ -283,8 +286,8 @@ def format_results(results: dict) -> str:
         dp = dense["params"]["total"] if dense else None
         for r in rows:
             lines.append(f"| {r['label']} | {r['bytes'] / 2**20:.1f} | {r['params']:,} | {_pct(r['params'], dp):+.1f} % | "
-                         f"{r['flops']['decoder_per_token'] / 1e6:.1f} | {_nan(r.get('encoder_ms')):.0f} | {_nan(r.get('decoder_ms_per_token')):.1f} | "
-                         f"{_nan(r.get('rtf')):.3f} | {_nan(r.get('peak_rss_mb')):.0f} | {_nan(r.get('wer')):.2f} |")
+                         f"{r['flops']['decoder_per_token'] / 1e6:.1f} | " + " | ".join(_num(r.get(k), f) for k, f in (
+                             ("encoder_ms", ".0f"), ("decoder_ms_per_token", ".1f"), ("rtf", ".3f"), ("peak_rss_mb", ".0f"), ("wer", ".2f"))) + " |")
         peers = [r for r in b.get("rows", []) if r["backend"] != "ours"]
         if peers:
             lines += ["", "Peers on the same clips (the dense fine-tuned model):", "",
