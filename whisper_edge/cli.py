@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compare", help="several experiment runs pooled: each compressed model's WER difference from its "
                                        "own dense model, per run and their mean with a bootstrap interval")
     s.add_argument("runs", nargs="+", help="experiment --out folders (or their results.json)")
-    s.add_argument("--splits", nargs="+", default=["test", "test_long", "test_noisy", "test+extra_test"])
+    s.add_argument("--splits", nargs="+", help="splits to pool (default: test, test_long, test_noisy, test+extra_test)")
     s.add_argument("--against", default="dense", choices=["dense", "imp"],
                    help="the reference in each run: its dense model, or IMP (structured against unstructured)")
     s.add_argument("--out", help="also write the table (Markdown) and the figures (OUT.json) here")

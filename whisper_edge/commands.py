@@ -369,12 +369,12 @@ def _cmd_experiment(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from .pooled import pool_runs, pooled_table
+    from .pooled import SPLITS, pool_runs, pooled_table
     from .runtime.fsutil import atomic_write_json, atomic_write_text
 
     if args.out and Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a folder; give a file name for the table (e.g. {args.out}/pooled.md)")
-    pooled = pool_runs(args.runs, tuple(args.splits), against=args.against)
+    pooled = pool_runs(args.runs, tuple(args.splits or SPLITS), against=args.against)
     table = pooled_table(pooled)
     print(table)
     if args.out:

@@ -12,8 +12,8 @@ __all__ = ["evaluate_all"]
 
 
 def evaluate_all(runs: dict, data, ev: dict, out: Path, stage) -> dict:
-    """Test-split WER (PyTorch, greedy) and counts of every model, then the hard splits (``ev["hard_split_models"]``:
-    which models; None: all); each result lands in OUT/results.json as it is measured (a killed run resumes).
+    """Test-split WER (PyTorch, greedy) and counts of every model, then the hard splits and ``ev["extra_test"]``'s test
+    split (``ev["hard_split_models"]``: which models; None: all); each result lands in OUT/results.json as it is measured (a killed run resumes).
     ``stage(name, done, out)`` marks each evaluation on the experiment's timeline."""
     from .training.architecture import load_checkpoint
     from .training.counts import model_counts
@@ -36,36 +36,26 @@ def evaluate_all(runs: dict, data, ev: dict, out: Path, stage) -> dict:
                                    "d_model": model.config.d_model, "vocab": model.config.vocab_size,
                                    "architecture": counts["architecture"], "per_utterance": _scored(rep)}
         atomic_write_json(path, results)
-    for split in ev.get("hard_splits") or []:
-        if not _has_split(data, split):
-            continue
+    # the hard splits of the corpus, then eval.extra_test's test split: (name in results, corpus, split there)
+    extra = ev.get("extra_test")
+    others = [(split, data, split) for split in ev.get("hard_splits") or [] if _has_split(data, split)]
+    for label, source, split in others + ([(EXTRA, extra, "test")] if extra else []):
         for name, model_dir in runs.items():
             m = results["models"].get(name)
             if ev.get("hard_split_models") is not None and name not in ev["hard_split_models"]:
                 continue
-            if m is None or split in m.setdefault("splits", {}):
+            if m is None or label in m.setdefault("splits", {}):
                 continue
-            stage(f"eval {name} on {split}", False, out)
-            rep = evaluate(model_dir, data, EvalOptions(split=split, limit=ev.get("limit"),
-                                                        max_new_tokens=int(ev.get("max_new_tokens", 200))))
-            m["splits"][split] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
+            stage(f"eval {name} on {label}", False, out)
+            rep = evaluate(model_dir, source, EvalOptions(split=split, limit=ev.get("limit"),
+                                                          max_new_tokens=int(ev.get("max_new_tokens", 200))))
+            prefix = f"{EXTRA}/" if label == EXTRA else ""  # the extra set's ids kept apart from the test split's
+            m["splits"][label] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
                                   "skipped": rep["skipped"], "by_condition": rep.get("by_condition"),
-                                  "per_utterance": _scored(rep)}
+                                  "per_utterance": [[prefix + str(u[0]), *u[1:]] for u in _scored(rep)]}
+            if label == EXTRA:
+                m["splits"][POOLED] = pooled_split(m, m["splits"][EXTRA])
             atomic_write_json(path, results)
-    extra = ev.get("extra_test")
-    for name, model_dir in runs.items() if extra else ():
-        m = results["models"].get(name)
-        if (ev.get("hard_split_models") is not None and name not in ev["hard_split_models"]) or m is None \
-                or EXTRA in m.setdefault("splits", {}):
-            continue
-        stage(f"eval {name} on {EXTRA} ({extra})", False, out)
-        rep = evaluate(model_dir, extra, EvalOptions(split="test", limit=ev.get("limit"),
-                                                     max_new_tokens=int(ev.get("max_new_tokens", 200))))
-        entry = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"], "skipped": rep["skipped"],
-                 "data": str(extra), "per_utterance": [[f"{EXTRA}/{u[0]}", *u[1:]] for u in _scored(rep)]}
-        m["splits"][EXTRA] = entry
-        m["splits"][POOLED] = pooled_split(m, entry)
-        atomic_write_json(path, results)
     return results
 
 
@@ -93,8 +83,10 @@ def check_extra_test(data, extra) -> None:
         raise ValueError(f"eval.extra_test: {extra} has no readable test split ({exc}); {hint}") from None
     seen = set()
     for split in ("train", "validation", "test"):
-        if _has_split(data, split):
+        try:
             seen |= set(load_speech_dataset(data, split)["sentence"])
+        except (DataError, OSError, ValueError):  # a split the training corpus lacks
+            pass
     shared = [s for s in test["sentence"] if s in seen]
     if shared:
         raise ValueError(f"eval.extra_test: {extra} speaks {len(shared)} sentence(s) of the training corpus {data} "

@@ -14,6 +14,7 @@ from pathlib import Path
 from .results import attention_ffn_removed, matched_errors, split_entry
 
 MODELS = ("sgl+adaptive", "imp", "sgl")
+SPLITS = ("test", "test_long", "test_noisy", "test+extra_test")  # pooled by default, where the runs have them
 
 
 def _load(run: Path) -> dict:
@@ -48,7 +49,7 @@ def _removed(res: dict, name: str) -> float | None:
     return 100 * (m["params"]["total"] - m["params"]["nonzero"]) / attention_ffn_params(Architecture.from_dict(dense["architecture"]))
 
 
-def pool_runs(runs: list[str | Path], splits: tuple[str, ...] = ("test", "test_long", "test_noisy", "test+extra_test"),
+def pool_runs(runs: list[str | Path], splits: tuple[str, ...] = SPLITS,
               against: str = "dense") -> dict:
     """Per model (sgl+adaptive, imp, sgl) and split: every run's WER difference from its own ``against`` model (dense,
     or imp: structured against unstructured at the same share), their mean and its 95 % interval. A model or split a
