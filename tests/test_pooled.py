@@ -76,6 +76,23 @@ def test_compare_pools_each_runs_difference_from_its_own_reference(tmp_path):
     assert "+2.50 [" in table and "own dense model" in table and str(r2) in table
 
 
+def test_one_runs_compare_interval_is_the_one_results_md_prints_whatever_the_stored_order(tmp_path):
+    from whisper_edge.pooled import pool_runs
+    from whisper_edge.results import _diff_text
+
+    rng = __import__("random").Random(3)
+    dense = _rows([rng.randrange(3) for _ in range(60)])
+    pruned = _rows([rng.randrange(4) for _ in range(60)])
+    shuffled = list(pruned)
+    rng.shuffle(shuffled)  # results.json keeps each model's rows in the order they were scored
+    text = _diff_text({"per_utterance": dense}, {"per_utterance": shuffled})
+    assert text == _diff_text({"per_utterance": list(reversed(dense))}, {"per_utterance": pruned})
+    run = tmp_path / "results.json"
+    run.write_text(json.dumps({"models": {"dense": {"per_utterance": dense}, "sgl+adaptive": {"per_utterance": shuffled}}}))
+    row = pool_runs([run], ("test",))["rows"][0]
+    assert text == f" (difference {row['diff']:+.2f}, 95 % CI [{row['lo']:+.2f}, {row['hi']:+.2f}])"
+
+
 def test_compare_refuses_what_is_not_a_finished_run_and_writes_no_folder(tmp_path, capsys):
     from whisper_edge.cli import main
     from whisper_edge.pooled import pool_runs

@@ -67,7 +67,7 @@ def pool_runs(runs: list[str | Path], splits: tuple[str, ...] = SPLITS,
                 d, m = (_rows(res["models"].get(x) or {}, split) for x in (against, name))
                 if not (d and m):
                     continue
-                ea, eb, u = matched_errors(sorted(d, key=lambda row: str(row[0])), m)  # one order for every run
+                ea, eb, u = matched_errors(d, m)  # in order of id: one order for every run
                 if u:
                     pairs.append((ea, eb))
                     ids.append(u)
