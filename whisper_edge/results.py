@@ -189,8 +189,7 @@ def attention_ffn_removed(dense: dict, model: dict) -> float:
 
 
 def matched_errors(a: list, b: list) -> tuple[list, list, list]:
-    """The utterances both were scored on ([id, errors, words] rows), in order of id — one order wherever they are
-    compared, so results.md and `whisper-edge compare` draw the same bootstrap resamples: a's (errors, words), b's, the ids."""
+    """Utterances both scored ([id, errors, words] rows) by id, so every bootstrap resamples alike: a's, b's, ids."""
     eb = {u[0]: (u[1], u[2]) for u in b}
     common = sorted((u for u in a if u[0] in eb), key=lambda u: str(u[0]))
     return [tuple(u[1:]) for u in common], [eb[u[0]] for u in common], [u[0] for u in common]
