@@ -110,3 +110,17 @@ def test_compare_refuses_what_is_not_a_finished_run_and_writes_no_folder(tmp_pat
     assert main(["compare", str(r1), "--out", str(tmp_path / "pooled.md"), "--splits", "test"]) == 0
     assert "| sgl+adaptive | test | 1 |" in (tmp_path / "pooled.md").read_text()
     assert json.loads((tmp_path / "pooled.json").read_text())["rows"][0]["per_run"] == pytest.approx([1.25])
+
+
+def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
+    """README and docs/results.md (session 27) quote `whisper-edge compare` on the two records kept in the repository."""
+    from pathlib import Path
+
+    from whisper_edge.pooled import pool_runs
+
+    records = Path(__file__).resolve().parents[1] / "docs" / "run-records"
+    pooled = pool_runs([records / "paper17-results.json", records / "paper18-results.json"])
+    row = next(r for r in pooled["rows"] if r["model"] == "sgl+adaptive" and r["split"] == "test+extra_test")
+    assert len(row["runs"]) == 2 and row["joint"]
+    assert [round(x, 2) for x in row["per_run"]] == [0.29, 0.37]
+    assert [round(row[k], 2) for k in ("diff", "lo", "hi")] == [0.33, -0.05, 0.73]
