@@ -127,6 +127,29 @@ def test_recover_set_reaches_every_recovery_and_imp_and_a_bad_field_fails_at_loa
         load_config({"data": "c", "prune": {"recover_set": [0.6]}})
 
 
+def test_set_overrides_a_setting_of_the_config_file_and_a_misspelt_one_fails():
+    """`whisper-edge experiment --set`: replicate.yaml with IMP switched on, a nested field changed, a section nulled."""
+    from pathlib import Path
+
+    from whisper_edge.commands import _overrides
+    from whisper_edge.experiment_config import load_config
+
+    rep = Path(__file__).resolve().parents[1] / "recipes" / "replicate.yaml"
+    cfg = load_config(rep, _overrides(["imp.rounds=4", "prune.round_steps=[40, 100]", "vocab=false", "steps=50"]))
+    assert cfg["imp"] == {"rounds": 4} and cfg["steps"] == 50
+    assert cfg["prune"]["round_steps"] == [40, 100] and cfg["prune"]["targets"] == [0.25, 0.35]  # the rest of prune kept
+    assert cfg["vocab"] is False and load_config(rep)["imp"] is None  # the file itself is unchanged
+    assert load_config(rep.with_name("paper.yaml"), {"imp": None})["imp"] is None  # a section switched off
+    with pytest.raises(ValueError, match="with --set eval: eval must be a mapping"):
+        load_config(rep, {"eval": None})
+    with pytest.raises(ValueError, match="--set prune.round_step.*unknown key prune.round_step"):
+        load_config(rep, {"prune.round_step": [40]})
+    with pytest.raises(ValueError, match="--set impp.rounds: unknown key 'impp'"):
+        load_config(rep, {"impp.rounds": 4})
+    with pytest.raises(ValueError, match="steps is a value, not a section"):
+        load_config(rep, {"steps.max": 4})
+
+
 def test_null_eval_limit_means_every_validation_clip_on_every_path():
     from whisper_edge.experiment_config import load_config, val_limit
 

@@ -314,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("experiment", help="the paper's comparison end to end (dense, SGL+adaptive, IMP; export; bench); resumable")
     s.add_argument("--config", default="recipes/paper.yaml")
     s.add_argument("--out", required=True)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a setting of the config (e.g. imp.rounds=4, prune.round_steps=[40,140], bench=null); "
+                        "the run's OUT/experiment.yaml records the result")
     s.set_defaults(func=_cmd_experiment)
 
     s = sub.add_parser("compare", help="several experiment runs pooled: each compressed model's WER difference from its "

@@ -362,7 +362,7 @@ def _cmd_fit(args) -> int:
 def _cmd_experiment(args) -> int:
     from .experiment import run_experiment
 
-    results = run_experiment(args.config, args.out)
+    results = run_experiment(args.config, args.out, _overrides(args.set))
     print((Path(args.out) / "results.md").read_text())
     print(f"wrote {Path(args.out) / 'results.json'} in {results['seconds']:.0f} s")
     return 0

@@ -49,7 +49,7 @@ def _imp_target(pruned_model, dense_model) -> float:
     return min(0.95, max(0.05, zero_after / prunable))
 
 
-def run_experiment(config, out) -> dict:
+def run_experiment(config, out, overrides: dict | None = None) -> dict:
     from .exporter.export import ExportOptions, export_bundle
     from .training.model_import import import_model
     from .training.pruning import AdaptiveOptions, prune
@@ -57,7 +57,7 @@ def run_experiment(config, out) -> dict:
     from .training.train import train
     from .results import write_results
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides)
     if cfg["eval"].get("extra_test"):  # refused in seconds, not after the training
         check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
     out = claim_folder(out, "experiment")

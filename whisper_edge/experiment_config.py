@@ -9,7 +9,7 @@ import yaml
 
 from .runtime.manifest import QUANTIZATIONS
 
-__all__ = ["DEFAULTS", "load_config", "val_limit"]
+__all__ = ["DEFAULTS", "load_config", "val_limit", "with_overrides"]
 
 DEFAULTS = {
     "model": "bundled-base",
@@ -74,11 +74,33 @@ def val_limit(pr: dict) -> int:
     return 10_000 if pr.get("eval_limit") is None else int(pr["eval_limit"])
 
 
-def load_config(path_or_dict) -> dict:
+def with_overrides(data: dict, overrides: dict) -> dict:
+    """``data`` with each ``--set KEY=VALUE`` applied: ``key`` replaces a top-level value (``imp=null``), ``section.field``
+    one field of a section (``imp.rounds=4``; ``sgl.sgl.gamma=2``: the sgl section's recipe field sgl.gamma); a section
+    that was null becomes a mapping. The result is checked by load_config like the file itself."""
+    data = dict(data)
+    for key, value in overrides.items():
+        head, _, field = key.partition(".")
+        if head not in DEFAULTS:
+            raise ValueError(f"--set {key}: unknown key {head!r}; allowed: {', '.join(DEFAULTS)}")
+        if not field:
+            data[head] = value
+        elif not isinstance(DEFAULTS[head], dict):
+            raise ValueError(f"--set {key}: {head} is a value, not a section; write --set {head}=VALUE")
+        else:
+            data[head] = dict(data.get(head) or {}) | {field: value}
+    return data
+
+
+def load_config(path_or_dict, overrides: dict | None = None) -> dict:
+    """The experiment's settings from a YAML file (or a dict), with ``overrides`` (``--set``) applied, merged over
+    DEFAULTS and checked."""
     if isinstance(path_or_dict, dict):
         data, where = path_or_dict, "config"
     else:
         data, where = yaml.safe_load(Path(path_or_dict).read_text(encoding="utf-8")) or {}, str(path_or_dict)
+    if overrides:
+        data, where = with_overrides(data, overrides), f"{where} with --set {' '.join(overrides)}"
     unknown = set(data) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(DEFAULTS)}")
@@ -89,6 +111,9 @@ def load_config(path_or_dict) -> dict:
                 raise ValueError(f"{where}: unknown key {k}.{sorted(bad)[0]}; allowed under {k}: {', '.join(DEFAULTS[k])}")
     cfg = {k: (DEFAULTS[k] | data[k] if isinstance(DEFAULTS[k], dict) and isinstance(data.get(k), dict) else data.get(k, DEFAULTS[k]))
            for k in DEFAULTS}
+    for k in ("dense", "sgl", "prune", "eval"):  # imp and bench may be null (not run); these are always needed
+        if not isinstance(cfg[k], dict):
+            raise ValueError(f"{where}: {k} must be a mapping of settings (or left out for the defaults), got {cfg[k]!r}")
     if not cfg["data"]:
         raise ValueError(f"{where}: 'data' (a corpus folder from 'whisper-edge data build') is required")
     if cfg["start"] not in ("dense", "base"):
