@@ -124,3 +124,19 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     assert len(row["runs"]) == 2 and row["joint"]
     assert [round(x, 2) for x in row["per_run"]] == [0.29, 0.37]
     assert [round(row[k], 2) for k in ("diff", "lo", "hi")] == [0.33, -0.05, 0.73]
+
+
+def test_across_runs_is_students_t_over_the_per_run_differences():
+    """The run-to-run interval: mean ± t(0.975, n−1)·s/√n, checked against scipy; none below three runs."""
+    import statistics
+
+    from scipy.stats import t as student
+
+    from whisper_edge.pooled import across_runs
+
+    assert across_runs([0.3]) is None and across_runs([0.3, 0.4]) is None
+    for xs in ([0.29, 0.37, 0.71], [1.0, -1.0, 0.5, 2.0, 0.0], [0.1 * i for i in range(14)]):
+        half = student.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / len(xs) ** 0.5
+        lo, hi = across_runs(xs)
+        assert lo == pytest.approx(statistics.fmean(xs) - half, abs=1e-3) and hi == pytest.approx(statistics.fmean(xs) + half, abs=1e-3)
+    assert across_runs([0.5, 0.5, 0.5]) == pytest.approx((0.5, 0.5))  # no spread, no width

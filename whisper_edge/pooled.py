@@ -5,6 +5,11 @@ than the 0.5-point margin the compression target allows. Runs of the same recipe
 seed, another session) are repeated measurements of the recipe: ``pool_runs`` reads each run's results.json and
 reports, per model and split, every run's difference from its own dense model and their mean with a bootstrap interval
 (``runtime.metrics.pooled_bootstrap``: the same utterances drawn for every run where they share a test split).
+
+That bootstrap answers "which utterances were tested" for the trained models at hand; it does not see how much the
+difference moves from one training run to the next. With three runs or more, ``across_runs`` gives the other interval:
+Student's t over the per-run differences (n − 1 degrees of freedom), the recipe's mean difference on these utterances
+with the run-to-run spread as its only noise. Both are printed; neither contains the other's source of noise.
 """
 from __future__ import annotations
 
@@ -15,6 +20,30 @@ from .results import attention_ffn_removed, matched_errors, split_entry
 
 MODELS = ("sgl+adaptive", "imp", "sgl")
 SPLITS = ("test", "test_long", "test_noisy", "test+extra_test")  # pooled by default, where the runs have them
+
+
+# Student's t, two-sided 95 % (the 0.975 quantile), for 1..10 degrees of freedom; more runs use scipy when it is there
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def across_runs(per_run: list[float]) -> tuple[float, float] | None:
+    """95 % interval of the mean of ``per_run`` from their spread alone (Student's t); None below three runs (two give
+    one degree of freedom: an interval ±12.7 standard errors wide says nothing)."""
+    import statistics
+
+    n = len(per_run)
+    if n < 3:
+        return None
+    if n - 1 <= len(_T975):
+        t = _T975[n - 2]
+    else:
+        try:
+            from scipy.stats import t as student
+            t = float(student.ppf(0.975, n - 1))
+        except ImportError:  # the largest tabled quantile: wider than the true one, never narrower
+            t = _T975[-1]
+    mean, half = statistics.fmean(per_run), t * statistics.stdev(per_run) / n ** 0.5
+    return mean - half, mean + half
 
 
 def _load(run: Path) -> dict:
@@ -75,14 +104,16 @@ def pool_runs(runs: list[str | Path], splits: tuple[str, ...] = SPLITS,
             if pairs:
                 ci = pooled_bootstrap(pairs, ids)
                 removed = [_removed(res, name) for run, res in loaded if run in used]
-                rows.append({"model": name, "split": split, "runs": used, "removed": removed} | ci)
+                runs_ci = across_runs(ci["per_run"])
+                rows.append({"model": name, "split": split, "runs": used, "removed": removed} | ci | (
+                    {"runs_lo": runs_ci[0], "runs_hi": runs_ci[1]} if runs_ci else {}))
     return {"runs": [r for r, _ in loaded], "against": against, "rows": rows}
 
 
 def pooled_table(pooled: dict) -> str:
     """results.md-style Markdown of ``pool_runs``' answer."""
-    lines = ["| model | split | runs | attention + FFN removed or zero | per run | mean difference [95 % CI] |",
-             "|---|---|---:|---|---|---:|"]
+    lines = ["| model | split | runs | attention + FFN removed or zero | per run | mean difference [95 % CI] | "
+             "across runs (t, ≥ 3 runs) |", "|---|---|---:|---|---|---:|---:|"]
     for r in pooled["rows"]:
         removed = ", ".join("–" if x is None else f"{x:.1f} %" for x in r["removed"])
         known = [x for x in r["removed"] if x is not None]
@@ -90,8 +121,10 @@ def pooled_table(pooled: dict) -> str:
             removed += " — **shares differ: the mean mixes operating points**"
         per_run = ", ".join(f"{d:+.2f}" for d in r["per_run"])
         lines.append(f"| {r['model']} | {r['split']} | {len(r['runs'])} | {removed} | {per_run} | "
-                     f"{r['diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] |")
+                     f"{r['diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] | "
+                     + (f"[{r['runs_lo']:+.2f}, {r['runs_hi']:+.2f}] |" if "runs_lo" in r else "– |"))
     runs = "; ".join(f"{i + 1}. {r}" for i, r in enumerate(pooled["runs"]))
     return "\n".join(lines + ["", f"Runs (per-run columns in this order): {runs}. Each difference is from the run's "
                               f"own {pooled.get('against', 'dense')} model; the mean weighs every run the same; paired bootstrap over utterances "
-                              "(2,000 resamples; the same utterances for every run where they share the split)."])
+                              "(2,000 resamples; the same utterances for every run where they share the split). Across runs: "
+                              "Student's t over the per-run differences, the run-to-run spread as the only noise."])
