@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -29,7 +30,8 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
         "sgl": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40, "learning_rate": 1e-3, "warmup_steps": 0,
                 "sgl.lambda_enc": 5.0, "sgl.lambda_dec": 5.0, "sgl.alpha": 0.0, "sgl.gamma": 3.0, "sgl.calib_batches": 1},
         "imp": {"rounds": 2}, "prune": {"wer_budget": None, "recover_steps": 0, "eval_limit": 2},
-        "export": ["none"], "eval": {"split": "test", "limit": 2, "max_new_tokens": 8, "extra_test": str(speech_corpus)},
+        "export": ["none"], "int8_encoder": 1,
+        "eval": {"split": "test", "limit": 2, "max_new_tokens": 8, "extra_test": str(speech_corpus)},
         "bench": {"limit": 2, "compare": ["pytorch"], "threads": 1, "repeats": 1, "max_new_tokens": 8},
     }
     path = tmp_path / "exp.yaml"
@@ -59,6 +61,11 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     assert len(cond) == 2 and any(f"| noise {band} |" in cond[1] for band in ("0–3 dB", "4–6 dB", "7–10 dB"))
     assert (out / "pareto.png").stat().st_size > 1000 and (out / "widths.png").stat().st_size > 1000
     assert res["bundles"]["sgl+adaptive int8 vocab-hi"]["vocab"] < res["models"]["dense"]["vocab"]
+    enc = res["bundles"].get("sgl+adaptive int8 int8-encoder-k1 vocab-hi")  # int8_encoder: 1 (or its WER refusal)
+    assert enc or "sgl+adaptive int8 int8-encoder-k1 vocab-hi" in res["refused_bundles"]
+    if enc:
+        manifest = json.loads((Path(enc["path"]) / "manifest.json").read_text())
+        assert manifest["int8_encoder"] is True and len(manifest["encoder_scan"]["fp32_groups"]) == 1
     rows = {r["label"]: r for r in bundle_rows(res)}
     assert rows["sgl+adaptive int8 vocab-hi"]["params"] < rows["sgl+adaptive fp32"]["params"] < rows["dense fp32"]["params"]
     assert "rtf" in rows["dense fp32"] and rows["dense fp32"]["bytes"] > rows["sgl+adaptive fp32"]["bytes"]
@@ -148,6 +155,23 @@ def test_set_overrides_a_setting_of_the_config_file_and_a_misspelt_one_fails():
         load_config(rep, {"impp.rounds": 4})
     with pytest.raises(ValueError, match="steps is a value, not a section"):
         load_config(rep, {"steps.max": 4})
+
+
+def test_int8_encoder_adds_one_bundle_of_the_pruned_model_and_a_bad_count_is_named():
+    """int8_encoder: K: the pruned model also exported with an int8 encoder (K groups fp32) and the Hindi vocabulary."""
+    from whisper_edge.experiment import export_variants
+    from whisper_edge.experiment_config import load_config
+
+    cfg = load_config({"data": "c", "export": ["int8"], "int8_encoder": 2})
+    assert export_variants(cfg, "dense") == [("dense {}", "int8", None, None)]
+    assert export_variants(cfg, "sgl+adaptive") == [
+        ("sgl+adaptive {}", "int8", None, None), ("sgl+adaptive {} vocab-hi", "int8", "hi", None),
+        ("sgl+adaptive {} int8-encoder-k2 vocab-hi", "int8", "hi", 2)]
+    plain = load_config({"data": "c", "export": ["int8"], "vocab": False})  # the default: no int8-encoder bundle
+    assert export_variants(plain, "sgl+adaptive") == [("sgl+adaptive {}", "int8", None, None)]
+    for bad in (-1, True, 1.5, "two"):
+        with pytest.raises(ValueError, match="int8_encoder must be a count of encoder weight groups"):
+            load_config({"data": "c", "int8_encoder": bad})
 
 
 def test_null_eval_limit_means_every_validation_clip_on_every_path():

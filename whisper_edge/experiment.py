@@ -130,13 +130,14 @@ def run_experiment(config, out, overrides: dict | None = None) -> dict:
     refused = _refusals(out)
     fallback = cfg["export_fallback"]
     for name in [n for n in ("dense", "sgl+adaptive", "imp") if n in runs]:
-        variants = [(q, None) for q in cfg["export"]] + ([("int8", "hi")] if name == "sgl+adaptive" and cfg["vocab"] else [])
-        for q, vocab in variants:
-            def export(p, q, vocab=vocab, name=name):
+        for label, q, vocab, enc in export_variants(cfg, name):
+            def export(p, q, vocab=vocab, name=name, enc=enc):
                 return export_bundle(runs[name], p, ExportOptions(
                     quantize=q, vocab=vocab, vocab_text=texts if vocab else (), samples=samples,
-                    wer_clips=wer_clips if q != "none" else (), max_wer_increase=float(cfg["export_max_wer_increase"])))
-            got = _export_with_fallback(f"{name} {{}}{' vocab-hi' if vocab else ''}", q, fallback, out, refused, export)
+                    wer_clips=wer_clips if q != "none" else (), max_wer_increase=float(cfg["export_max_wer_increase"]),
+                    int8_encoder=enc is not None, encoder_fp32=enc or 0))
+            # the int8 encoder has no fallback mode (int8w keeps the encoder fp32: the vocab-hi bundle already is that)
+            got = _export_with_fallback(label, q, fallback if enc is None else None, out, refused, export)
             if got:
                 bundles[got["label"]] = {"path": str(got["path"]), "model": name} | (
                     {"replaces": got["replaces"]} if got["replaces"] else {})
@@ -249,6 +250,19 @@ def _export_once(label: str, path: Path, out: Path, refused: dict, export) -> bo
             atomic_write_json(out / REFUSED, refused)
             return False
     return True
+
+
+def export_variants(cfg: dict, name: str) -> list[tuple[str, str, str | None, int | None]]:
+    """The bundles the experiment makes of model ``name``: (label, with ``{}`` for the quantization; quantization;
+    vocabulary; encoder weight groups kept fp32 by an int8 encoder, or None for an fp32 encoder). Every model gets
+    ``export``'s quantizations; the pruned model also the Hindi vocabulary trim (``vocab``) and, with ``int8_encoder``
+    set, the int8-encoder bundle (the smallest in memory, docs/bench.md)."""
+    got = [(f"{name} {{}}", q, None, None) for q in cfg["export"]]
+    if name == "sgl+adaptive":
+        k8 = cfg["int8_encoder"]
+        got += [(f"{name} {{}} vocab-hi", "int8", "hi", None)] if cfg["vocab"] else []
+        got += [(f"{name} {{}} int8-encoder{f'-k{k8}' if k8 else ''} vocab-hi", "int8", "hi", k8)] if k8 is not None else []
+    return got
 
 
 def _export_with_fallback(label: str, q: str, fallback: str | None, out: Path, refused: dict, export):

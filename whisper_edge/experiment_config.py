@@ -48,6 +48,10 @@ DEFAULTS = {
               "export_rounds": False},  # every round exported int8 and benched: WER against measured latency
     "export": ["none", "int8"],
     "vocab": True,  # also export the pruned model int8 with the Hindi vocabulary
+    # int8_encoder: K (an integer ≥ 0) also exports the pruned model int8 with the Hindi vocabulary and an int8 encoder
+    # that keeps the K weight groups its sensitivity scan ranks worst in fp32 (docs/export.md: the smallest-memory
+    # bundle, docs/bench.md); null: not made
+    "int8_encoder": None,
     "export_wer_clips": 16,  # validation clips on which an int8/fp16 bundle must stay within
     "export_max_wer_increase": 1.0,  # … this many WER points of fp32, or the export is refused
     "export_fallback": "int8w",  # a refused quantized variant is exported in this mode instead (null: none; docs/export.md)
@@ -147,6 +151,10 @@ def load_config(path_or_dict, overrides: dict | None = None) -> dict:
     fb = cfg["export_fallback"]
     if fb is not None and fb not in QUANTIZATIONS[1:]:
         raise ValueError(f"{where}: export_fallback must be one of {', '.join(QUANTIZATIONS[1:])} or null, got {fb!r}")
+    k8 = cfg["int8_encoder"]
+    if k8 is not None and not (isinstance(k8, int) and not isinstance(k8, bool) and k8 >= 0):
+        raise ValueError(f"{where}: int8_encoder must be a count of encoder weight groups kept fp32 (an integer ≥ 0, "
+                         f"e.g. 2) or null (no int8-encoder bundle), got {k8!r}")
     hm = cfg["eval"].get("hard_split_models")
     if hm is not None and not (isinstance(hm, list) and all(isinstance(x, str) for x in hm)):
         raise ValueError(f"{where}: eval.hard_split_models must be a list of model names (dense, sgl, sgl+adaptive, imp) "
