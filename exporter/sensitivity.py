@@ -56,8 +56,11 @@ def relative_error(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 def _run(path: Path, mels: list[np.ndarray]) -> list[np.ndarray]:
     import onnxruntime as ort
 
+    from ..runtime.cpu import exact_int8
+
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    exact_int8(so)  # as the runtime runs it (runtime/cpu.py)
     s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     name = s.get_inputs()[0].name
     return [o for m in mels for o in s.run(None, {name: np.asarray(m, np.float32)[None]})]

@@ -23,8 +23,11 @@ class ValidationError(RuntimeError):
 def sessions(tmp: Path):
     import onnxruntime as ort
 
+    from ..runtime.cpu import exact_int8
+
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    exact_int8(so)  # as the runtime runs it (runtime/cpu.py)
     return (ort.InferenceSession(str(tmp / "encoder.onnx"), so, providers=["CPUExecutionProvider"]),
             ort.InferenceSession(str(tmp / "decoder.onnx"), so, providers=["CPUExecutionProvider"]))
 

@@ -295,8 +295,19 @@ def _machine() -> dict:
 
     import onnxruntime
 
+    from .cpu import int8_kernel
+
     return {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__}
+            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "int8_kernel": int8_kernel()}
+
+
+def _int8_note(report: dict) -> str:
+    """Where the CPU's int8 kernels saturate (runtime/cpu.py), whether our int8 rows ran with exact_int8."""
+    if (report.get("machine") or {}).get("int8_kernel") != "u8s8-saturating":
+        return ""
+    on = (report.get("session_options") or {}).get("exact_int8", True)
+    return ("; x86 without VNNI: our int8 rows ran with exact_int8 (u8u8)" if on else
+            "; x86 without VNNI and exact_int8 off: our int8 rows ran with saturating 16-bit sums")
 
 
 def fmt_or_dash(x, fmt: str) -> str:
@@ -306,7 +317,7 @@ def fmt_or_dash(x, fmt: str) -> str:
 
 def format_table(report: dict) -> str:
     lines = [f"{report['clips']} clips, {report['audio_seconds']} s of audio, {report['threads']} threads, beam {report['beam']}, "
-             f"RTF min / median of {report['repeats']} repeats",
+             f"RTF min / median of {report['repeats']} repeats" + _int8_note(report),
              "", "| backend | encoder ms / window | decoder ms / token | RTF min | RTF median | peak RSS MiB | WER % | CER % | other load |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:

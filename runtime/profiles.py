@@ -16,7 +16,7 @@ __all__ = ["DeviceProfile", "ProfileError", "load_profile", "list_profiles", "SE
 
 # a profile's ``session`` keys → onnxruntime SessionOptions attributes (docs/devices.md, "Session options")
 SESSION_KEYS = {"arena": "enable_cpu_mem_arena", "mem_pattern": "enable_mem_pattern", "release_memory": "release_memory",
-                "audio_window": "audio_window"}
+                "audio_window": "audio_window", "exact_int8": "exact_int8"}
 
 _DIR = Path(__file__).resolve().parent.parent / "device_profiles"
 

@@ -22,6 +22,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, as_waveform
 from .bundle import BundleError, open_bundle, verify_bundle
 from .decoding import DecodeOptions, repeats as _repeats, restarts as _restarts
+from .cpu import exact_int8
 from .features import AUDIO_WINDOWS, DYNAMIC_BLOCK, DYNAMIC_MARGIN, dynamic_ctx, log_mel, window_samples
 from .manifest import ManifestError, check_graphs, encoder_frames_fixed, parse_manifest
 from .memory import release_freed_memory
@@ -36,8 +37,11 @@ MAX_TARGET_POSITIONS = 448  # Whisper's decoder positional table (every released
 # ``audio_window`` (not an onnxruntime setting either): "auto" encodes each clip in a window sized to it when the
 # bundle's model was trained for that (manifest ``dynamic_ctx``), else the full window; "fixed" always the full
 # window; "dynamic" sizes the window even for a model not trained for it (whisper.cpp's ``--audio-ctx``: it costs WER).
+# ``exact_int8`` (an onnxruntime session config entry, not an attribute): int8 MatMuls computed without 16-bit
+# saturation on x86 CPUs without VNNI (runtime/cpu.py); it changes nothing on other CPUs.
 # A profile's ``session`` or ``session_options`` overrides any of them.
-DEFAULT_SESSION_OPTIONS = {"enable_cpu_mem_arena": False, "release_memory": True, "audio_window": "auto"}
+DEFAULT_SESSION_OPTIONS = {"enable_cpu_mem_arena": False, "release_memory": True, "audio_window": "auto",
+                           "exact_int8": True}
 
 
 @dataclass
@@ -70,6 +74,8 @@ class Transcriber:
         session_options = DEFAULT_SESSION_OPTIONS | (session_options or {})
         if session_options.pop("release_memory"):
             release_freed_memory()
+        if session_options.pop("exact_int8"):
+            exact_int8(so)
         window = session_options.pop("audio_window")
         if window not in AUDIO_WINDOWS:
             raise ValueError(f"audio_window must be one of {', '.join(AUDIO_WINDOWS)}, got {window!r}")

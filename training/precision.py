@@ -12,12 +12,9 @@ __all__ = ["cpu_has_bf16", "mixed_precision", "fp32_forward", "fresh_accelerate_
 def cpu_has_bf16() -> bool:
     """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX): autocast is then 1.6–1.8× faster
     per Whisper-base step on this project's machines (docs/pruning.md); elsewhere bf16 is emulated and slower."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from ..runtime.cpu import cpu_flags
+
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def mixed_precision(name: str) -> str:

@@ -1,0 +1,71 @@
+"""int8 on x86 CPUs without VNNI: the saturation the runtime's exact_int8 setting avoids (runtime/cpu.py)."""
+
+import numpy as np
+import pytest
+
+from whisper_edge.runtime.cpu import EXACT_INT8_ENTRY, exact_int8, int8_kernel
+
+
+def test_int8_kernel_is_read_from_the_cpu_flags():
+    assert int8_kernel({"avx2", "avx512_vnni"}, "x86_64") == "vnni"
+    assert int8_kernel({"avx2", "avx_vnni"}, "x86_64") == "vnni"
+    assert int8_kernel({"sse4_1", "avx", "avx2", "fma"}, "x86_64") == "u8s8-saturating"  # AVX2 only (Zen 1–3, Haswell)
+    assert int8_kernel({"avx2", "avx512f", "avx512bw"}, "x86_64") == "u8s8-saturating"  # AVX-512 without VNNI (Skylake)
+    assert int8_kernel(set(), "aarch64") == "arm" and int8_kernel(set(), "x86_64") == "unknown"
+
+
+def _saturating_matmul(tmp_path):
+    """A MatMul whose int8 form saturates 16-bit pair sums: weights ±1 (int8 ±127 per channel) and activations 1 (uint8
+    255), so each pair is 2 · 255 · 127 = 64,770 > 32,767. Quantized by the exporter's own int8 mode."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from whisper_edge.exporter.quantize import MODES
+
+    k = 512
+    w = np.ones((k, 4), np.float32)
+    w[:, 1] = -1.0
+    w[::2, 2] = -1.0  # pairs that cancel: never saturate
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "fp32.onnx")
+    MODES["int8"].apply(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", ())
+    x = np.ones((2, k), np.float32)
+    return tmp_path / "int8.onnx", x, x @ w
+
+
+def test_exact_int8_computes_the_saturating_matmul_exactly_on_every_cpu(tmp_path):
+    import onnxruntime as ort
+
+    path, x, want = _saturating_matmul(tmp_path)
+
+    def run(exact: bool) -> np.ndarray:
+        so = ort.SessionOptions()
+        if exact:
+            exact_int8(so)
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    np.testing.assert_allclose(run(True), want, atol=0.02 * 512)  # int8 rounding only
+    plain = run(False)
+    kernel = int8_kernel()
+    if kernel == "u8s8-saturating":  # what the setting exists for: about half of every saturated sum is lost
+        assert abs(plain[0, 0]) < 0.6 * 512 and plain[0, 2] == pytest.approx(0, abs=1)
+    elif kernel in ("vnni", "arm"):
+        np.testing.assert_allclose(plain, want, atol=0.02 * 512)
+
+
+def test_the_runtime_sets_exact_int8_unless_a_profile_turns_it_off(tiny_bundle, tmp_path):
+    from whisper_edge.runtime.profiles import load_profile
+    from whisper_edge.runtime.transcribe import Transcriber
+
+    key = EXACT_INT8_ENTRY[0]
+    assert Transcriber(tiny_bundle).encoder.get_session_options().get_session_config_entry(key) == "1"
+    prof = tmp_path / "p.yaml"
+    prof.write_text("session: {exact_int8: false}\n")
+    so = Transcriber(tiny_bundle, session_options=load_profile(prof).session_options()).decoder.get_session_options()
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # onnxruntime's answer for an unset key
+        so.get_session_config_entry(key)
