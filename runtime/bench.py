@@ -305,9 +305,10 @@ def _int8_note(report: dict) -> str:
     """Where the CPU's int8 kernels saturate (runtime/cpu.py), whether our int8 rows ran with exact_int8."""
     if (report.get("machine") or {}).get("int8_kernel") != "u8s8-saturating":
         return ""
-    on = (report.get("session_options") or {}).get("exact_int8", True)
-    return ("; x86 without VNNI: our int8 rows ran with exact_int8 (u8u8)" if on else
-            "; x86 without VNNI and exact_int8 off: our int8 rows ran with saturating 16-bit sums")
+    if (report.get("session_options") or {}).get("exact_int8", True):
+        return ("; x86 without VNNI: our int8 rows ran with exact_int8 (u8u8) unless marked [exact_int8 off], "
+                "which saturate 16-bit sums")
+    return "; x86 without VNNI and exact_int8 off: our int8 rows ran with saturating 16-bit sums"
 
 
 def fmt_or_dash(x, fmt: str) -> str:

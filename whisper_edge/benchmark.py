@@ -32,18 +32,25 @@ def dataset_clips(data, split: str = "test", limit: int | None = None) -> list[d
 def bench(bundles, data, out, *, compare=(), model=None, optimum=None, ct2=None, split: str = "test",
           limit: int | None = 20, threads: int = 2, providers=None, beam: int = 1, repeats: int = 2,
           max_new_tokens: int = 200, vad: str = "off", model_timestamps: bool = False,
-          session_options: dict | None = None, audio_windows=()) -> dict:
+          session_options: dict | None = None, audio_windows=(), exact_int8=()) -> dict:
     """Bench ``bundles`` (folders or archives) and the ``compare`` peers on the same clips; writes OUT/bench.*.
-    ``audio_windows`` (auto, fixed, dynamic): each bundle once per window rule (a row each)."""
+    ``audio_windows`` (auto, fixed, dynamic): each bundle once per window rule (a row each); ``exact_int8`` (on, off):
+    likewise once per setting of the runtime's exact_int8 (runtime/cpu.py: on an x86 CPU without VNNI, off shows what
+    int8 saturation costs)."""
     out = Path(out)
     from .runtime.features import AUDIO_WINDOWS
 
     bad = [w for w in audio_windows if w not in AUDIO_WINDOWS]
     if bad:
         raise ValueError(f"--audio-window: unknown {bad}; choose from {', '.join(AUDIO_WINDOWS)} (comma-separated for several)")
+    bad = [e for e in exact_int8 if e not in ("on", "off")]
+    if bad:
+        raise ValueError(f"--exact-int8: unknown {bad}; choose from on, off (comma-separated for both)")
     windows = list(audio_windows) or [None]  # None: the session options' (or the runtime's default) rule
-    targets = [(Path(b).name + (f" [{w} window]" if len(windows) > 1 else ""), "ours", str(b),
-                {"audio_window": w} if w else {}) for b in bundles or [] for w in windows]
+    exact = list(exact_int8) or [None]
+    targets = [(Path(b).name + (f" [{w} window]" if len(windows) > 1 else "") + (f" [exact_int8 {e}]" if len(exact) > 1 else ""),
+                "ours", str(b), ({"audio_window": w} if w else {}) | ({"exact_int8": e == "on"} if e else {}))
+               for b in bundles or [] for w in windows for e in exact]
     compare = list(compare or [])
     unknown = set(compare) - set(PEERS)
     if unknown:

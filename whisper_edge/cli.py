@@ -292,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "times from the model; with data from 'data long' the bench reports the boundary error)")
     s.add_argument("--audio-window", help="our bundles only: auto | fixed | dynamic, or a comma list (each bundle is "
                    "then benched once per window rule, e.g. fixed,dynamic)")
+    s.add_argument("--exact-int8", help="our bundles only: on | off, or on,off (each bundle benched once per setting): "
+                   "exact int8 MatMuls on x86 CPUs without VNNI (on by default; docs/bench.md)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bench)
 

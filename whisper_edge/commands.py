@@ -302,10 +302,12 @@ def _cmd_bench(args) -> int:
         session = prof.session_options()
     compare = [c.strip() for c in (args.compare or "").split(",") if c.strip()]
     windows = [w.strip() for w in (args.audio_window or "").split(",") if w.strip()]
+    exact = [e.strip() for e in (args.exact_int8 or "").split(",") if e.strip()]
     report = bench(args.bundle, args.data, args.out, compare=compare, model=args.model, optimum=args.optimum, ct2=args.ct2,
                    split=args.split, limit=args.limit or None, threads=threads or 2, providers=providers, beam=beam or 1,
                    repeats=args.repeats, max_new_tokens=args.max_new_tokens, vad=args.vad,
-                   model_timestamps=args.model_timestamps, session_options=session, audio_windows=windows)
+                   model_timestamps=args.model_timestamps, session_options=session, audio_windows=windows,
+                   exact_int8=exact)
     print(format_table(report))
     if args.profile:  # the profile's budgets, checked on what was measured here
         for r in report["rows"]:

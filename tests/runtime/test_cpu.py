@@ -69,3 +69,19 @@ def test_the_runtime_sets_exact_int8_unless_a_profile_turns_it_off(tiny_bundle, 
     so = Transcriber(tiny_bundle, session_options=load_profile(prof).session_options()).decoder.get_session_options()
     with pytest.raises(RuntimeError, match="does not have configuration"):  # onnxruntime's answer for an unset key
         so.get_session_config_entry(key)
+
+
+def test_bench_runs_a_bundle_once_per_exact_int8_setting(tiny_bundle, speech_corpus, tmp_path, capsys):
+    import json
+
+    from whisper_edge.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "--bundle", str(tiny_bundle), "--data", str(speech_corpus), "--limit", "1", "--repeats", "1",
+                 "--max-new-tokens", "3", "--exact-int8", "on,off", "--out", str(out)]) == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert [r["label"] for r in report["rows"]] == ["tiny [exact_int8 on]", "tiny [exact_int8 off]"]
+    assert all("error" not in r for r in report["rows"]) and report["machine"]["int8_kernel"] == int8_kernel()
+    assert main(["bench", "--bundle", str(tiny_bundle), "--data", str(speech_corpus), "--exact-int8", "maybe",
+                 "--out", str(tmp_path / "b2")]) == 2
+    assert "--exact-int8: unknown ['maybe']" in capsys.readouterr().err and not (tmp_path / "b2").exists()
