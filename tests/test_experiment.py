@@ -105,6 +105,7 @@ def test_replicate_recipe_is_the_paper_recipe_cut_where_it_says():
     n = len(rep["prune"]["targets"])
     assert rep["prune"]["targets"] == paper["prune"]["targets"][:n] and rep["prune"]["round_steps"] == paper["prune"]["round_steps"][:n]
     assert rep["imp"] is None and rep["bench"] is None and rep["eval"]["extra_test"] == "runs/extra-test"
+    assert rep["int8_encoder"] is None and paper["int8_encoder"] == 2  # the cut the comment names
     assert rep["eval"] | {"extra_test": None} == paper["eval"]
 
 
