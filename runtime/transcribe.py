@@ -22,7 +22,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, as_waveform
 from .bundle import BundleError, open_bundle, verify_bundle
 from .decoding import DecodeOptions, repeats as _repeats, restarts as _restarts
-from .cpu import exact_int8
+from .cpu import exact_int8, int8_kernel
 from .features import AUDIO_WINDOWS, DYNAMIC_BLOCK, DYNAMIC_MARGIN, dynamic_ctx, log_mel, window_samples
 from .manifest import ManifestError, check_graphs, encoder_frames_fixed, parse_manifest
 from .memory import release_freed_memory
@@ -76,6 +76,10 @@ class Transcriber:
             release_freed_memory()
         if session_options.pop("exact_int8"):
             exact_int8(so)
+        elif m.quantization == "int8" and int8_kernel() == "u8s8-saturating":
+            log.warning("exact_int8 is off on an x86 CPU without VNNI: this int8 bundle's MatMuls saturate 16-bit sums "
+                        "(+4.5 WER under noise for an all-int8 Whisper-base in docs/bench.md); leave it on unless you "
+                        "have measured your bundle both ways (bench --exact-int8 on,off)")
         window = session_options.pop("audio_window")
         if window not in AUDIO_WINDOWS:
             raise ValueError(f"audio_window must be one of {', '.join(AUDIO_WINDOWS)}, got {window!r}")

@@ -85,3 +85,25 @@ def test_bench_runs_a_bundle_once_per_exact_int8_setting(tiny_bundle, speech_cor
     assert main(["bench", "--bundle", str(tiny_bundle), "--data", str(speech_corpus), "--exact-int8", "maybe",
                  "--out", str(tmp_path / "b2")]) == 2
     assert "--exact-int8: unknown ['maybe']" in capsys.readouterr().err and not (tmp_path / "b2").exists()
+
+
+def test_turning_exact_int8_off_where_int8_saturates_is_warned_about(tiny_model, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from whisper_edge.exporter.export import ExportOptions, export_bundle
+    from whisper_edge.runtime import transcribe
+    from whisper_edge.runtime.transcribe import Transcriber
+
+    bundle = tmp_path / "int8"
+    export_bundle(tiny_model, bundle, ExportOptions(quantize="int8"))
+    monkeypatch.setattr(transcribe, "int8_kernel", lambda: "u8s8-saturating")
+    with caplog.at_level(logging.WARNING, logger="whisper_edge"):
+        Transcriber(bundle)  # on by default: nothing to say
+        assert "saturate" not in caplog.text
+        Transcriber(bundle, session_options={"exact_int8": False})
+    assert "exact_int8 is off on an x86 CPU without VNNI" in caplog.text
+    monkeypatch.setattr(transcribe, "int8_kernel", lambda: "vnni")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="whisper_edge"):
+        Transcriber(bundle, session_options={"exact_int8": False})  # exact anyway on VNNI: no warning
+    assert "saturate" not in caplog.text
