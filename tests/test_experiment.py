@@ -12,18 +12,8 @@ from whisper_edge.cli import main
 from whisper_edge.results import bundle_rows
 
 
-def _extra_test(corpus, out):
-    """The corpus's test clips under other sentences, saved as a test-only corpus: an extra test set for the test."""
-    import datasets
-
-    test = datasets.load_from_disk(str(corpus))["test"]
-    test = test.map(lambda row: {"sentence": row["sentence"] + " फिर"})
-    datasets.DatasetDict({"test": test}).save_to_disk(str(out))
-    return out
-
-
 def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, capsys):
-    extra = _extra_test(speech_corpus, tmp_path / "extra")
+    extra = tmp_path / "extra"
     cfg = {
         "model": str(tiny_model), "data": str(speech_corpus), "steps": 2,
         "dense": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40},
@@ -40,9 +30,13 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     # an extra test set that speaks the training corpus's sentences is refused before anything runs or is made
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 2
     assert "speaks 6 sentence(s) of the training corpus" in capsys.readouterr().err and not out.exists()
+    # the extra test set built by the run itself (the config's build section, whisper_edge/corpora.py)
+    cfg["build"] = {str(extra): {"utterances": 20, "engines": ["espeak"], "augment": "none", "seed": 1,
+                                 "test_only": True, "exclude": [str(speech_corpus)]}}
     cfg["eval"]["extra_test"] = str(extra)
     path.write_text(yaml.safe_dump(cfg))
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0
+    assert ("build corpus " + str(extra)) in [stage for _, stage, _ in timeline.read(out)]
     res = json.loads((out / "results.json").read_text())
     assert set(res["models"]) == {"base (zero-shot)", "dense", "sgl", "sgl+adaptive", "imp"}
     pooled = res["models"]["imp"]["splits"]["test+extra_test"]  # test (limit 2) and the extra set (limit 2) as one
@@ -73,7 +67,9 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0  # every stage is skipped
     assert (out / "sgl" / "summary.json").stat().st_mtime == mtime
     stages = [(stage, status) for _, stage, status in timeline.read(out)]
-    assert stages[:3] == [("import", "started"), ("train dense", "started"), ("train sgl", "started")]
+    assert stages[:4] == [("build corpus " + str(extra), "started"), ("import", "started"), ("train dense", "started"),
+                          ("train sgl", "started")]
+    assert sum(s.startswith("build corpus") for s, _ in stages) == 1  # the second invocation found the corpus built
     assert ("train sgl", "skipped") in stages[stages.index(("import", "skipped")):]  # the second invocation
     md = (out / "results.md").read_text()
     assert "## Wall time by stage" in md and "| 2 | bench |" not in md  # the bench ran in the first invocation only

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from . import timeline
+from .corpora import pending_builds
 from .evaluation import check_extra_test, evaluate_all
 from .experiment_config import DEFAULTS, load_config, recover_overrides, val_limit
 from .runtime.fsutil import atomic_write_json, atomic_write_text, claim_folder
@@ -58,10 +59,19 @@ def run_experiment(config, out, overrides: dict | None = None) -> dict:
     from .results import write_results
 
     cfg = load_config(config, overrides)
-    if cfg["eval"].get("extra_test"):  # refused in seconds, not after the training
+    builds = pending_builds(cfg["build"])  # a finished corpus built otherwise is refused here
+    if cfg["eval"].get("extra_test") and not builds:  # refused in seconds, not after the training
         check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
     out = claim_folder(out, "experiment")
     atomic_write_text(out / "experiment.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    if builds:
+        from .training.corpus.build import build_corpus
+
+        for opts in builds:
+            _stage(f"build corpus {opts.out}", False, out)
+            build_corpus(opts)
+        if cfg["eval"].get("extra_test"):
+            check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
     data, steps = cfg["data"], int(cfg["steps"])
     t0 = time.perf_counter()
 

@@ -14,6 +14,9 @@ __all__ = ["DEFAULTS", "load_config", "val_limit", "with_overrides"]
 DEFAULTS = {
     "model": "bundled-base",
     "data": None,
+    # build: {FOLDER: {utterances: 2400, kokoro_share: 0.25, …}} — corpora the run builds (or resumes) first, in order,
+    # with `data build`'s settings; a finished one built otherwise is refused (whisper_edge/corpora.py). null: none
+    "build": None,
     "steps": 200,  # SGL and IMP fine-tuning steps (matched); dense uses it too unless dense.max_steps says otherwise
     "start": "dense",  # where SGL and IMP start: dense (the fine-tuned model) | base (the imported model, as the paper)
     "dense": {},
@@ -118,6 +121,17 @@ def load_config(path_or_dict, overrides: dict | None = None) -> dict:
     for k in ("dense", "sgl", "prune", "eval"):  # imp and bench may be null (not run); these are always needed
         if not isinstance(cfg[k], dict):
             raise ValueError(f"{where}: {k} must be a mapping of settings (or left out for the defaults), got {cfg[k]!r}")
+    if cfg["build"] is not None:
+        from .corpora import build_options
+
+        if not isinstance(cfg["build"], dict):
+            raise ValueError(f"{where}: build must be a mapping of corpus folders to `data build` settings, or null, "
+                             f"got {cfg['build']!r}")
+        for folder, spec in cfg["build"].items():
+            try:
+                build_options(str(folder), spec)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
     if not cfg["data"]:
         raise ValueError(f"{where}: 'data' (a corpus folder from 'whisper-edge data build') is required")
     if cfg["start"] not in ("dense", "base"):

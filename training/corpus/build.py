@@ -38,7 +38,7 @@ from ...runtime.fsutil import atomic_write_bytes, atomic_write_json, atomic_writ
 from .augment import HARD, PRESETS, augment
 from .text import build_sentences, corpus_sentences
 
-__all__ = ["BuildOptions", "build_corpus", "VOICES"]
+__all__ = ["BuildOptions", "build_corpus", "build_settings", "VOICES"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -164,7 +164,7 @@ def _init_worker(clips: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _settings(opts: BuildOptions) -> dict:
+def build_settings(opts: BuildOptions) -> dict:
     """The options as JSON reads them back (tuples become lists), without the output folder."""
     settings = json.loads(json.dumps(asdict(opts), default=str))
     del settings["out"]
@@ -197,7 +197,7 @@ def build_corpus(opts: BuildOptions, *, overwrite: bool = False) -> dict:
     clips = work / "clips"
     clips.mkdir(parents=True, exist_ok=True)
     plan_path = work / "plan.json"
-    settings = _settings(opts)
+    settings = build_settings(opts)
     del settings["jobs"]  # the worker count does not change what is built
     if plan_path.is_file() and json.loads(plan_path.read_text())["settings"] == settings:
         saved = json.loads(plan_path.read_text())
@@ -300,7 +300,7 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
         "hard_splits": {"test_noisy": "the test sentences at 0–10 dB SNR, 70 % reverberant with the talker 1–4 m "
                                       "from the microphone, 30 % telephone band",
                         "test_long": "2–4 clean test utterances joined with pauses, up to 10 s"},
-        "settings": _settings(opts),
+        "settings": build_settings(opts),
     }
 
 
