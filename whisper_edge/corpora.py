@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .training.corpus.build import BuildOptions
 
 __all__ = ["build_options", "pending_builds"]
 
 
-def build_options(folder: str, spec) -> "BuildOptions":  # noqa: F821 (imported below)
+def build_options(folder: str, spec) -> BuildOptions:
     """BuildOptions for ``folder`` from the config's mapping ``spec``; a misspelt or out-of-range field is named."""
     from .training.corpus.build import BuildOptions
 
