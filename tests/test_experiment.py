@@ -67,7 +67,7 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0  # every stage is skipped
     assert (out / "sgl" / "summary.json").stat().st_mtime == mtime
     stages = [(stage, status) for _, stage, status in timeline.read(out)]
-    assert stages[:4] == [("build corpus " + str(extra), "started"), ("import", "started"), ("train dense", "started"),
+    assert stages[:5] == [("invocation", "started"), ("build corpus " + str(extra), "started"), ("import", "started"), ("train dense", "started"),
                           ("train sgl", "started")]
     assert sum(s.startswith("build corpus") for s, _ in stages) == 1  # the second invocation found the corpus built
     assert ("train sgl", "skipped") in stages[stages.index(("import", "skipped")):]  # the second invocation
@@ -84,6 +84,22 @@ def test_timeline_counts_only_stages_that_ran_in_one_piece():
     assert rows == {("import", 1): 10.0, ("train dense", 1): 1800.0, ("train sgl", 1): None, ("train sgl", 2): 600.0}
     text = "\n".join(timeline.section(entries))
     assert "| 1 | train sgl | 2026-01-01T10:30:10 | interrupted |" in text and "**40.2 min**" in text
+
+
+def test_an_invocation_line_keeps_the_corpus_builds_before_import_in_their_invocation():
+    """Since the experiment builds corpora before `import`, an invocation starts at its own line, not at import."""
+    entries = [["2026-01-01T10:00:00", "invocation", "started"], ["2026-01-01T10:00:00", "build corpus a", "started"],
+               ["2026-01-01T10:14:00", "build corpus b", "started"], ["2026-01-01T10:18:00", "import", "started"],
+               ["2026-01-01T10:18:05", "train dense", "started"],  # killed here
+               ["2026-01-01T11:00:00", "invocation", "started"], ["2026-01-01T11:00:00", "build corpus b", "started"],
+               ["2026-01-01T11:02:00", "import", "skipped"], ["2026-01-01T11:02:01", "train dense", "started"],
+               ["2026-01-01T11:30:01", "results", "started"],
+               ["2026-01-01T12:00:00", "import", "skipped"],  # an invocation from before the line existed
+               ["2026-01-01T12:00:01", "results", "started"]]
+    rows = {(r["stage"], r["invocation"]): r["seconds"] for r in timeline.durations(entries)}
+    assert rows == {("build corpus a", 1): 840.0, ("build corpus b", 1): 240.0, ("import", 1): 5.0,
+                    ("train dense", 1): None, ("build corpus b", 2): 120.0, ("train dense", 2): 1680.0}
+    assert "Stages ran in 2 invocations" in "\n".join(timeline.section(entries))  # the third only skipped
 
 
 def test_replicate_recipe_is_the_paper_recipe_cut_where_it_says():

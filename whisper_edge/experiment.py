@@ -64,6 +64,7 @@ def run_experiment(config, out, overrides: dict | None = None) -> dict:
         check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
     out = claim_folder(out, "experiment")
     atomic_write_text(out / "experiment.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    timeline.begin(out)
     if builds:
         from .training.corpus.build import build_corpus
 

@@ -1,7 +1,9 @@
 """The experiment's timeline: when each stage started, across resumes, and how long each took.
 
 ``whisper-edge experiment`` appends one line per stage to OUT/timeline.tsv (wall-clock time, stage, ``started`` or
-``skipped``). An invocation begins with the ``import`` line; a stage lasts until the next line of the same invocation.
+``skipped``). An invocation begins with an ``invocation`` line (before the corpus builds it may run first); timelines
+written before that line existed begin each invocation with ``import``. A stage lasts until the next line of the same
+invocation.
 A stage whose invocation ended before it (a kill, a crash) has no end: it is listed as interrupted and left out of the
 total, so the total is the time of the stages that ran in one piece.
 """
@@ -12,16 +14,22 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["mark", "read", "durations", "section"]
+__all__ = ["begin", "mark", "read", "durations", "section"]
 
 FILE = "timeline.tsv"
-FIRST = "import"  # the stage every invocation starts with
+BEGIN = "invocation"  # the line every invocation starts with
+FIRST = "import"  # the first stage of every invocation (its start, in timelines written without BEGIN)
 LAST = "results"  # the line written when results.json is
 
 
 def mark(out: Path, stage: str, skipped: bool) -> None:
     with open(Path(out) / FILE, "a", encoding="utf-8") as f:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{stage}\t{'skipped' if skipped else 'started'}\n")
+
+
+def begin(out: Path) -> None:
+    """Mark the start of an invocation: what follows until the next BEGIN belongs to it."""
+    mark(out, BEGIN, False)
 
 
 def read(out: Path) -> list[list[str]]:
@@ -34,15 +42,18 @@ def read(out: Path) -> list[list[str]]:
 
 def durations(entries: list[list[str]]) -> list[dict]:
     """Each started stage with its seconds (None: its invocation ended before it did) and its invocation's number."""
+    starts, begun = [], False  # whether each line starts an invocation
+    for _, stage, _ in entries:
+        starts.append(stage == BEGIN or (stage == FIRST and not begun))
+        begun = stage == BEGIN or (begun and stage != FIRST)
     out, run = [], 0
     for i, (when, stage, status) in enumerate(entries):
-        if stage == FIRST:
-            run += 1
-        if status != "started" or stage == LAST:
+        run += starts[i]
+        if status != "started" or stage in (LAST, BEGIN):
             continue
-        nxt = entries[i + 1] if i + 1 < len(entries) else None
-        ends = nxt is not None and nxt[1] != FIRST
-        sec = (datetime.fromisoformat(nxt[0]) - datetime.fromisoformat(when)).total_seconds() if ends else None
+        ends = i + 1 < len(entries) and not starts[i + 1]
+        nxt = entries[i + 1] if ends else None
+        sec = (datetime.fromisoformat(nxt[0]) - datetime.fromisoformat(when)).total_seconds() if nxt else None
         out.append({"stage": stage, "start": when, "seconds": sec, "invocation": max(run, 1)})
     return out
 
