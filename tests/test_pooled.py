@@ -113,21 +113,25 @@ def test_compare_refuses_what_is_not_a_finished_run_and_writes_no_folder(tmp_pat
 
 
 def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
-    """README and docs/results.md (session 28) quote `whisper-edge compare` on the three records kept in the repository."""
+    """README and docs/results.md (sessions 28 and 30) quote `whisper-edge compare` on the records kept in the repository."""
     from pathlib import Path
 
     from whisper_edge.pooled import pool_runs
 
+    def row(pooled):
+        return next(r for r in pooled["rows"] if r["model"] == "sgl+adaptive" and r["split"] == "test+extra_test")
+
     records = Path(__file__).resolve().parents[1] / "docs" / "run-records"
-    runs = [records / f"paper{n}-results.json" for n in (17, 18, 19)]
-    pooled = pool_runs(runs)
-    row = next(r for r in pooled["rows"] if r["model"] == "sgl+adaptive" and r["split"] == "test+extra_test")
-    assert len(row["runs"]) == 3 and row["joint"]
-    assert [round(x, 2) for x in row["per_run"]] == [0.29, 0.37, 0.71]
-    assert [round(row[k], 2) for k in ("diff", "lo", "hi", "runs_lo", "runs_hi")] == [0.46, 0.13, 0.80, -0.09, 1.01]
-    two = next(r for r in pool_runs(runs[:2])["rows"] if r["model"] == "sgl+adaptive" and r["split"] == "test+extra_test")
+    runs = [records / f"paper{n}-results.json" for n in (17, 18, 19, 20)]
+    four = row(pool_runs(runs))  # session 30's
+    assert len(four["runs"]) == 4 and four["joint"]
+    assert [round(x, 2) for x in four["per_run"]] == [0.29, 0.37, 0.71, 0.50]
+    assert [round(four[k], 2) for k in ("diff", "lo", "hi", "runs_lo", "runs_hi")] == [0.47, 0.15, 0.78, 0.18, 0.76]
+    three = row(pool_runs(runs[:3]))  # session 28's
+    assert [round(three[k], 2) for k in ("diff", "lo", "hi", "runs_lo", "runs_hi")] == [0.46, 0.13, 0.80, -0.09, 1.01]
+    two = row(pool_runs(runs[:2]))
     assert [round(two[k], 2) for k in ("diff", "lo", "hi")] == [0.33, -0.05, 0.73] and "runs_lo" not in two  # session 27's
-    imp = next(r for r in pool_runs(runs[2:], ("test+extra_test",), against="imp")["rows"] if r["model"] == "sgl+adaptive")
+    imp = next(r for r in pool_runs(runs[2:3], ("test+extra_test",), against="imp")["rows"] if r["model"] == "sgl+adaptive")
     assert [round(imp[k], 2) for k in ("diff", "lo", "hi")] == [0.31, -0.21, 0.83]  # structured against IMP, runs/paper19
 
 
