@@ -67,8 +67,8 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0  # every stage is skipped
     assert (out / "sgl" / "summary.json").stat().st_mtime == mtime
     stages = [(stage, status) for _, stage, status in timeline.read(out)]
-    assert stages[:5] == [("invocation", "started"), ("build corpus " + str(extra), "started"), ("import", "started"), ("train dense", "started"),
-                          ("train sgl", "started")]
+    assert stages[:5] == [("invocation", "started"), ("build corpus " + str(extra), "started"), ("import", "started"),
+                          ("train dense", "started"), ("train sgl", "started")]
     assert sum(s.startswith("build corpus") for s, _ in stages) == 1  # the second invocation found the corpus built
     assert ("train sgl", "skipped") in stages[stages.index(("import", "skipped")):]  # the second invocation
     md = (out / "results.md").read_text()

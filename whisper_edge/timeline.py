@@ -51,8 +51,7 @@ def durations(entries: list[list[str]]) -> list[dict]:
         run += starts[i]
         if status != "started" or stage in (LAST, BEGIN):
             continue
-        ends = i + 1 < len(entries) and not starts[i + 1]
-        nxt = entries[i + 1] if ends else None
+        nxt = entries[i + 1] if i + 1 < len(entries) and not starts[i + 1] else None
         sec = (datetime.fromisoformat(nxt[0]) - datetime.fromisoformat(when)).total_seconds() if nxt else None
         out.append({"stage": stage, "start": when, "seconds": sec, "invocation": max(run, 1)})
     return out
