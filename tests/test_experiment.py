@@ -73,6 +73,28 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     assert ("train sgl", "skipped") in stages[stages.index(("import", "skipped")):]  # the second invocation
     md = (out / "results.md").read_text()
     assert "## Wall time by stage" in md and "| 2 | bench |" not in md  # the bench ran in the first invocation only
+    # a variant of this run: its SGL stage changed, so base and dense (and their evaluations) come from the run and the
+    # SGL stage, pruning and IMP are computed; --validation-only stops before any test split is read
+    variant = tmp_path / "variant"
+    args = ["experiment", "--config", str(path), "--out", str(variant), "--reuse", str(out), "--set", "sgl.learning_rate=2e-3"]
+    assert main(args + ["--validation-only"]) == 0
+    rec = json.loads((variant / "reused.json").read_text())
+    assert rec["stages"] == ["base", "dense"] and rec["not_reused"] == {"sgl": "sgl differs"}
+    assert rec["evaluations"] == ["base (zero-shot)", "dense"]
+    assert (variant / "dense" / "model" / "config.json").read_bytes() == (out / "dense" / "model" / "config.json").read_bytes()
+    assert (variant / "sgl" / "summary.json").stat().st_mtime > mtime and (out / "sgl" / "summary.json").stat().st_mtime == mtime
+    assert set(json.loads((variant / "results.json").read_text())["models"]) == {"base (zero-shot)", "dense"}
+    assert "no test split was read" in (variant / "validation.md").read_text()
+    assert not any(stage.startswith("eval") for _, stage, _ in timeline.read(variant))
+    assert main(args) == 0  # the same command without --validation-only continues: the test splits, exports, bench
+    res = json.loads((variant / "results.json").read_text())
+    assert set(res["models"]) == {"base (zero-shot)", "dense", "sgl", "sgl+adaptive", "imp"}
+    assert res["models"]["dense"]["wer"] == json.loads((out / "results.json").read_text())["models"]["dense"]["wer"]
+    assert json.loads((variant / "reused.json").read_text())["stages"] == ["base", "dense"]
+    assert ("eval dense", "started") not in [(s, st) for _, s, st in timeline.read(variant)]
+    capsys.readouterr()
+    assert main(["experiment", "--config", str(path), "--out", str(tmp_path / "v2"), "--reuse", str(speech_corpus)]) == 2
+    assert "not an experiment folder" in capsys.readouterr().err and not (tmp_path / "v2").exists()
 
 
 def test_timeline_counts_only_stages_that_ran_in_one_piece():

@@ -319,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting of the config (e.g. imp.rounds=4, prune.round_steps=[40,140], bench=null); "
                         "the run's OUT/experiment.yaml records the result")
+    s.add_argument("--reuse", metavar="RUN",
+                   help="another experiment's folder: its finished stages (base, dense, SGL, teacher logits) whose "
+                        "settings are this run's too are linked in instead of computed again (OUT/reused.json says which)")
+    s.add_argument("--validation-only", action="store_true",
+                   help="stop after training and pruning, before any test split is read (OUT/validation.md); "
+                        "for comparing recipes on the validation split. The same command without it continues")
     s.set_defaults(func=_cmd_experiment)
 
     s = sub.add_parser("compare", help="several experiment runs pooled: each compressed model's WER difference from its "

@@ -364,7 +364,12 @@ def _cmd_fit(args) -> int:
 def _cmd_experiment(args) -> int:
     from .experiment import run_experiment
 
-    results = run_experiment(args.config, args.out, _overrides(args.set))
+    results = run_experiment(args.config, args.out, _overrides(args.set), reuse=args.reuse,
+                             validation_only=args.validation_only)
+    if results.get("validation_only"):
+        print((Path(args.out) / "validation.md").read_text())
+        print(f"wrote {Path(args.out) / 'validation.md'} in {results['seconds']:.0f} s")
+        return 0
     print((Path(args.out) / "results.md").read_text())
     print(f"wrote {Path(args.out) / 'results.json'} in {results['seconds']:.0f} s")
     return 0

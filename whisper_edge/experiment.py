@@ -50,7 +50,10 @@ def _imp_target(pruned_model, dense_model) -> float:
     return min(0.95, max(0.05, zero_after / prunable))
 
 
-def run_experiment(config, out, overrides: dict | None = None) -> dict:
+def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, validation_only: bool = False) -> dict:
+    """The experiment in ``out`` (resumed where it stopped). ``reuse``: another experiment's folder whose finished
+    stages with the same settings are linked in first (whisper_edge/reuse.py). ``validation_only``: stop after the
+    training and pruning stages, before any test split is read; OUT/validation.md holds what they chose."""
     from .exporter.export import ExportOptions, export_bundle
     from .training.model_import import import_model
     from .training.pruning import AdaptiveOptions, prune
@@ -62,9 +65,17 @@ def run_experiment(config, out, overrides: dict | None = None) -> dict:
     builds = pending_builds(cfg["build"])  # a finished corpus built otherwise is refused here
     if cfg["eval"].get("extra_test") and not builds:  # refused in seconds, not after the training
         check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
+    if reuse is not None:
+        from .reuse import check_reuse
+
+        check_reuse(reuse, out)
     out = claim_folder(out, "experiment")
     atomic_write_text(out / "experiment.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     timeline.begin(out)
+    if reuse is not None:
+        from .reuse import reuse_stages
+
+        reuse_stages(reuse, out, cfg)
     if builds:
         from .training.corpus.build import build_corpus
 
@@ -127,6 +138,14 @@ def run_experiment(config, out, overrides: dict | None = None) -> dict:
                                                 "imp.rounds": overrides.get("imp.rounds", int(cfg["imp"].get("rounds", 4)))})
         runs["imp"] = _imp_matched_model(imp, pruned, pr) if pr["schedule"] == "gradual" else imp / "model"
 
+    if validation_only:
+        from .results import pruning_sections
+        from .reuse import write_validation
+
+        res = _pruning_results(out)
+        write_validation(out, pruning_sections(res))
+        timeline.mark(out, timeline.STOP, False)
+        return res | {"config": cfg, "seconds": round(time.perf_counter() - t0, 1), "validation_only": True}
     results = evaluate_all(runs, data, cfg["eval"], out, _stage)
 
     from .training.data import load_speech_dataset, row_audio
@@ -175,16 +194,7 @@ def run_experiment(config, out, overrides: dict | None = None) -> dict:
         v["validation_wer"] = manifest.get("metrics", {}).get("validation_wer")
     results["bundles"] = bundles
     results["refused_bundles"] = {k: v for k, v in refused.items() if not k.startswith("round ")}
-    prune_report = json.loads((pruned / "report.json").read_text())
-    results["prune"] = {k: prune_report.get(k) for k in ("wer_budget", "options", "families", "val_wer", "rounds",
-                                                         "chosen_round", "budget_met", "mask_from", "teacher")}
-    if (out / "ablation.json").is_file():
-        results["ablation"] = json.loads((out / "ablation.json").read_text())
-    if (out / "imp" / "log.csv").is_file():
-        results["imp_points"] = _imp_points(out / "imp")
-    imp_report = out / "imp" / "report.json"
-    if imp_report.is_file():
-        results["imp_target"] = json.loads(imp_report.read_text()).get("train", {}).get("recipe", {}).get("imp")
+    results |= _pruning_results(out)
     results["config"] = cfg
     results["seconds"] = round(time.perf_counter() - t0, 1)
     timeline.mark(out, timeline.LAST, False)
@@ -329,6 +339,21 @@ def _imp_matched_model(imp: Path, pruned: Path, pr: dict) -> Path:
 
     snap = imp / "snapshots" / f"step-{imp_rounds(json.loads((pruned / 'report.json').read_text()))['matched']}"
     return snap if (snap / "config.json").is_file() else imp / "model"
+
+
+def _pruning_results(out: Path) -> dict:
+    """What the pruning and IMP stages chose on the validation split: the rounds, the ablation, IMP's points."""
+    prune_report = json.loads((out / "sgl-pruned" / "report.json").read_text())
+    res = {"prune": {k: prune_report.get(k) for k in ("wer_budget", "options", "families", "val_wer", "rounds",
+                                                      "chosen_round", "budget_met", "mask_from", "teacher")}}
+    if (out / "ablation.json").is_file():
+        res["ablation"] = json.loads((out / "ablation.json").read_text())
+    if (out / "imp" / "log.csv").is_file():
+        res["imp_points"] = _imp_points(out / "imp")
+    imp_report = out / "imp" / "report.json"
+    if imp_report.is_file():
+        res["imp_target"] = json.loads(imp_report.read_text()).get("train", {}).get("recipe", {}).get("imp")
+    return res
 
 
 def _imp_points(run: Path) -> list[dict]:

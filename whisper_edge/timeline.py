@@ -20,6 +20,7 @@ FILE = "timeline.tsv"
 BEGIN = "invocation"  # the line every invocation starts with
 FIRST = "import"  # the first stage of every invocation (its start, in timelines written without BEGIN)
 LAST = "results"  # the line written when results.json is
+STOP = "stopped before the test splits"  # the line a --validation-only invocation ends with
 
 
 def mark(out: Path, stage: str, skipped: bool) -> None:
@@ -49,7 +50,7 @@ def durations(entries: list[list[str]]) -> list[dict]:
     out, run = [], 0
     for i, (when, stage, status) in enumerate(entries):
         run += starts[i]
-        if status != "started" or stage in (LAST, BEGIN):
+        if status != "started" or stage in (LAST, BEGIN, STOP):
             continue
         nxt = entries[i + 1] if i + 1 < len(entries) and not starts[i + 1] else None
         sec = (datetime.fromisoformat(nxt[0]) - datetime.fromisoformat(when)).total_seconds() if nxt else None

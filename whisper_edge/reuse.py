@@ -1,0 +1,122 @@
+"""``whisper-edge experiment --reuse RUN``: a variant of a finished experiment that starts from RUN's stages.
+
+A recipe change in the pruning stage (a recovery learning rate, a schedule) does not need a new dense model: the
+stages upstream of it are the same computation. ``reuse_stages`` links into OUT every finished stage of RUN whose
+settings — all the config keys it depends on, compared with RUN/experiment.yaml — are the variant's too, and the
+evaluations of those models when the variant's ``eval`` settings are RUN's. A stage whose settings differ is not
+reused, nor is anything downstream of it: the variant computes it. Nothing in RUN is changed (large files are hard
+links, and a finished stage is never written again; small files are copied)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from .runtime.fsutil import atomic_write_json, atomic_write_text
+
+__all__ = ["STAGES", "check_reuse", "reuse_stages", "write_validation"]
+
+# (path in OUT, what marks it finished, the model it holds in results.json, the stage it was computed from, the
+# config keys its content depends on besides that stage's)
+STAGES = (
+    ("base", "base/config.json", "base (zero-shot)", None, ("model",)),
+    ("dense", "dense/summary.json", "dense", "base", ("data", "build", "steps", "dense")),
+    ("sgl", "sgl/summary.json", "sgl", "dense", ("start", "sgl")),
+    ("teacher.npz", "teacher.npz", None, "dense", ("prune.distill", "prune.teacher_top_k")),
+)
+LINK_FROM = 1 << 20  # files this large are hard-linked, smaller ones copied
+RECORD = "reused.json"  # OUT/: what was reused from where
+
+
+def _value(cfg: dict, key: str):
+    for part in key.split("."):
+        cfg = cfg.get(part) if isinstance(cfg, dict) else None
+    return cfg
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """``src`` (a file or a folder) as ``dst``, built beside it and renamed into place."""
+    tmp = dst.with_name(f".{dst.name}.reuse-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+    for f in files:
+        target = tmp if src.is_file() else tmp / f.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if f.stat().st_size < LINK_FROM:
+                raise OSError("small: copied")
+            os.link(f, target)
+        except OSError:  # another file system, or small enough to copy
+            shutil.copy2(f, target)
+    os.replace(tmp, dst)
+
+
+def check_reuse(src: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Refuse a ``--reuse`` folder that is not another experiment's (before OUT is made)."""
+    src, out = Path(src), Path(out)
+    if src.resolve() == out.resolve():
+        raise ValueError(f"--reuse {src} is the --out folder itself; give another experiment's folder")
+    if not (src / "experiment.yaml").is_file():
+        raise ValueError(f"--reuse {src}: not an experiment folder (no experiment.yaml); give a folder that "
+                         f"`whisper-edge experiment --out` wrote")
+
+
+def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
+    """Link RUN's finished stages whose settings match ``cfg`` into ``out`` (stages ``out`` has are left alone).
+
+    Returns the record written to OUT/reused.json: {from, stages, not_reused: {stage: why}, evaluations}."""
+    src, out = Path(src), Path(out)
+    check_reuse(src, out)
+    theirs = yaml.safe_load((src / "experiment.yaml").read_text(encoding="utf-8")) or {}
+    before = json.loads((out / RECORD).read_text()) if (out / RECORD).is_file() else {}  # an earlier invocation's
+    reused, skipped, mine = list(before.get("stages") or []), {}, set()  # mine: stages OUT computes (or computed) itself
+    for path, done, _, upstream, keys in STAGES:
+        differ = [k for k in keys if _value(theirs, k) != _value(cfg, k)]
+        if path == "teacher.npz" and not _value(cfg, "prune.distill"):
+            continue  # the variant does not distil
+        if (out / done).exists():  # reused by an earlier invocation, or OUT's own
+            mine.update(() if path in reused else (path,))
+            continue
+        why = (f"{upstream} was not reused" if upstream in mine or upstream in skipped else
+               f"{', '.join(differ)} differ{'s' if len(differ) == 1 else ''}" if differ else
+               None if (src / done).exists() else f"not finished in {src}")
+        if why:
+            skipped[path] = why
+            continue
+        _link_tree(src / path, out / path)
+        reused.append(path)
+    models = {model for path, _, model, _, _ in STAGES if model and path in reused}
+    evaluations = []
+    if models and theirs.get("eval") == cfg.get("eval") and (src / "results.json").is_file():
+        results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+        results.setdefault("models", {})
+        for name, entry in (json.loads((src / "results.json").read_text()).get("models") or {}).items():
+            if name in models and name not in results["models"]:
+                path = next(p for p, _, m, _, _ in STAGES if m == name)
+                results["models"][name] = entry | {"path": str(out / path / ("model" if path != "base" else ""))}
+                evaluations.append(name)
+        if evaluations:
+            atomic_write_json(out / "results.json", results)
+    evaluations = list(before.get("evaluations") or []) + evaluations
+    record = {"from": str(src), "stages": reused, "not_reused": skipped, "evaluations": evaluations}
+    atomic_write_json(out / RECORD, record)
+    for path in reused:
+        print(f"[experiment] {path}: reused from {src}", flush=True)
+    for path, why in skipped.items():
+        print(f"[experiment] {path}: not reused from {src} ({why})", flush=True)
+    return record
+
+
+def write_validation(out: Path, lines: list[str]) -> str:
+    """OUT/validation.md: what a ``--validation-only`` run chose, before any test split is read."""
+    text = "\n".join(["# Validation only: no test split was read", "",
+                      "Training and pruning ran, and every choice was made on the validation split; the test splits, "
+                      "exports and bench were not run. The same command without `--validation-only` continues from here.",
+                      *lines]) + "\n"
+    atomic_write_text(out / "validation.md", text)
+    return text
