@@ -1,0 +1,50 @@
+"""--reuse: which of a finished run's stages a variant may take (whisper_edge/reuse.py), on folders made by hand."""
+
+import json
+
+import pytest
+import yaml
+
+from whisper_edge.reuse import LINK_FROM, reuse_stages
+
+CFG = {"model": "m", "data": "d", "build": None, "steps": 10, "dense": {"max_steps": 30}, "start": "dense",
+       "sgl": {"sgl.alpha": 0.1}, "prune": {"distill": True, "teacher_top_k": 16, "recover_lr": 1e-5},
+       "eval": {"split": "test"}}
+
+
+def _run(folder, cfg):
+    for done in ("base/config.json", "dense/summary.json", "sgl/summary.json", "teacher.npz"):
+        (folder / done).parent.mkdir(parents=True, exist_ok=True)
+        (folder / done).write_text(done)
+    (folder / "dense" / "model.bin").write_bytes(b"\0" * LINK_FROM)  # large: hard-linked
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(cfg))
+    (folder / "results.json").write_text(json.dumps({"models": {n: {"wer": 1.0, "path": "x"} for n in ("dense", "sgl")}}))
+    return folder
+
+
+def test_a_pruning_variant_takes_every_upstream_stage_and_links_large_files(tmp_path):
+    src = _run(tmp_path / "src", CFG)
+    out = tmp_path / "out"
+    out.mkdir()
+    rec = reuse_stages(src, out, CFG | {"prune": CFG["prune"] | {"recover_lr": 3e-5}})
+    assert rec["stages"] == ["base", "dense", "sgl", "teacher.npz"] and rec["not_reused"] == {}
+    assert (out / "dense" / "model.bin").stat().st_ino == (src / "dense" / "model.bin").stat().st_ino
+    assert (out / "dense" / "summary.json").stat().st_ino != (src / "dense" / "summary.json").stat().st_ino  # copied
+    models = json.loads((out / "results.json").read_text())["models"]
+    assert models["dense"]["path"] == str(out / "dense" / "model") and set(models) == {"dense", "sgl"}
+
+
+def test_a_stage_downstream_of_a_changed_or_own_stage_is_not_taken(tmp_path):
+    src = _run(tmp_path / "src", CFG)
+    out = tmp_path / "out"
+    out.mkdir()
+    rec = reuse_stages(src, out, CFG | {"dense": {"max_steps": 60}, "eval": {"split": "validation"}})
+    assert rec["stages"] == ["base"] and rec["evaluations"] == []
+    assert rec["not_reused"] == {"dense": "dense differs", "sgl": "dense was not reused", "teacher.npz": "dense was not reused"}
+    (out / "dense").mkdir()
+    (out / "dense" / "summary.json").write_text("its own")  # a later invocation: OUT trained its dense model
+    rec = reuse_stages(src, out, CFG)
+    assert rec["stages"] == ["base"] and rec["not_reused"]["sgl"] == "dense was not reused"
+    assert (out / "dense" / "summary.json").read_text() == "its own"
+    with pytest.raises(ValueError, match="is the --out folder itself"):
+        reuse_stages(out, out, CFG)
