@@ -133,6 +133,9 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     assert [round(two[k], 2) for k in ("diff", "lo", "hi")] == [0.33, -0.05, 0.73] and "runs_lo" not in two  # session 27's
     imp = next(r for r in pool_runs(runs[2:3], ("test+extra_test",), against="imp")["rows"] if r["model"] == "sgl+adaptive")
     assert [round(imp[k], 2) for k in ("diff", "lo", "hi")] == [0.31, -0.21, 0.83]  # structured against IMP, runs/paper19
+    imp2 = next(r for r in pool_runs(runs[2:4], ("test+extra_test",), against="imp")["rows"] if r["model"] == "sgl+adaptive")
+    assert [round(x, 2) for x in imp2["per_run"]] == [0.31, 0.14]  # and runs/paper20 (session 31)
+    assert [round(imp2[k], 2) for k in ("diff", "lo", "hi")] == [0.22, -0.21, 0.65]
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
