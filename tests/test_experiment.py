@@ -402,3 +402,14 @@ def test_calibration_auto_chooses_on_the_noisy_ablation_rows():
     assert load_config({"data": "c", "prune": {"score": "obs", "compare_score": "activation"}})["prune"]["score"] == "obs"
     with pytest.raises(ValueError, match="prune.compare_score must be one of activation, obs, rms"):
         load_config({"data": "c", "prune": {"compare_score": "fisher"}})
+
+
+def test_a_round_without_recovery_steps_shows_no_recovered_wer():
+    from whisper_edge.results import pruning_sections
+
+    rounds = [{"round": 1, "share": 0.25, "val_wer": 7.72, "val_wer_pruned": 7.72, "params": 61_049_845,
+               "encoder_flops": 1.765e10, "kept": "pruned", "recovery": {"steps": 0}}]
+    lines = pruning_sections({"prune": {"rounds": rounds, "chosen_round": 1, "budget_met": False,
+                                        "wer_budget": {"base_wer": 7.12, "budget": 0.5}}})
+    row = next(line for line in lines if line.startswith("| 1 |"))
+    assert "nan" not in row and row.endswith("| 7.72 | 0 | – | pruned |")

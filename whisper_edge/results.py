@@ -337,7 +337,7 @@ def pruning_sections(results: dict) -> list[str]:
             recovered = r.get("val_wer_recovered", r["val_wer"] if r.get("kept", "recovered") == "recovered" else None)
             lines.append(f"| {r['round']} | {100 * r['share']:.1f} % | {r['params']:,} | {r['encoder_flops'] / 1e9:.2f} | "
                          f"{_nan(r.get('val_wer_pruned')):.2f} | {(r.get('recovery') or {}).get('steps', 0)} | "
-                         f"{_nan(recovered):.2f} | {r.get('kept', 'recovered')} |")
+                         f"{_num(recovered, '.2f')} | {r.get('kept', 'recovered')} |")  # – : a round without recovery steps
         lines.append(f"\nChosen: round {pr.get('chosen_round')} ({'within' if pr.get('budget_met') else 'no round within'} the budget).")
         lat = results.get("round_latency") or {}
         if lat.get("rounds"):
