@@ -140,10 +140,13 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
 
     if validation_only:
         from .results import pruning_sections
-        from .reuse import write_validation
 
         res = _pruning_results(out)
-        write_validation(out, pruning_sections(res))
+        atomic_write_text(out / "validation.md", "\n".join([
+            "# Validation only: no test split was read", "",
+            "Training and pruning ran, and every choice was made on the validation split; the test splits, exports and "
+            "bench were not run. The same command without `--validation-only` continues from here.",
+            *pruning_sections(res)]) + "\n")
         timeline.mark(out, timeline.STOP, False)
         return res | {"config": cfg, "seconds": round(time.perf_counter() - t0, 1), "validation_only": True}
     results = evaluate_all(runs, data, cfg["eval"], out, _stage)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from .runtime.fsutil import atomic_write_json, atomic_write_text
+from .runtime.fsutil import atomic_write_json
 
-__all__ = ["STAGES", "check_reuse", "reuse_stages", "write_validation"]
+__all__ = ["STAGES", "check_reuse", "reuse_stages"]
 
 # (path in OUT, what marks it finished, the model it holds in results.json, the stage it was computed from, the
 # config keys its content depends on besides that stage's)
@@ -47,12 +47,13 @@ def _link_tree(src: Path, dst: Path) -> None:
     for f in files:
         target = tmp if src.is_file() else tmp / f.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if f.stat().st_size < LINK_FROM:
-                raise OSError("small: copied")
-            os.link(f, target)
-        except OSError:  # another file system, or small enough to copy
-            shutil.copy2(f, target)
+        if f.stat().st_size >= LINK_FROM:
+            try:
+                os.link(f, target)
+                continue
+            except OSError:  # another file system: copied
+                pass
+        shutil.copy2(f, target)
     os.replace(tmp, dst)
 
 
@@ -76,12 +77,13 @@ def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
     before = json.loads((out / RECORD).read_text()) if (out / RECORD).is_file() else {}  # an earlier invocation's
     reused, skipped, mine = list(before.get("stages") or []), {}, set()  # mine: stages OUT computes (or computed) itself
     for path, done, _, upstream, keys in STAGES:
-        differ = [k for k in keys if _value(theirs, k) != _value(cfg, k)]
         if path == "teacher.npz" and not _value(cfg, "prune.distill"):
             continue  # the variant does not distil
         if (out / done).exists():  # reused by an earlier invocation, or OUT's own
-            mine.update(() if path in reused else (path,))
+            if path not in reused:
+                mine.add(path)
             continue
+        differ = [k for k in keys if _value(theirs, k) != _value(cfg, k)]
         why = (f"{upstream} was not reused" if upstream in mine or upstream in skipped else
                f"{', '.join(differ)} differ{'s' if len(differ) == 1 else ''}" if differ else
                None if (src / done).exists() else f"not finished in {src}")
@@ -111,12 +113,3 @@ def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
         print(f"[experiment] {path}: not reused from {src} ({why})", flush=True)
     return record
 
-
-def write_validation(out: Path, lines: list[str]) -> str:
-    """OUT/validation.md: what a ``--validation-only`` run chose, before any test split is read."""
-    text = "\n".join(["# Validation only: no test split was read", "",
-                      "Training and pruning ran, and every choice was made on the validation split; the test splits, "
-                      "exports and bench were not run. The same command without `--validation-only` continues from here.",
-                      *lines]) + "\n"
-    atomic_write_text(out / "validation.md", text)
-    return text
