@@ -55,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     s.add_argument("--text", type=Path, help="extra Hindi sentences, one a line (digits spelled out; Latin lines dropped)")
     s.add_argument("--exclude-corpus", type=Path, action="append", default=[], metavar="DIR",
-                   help="never speak a sentence of this earlier build (repeatable): with --test-only, an extra test set")
+                   help="never speak a sentence of this earlier build (repeatable): with --test-only or --validation-only, an extra test or validation set")
     s.add_argument("--test-only", action="store_true", help="every sentence held out (test, test_clean, test_noisy, "
                    "test_long; no train or validation): more test clips for a model trained on another corpus")
+    s.add_argument("--validation-only", action="store_true", help="every sentence a validation clip (seen voices, "
+                   "train's augmentation; no train or test): a larger validation set for choosing between recipes")
     s.add_argument("--overwrite", action="store_true", help="replace an existing finished corpus in --out that whisper-edge made (a folder it did not make is never replaced)")
     s.set_defaults(func=_cmd_data_build)
 

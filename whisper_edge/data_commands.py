@@ -9,7 +9,8 @@ def _cmd_data_build(args) -> int:
     from .training.corpus.build import BuildOptions, build_corpus
 
     kw = {"seed": args.seed, "augment": args.augment, "jobs": args.jobs, "text": args.text,
-          "exclude": tuple(args.exclude_corpus), "test_only": args.test_only}
+          "exclude": tuple(args.exclude_corpus), "test_only": args.test_only,
+          "validation_only": args.validation_only}
     if args.engines:
         kw["engines"] = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     if args.utterances:

@@ -137,6 +137,27 @@ def test_a_test_only_build_excludes_an_earlier_corpus(corpus, tmp_path, capsys):
         build_corpus(_opts(tmp_path / "other", test_only=True, exclude=(tmp_path / "missing",)))
 
 
+def test_a_validation_only_build_is_one_validation_split_of_seen_voices(corpus, tmp_path):
+    """`data build --validation-only --exclude-corpus A`: a larger validation set for choosing between recipes, spoken
+    like A's validation split (seen voices only, train's augmentation), never a sentence of A; with --test-only refused."""
+    from whisper_edge.cli import build_parser
+    from whisper_edge.data_commands import _cmd_data_build
+
+    first, _ = corpus
+    out = tmp_path / "extra-val"
+    args = build_parser().parse_args(["data", "build", "--out", str(out), "--utterances", "20", "--engines", "espeak",
+                                      "--jobs", "2", "--validation-only", "--exclude-corpus", str(first)])
+    assert _cmd_data_build(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(json.loads((out / "dataset_dict.json").read_text())["splits"]) == list(summary["splits"]) == ["validation"]
+    extra = load_speech_dataset(out, "validation")
+    spoken = {s for name in ("train", "validation", "test") for s in load_speech_dataset(first, name)["sentence"]}
+    assert len(extra) >= 16 and not set(extra["sentence"]) & spoken
+    assert set(extra["voice_group"]) == {"seen"} and set(extra["augment"]) != {"clean"}
+    with pytest.raises(ValueError, match="choose one"):
+        _opts(tmp_path / "both", test_only=True, validation_only=True)
+
+
 def test_unwritable_output_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -74,6 +74,7 @@ class BuildOptions:
     text: Path | None = None
     exclude: tuple[Path, ...] = ()  # corpora whose sentences this build does not speak
     test_only: bool = False  # every sentence held out: test, test_clean, test_noisy, test_long (an extra test set)
+    validation_only: bool = False  # every sentence a validation clip, seen voices, train's augmentation (an extra validation set)
 
     def __post_init__(self):
         unknown = set(self.engines) - set(VOICES)
@@ -88,6 +89,9 @@ class BuildOptions:
         for flag, share in (("--test-share", self.test_share), ("--validation-share", self.validation_share)):
             if not 0.0 < share < 1.0:
                 raise ValueError(f"{flag} is a share of the sentences within (0, 1) (got {share})")
+        if self.test_only and self.validation_only:
+            raise ValueError("--test-only and --validation-only each make a corpus of one kind: choose one (a test set "
+                             "and a validation set are two builds, each with --exclude-corpus of the other)")
         if self.test_share + self.validation_share > 0.8:
             raise ValueError(f"--test-share {self.test_share} + --validation-share {self.validation_share} leave less "
                              "than a fifth of the sentences for training: lower them, or raise --utterances")
@@ -105,8 +109,8 @@ def _make_plan(opts: BuildOptions, sentences: list[str]) -> list[dict]:
     n_test = max(4, int(n * opts.test_share))
     n_val = max(2, int(n * opts.validation_share))
     split_of = ["test"] * n_test + ["validation"] * n_val + ["train"] * (n - n_test - n_val)
-    if opts.test_only:
-        split_of = ["test"] * n
+    if opts.test_only or opts.validation_only:
+        split_of = ["test" if opts.test_only else "validation"] * n
     share = opts.kokoro_share if len(opts.engines) == 2 else float(opts.engines == ("kokoro",))
     plan = []
     for i, (text, split) in enumerate(zip(sentences, split_of)):
@@ -276,7 +280,7 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
     rows["test_long"] = long_windows(rows["test_clean"], opts.seed)
     dd = DatasetDict({
         name: Dataset.from_list(r).cast_column("audio", Audio(sampling_rate=SAMPLE_RATE, decode=False))
-        for name, r in rows.items() if r  # a --test-only build has no train or validation split
+        for name, r in rows.items() if r  # a --test-only build has no train or validation split, a --validation-only one only validation
     })
     for name in list(rows) + ["dataset_dict.json"]:
         target = out / name
