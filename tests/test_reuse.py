@@ -25,8 +25,9 @@ def _run(folder, cfg):
 def test_a_pruning_variant_takes_every_upstream_stage_and_links_large_files(tmp_path):
     src = _run(tmp_path / "src", CFG)
     out = tmp_path / "out"
-    out.mkdir()
+    (out / ".dense.reuse-999999" / "model").mkdir(parents=True)  # left by an invocation killed while it linked dense
     rec = reuse_stages(src, out, CFG | {"prune": CFG["prune"] | {"recover_lr": 3e-5}})
+    assert not list(out.glob(".*"))  # the leftover is gone, and so is this invocation's temporary folder
     assert rec["stages"] == ["base", "dense", "sgl", "teacher.npz"] and rec["not_reused"] == {}
     assert (out / "dense" / "model.bin").stat().st_ino == (src / "dense" / "model.bin").stat().st_ino
     assert (out / "dense" / "summary.json").stat().st_ino != (src / "dense" / "summary.json").stat().st_ino  # copied

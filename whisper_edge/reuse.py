@@ -40,9 +40,9 @@ def _value(cfg: dict, key: str):
 
 def _link_tree(src: Path, dst: Path) -> None:
     """``src`` (a file or a folder) as ``dst``, built beside it and renamed into place."""
+    for stale in dst.parent.glob(f".{dst.name}.reuse-*"):  # an invocation killed while it linked this stage
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     tmp = dst.with_name(f".{dst.name}.reuse-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
     for f in files:
         target = tmp if src.is_file() else tmp / f.relative_to(src)
