@@ -9,11 +9,12 @@ import yaml
 
 from whisper_edge import timeline
 from whisper_edge.cli import main
+from whisper_edge.evaluation import check_extra_validation
 from whisper_edge.results import bundle_rows
 
 
 def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, capsys):
-    extra = tmp_path / "extra"
+    extra, xval = tmp_path / "extra", tmp_path / "extra-val"
     cfg = {
         "model": str(tiny_model), "data": str(speech_corpus), "steps": 2,
         "dense": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40},
@@ -33,7 +34,9 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     # the extra test set built by the run itself (the config's build section, whisper_edge/corpora.py)
     cfg["build"] = {str(extra): {"utterances": 20, "engines": ["espeak"], "augment": "none", "seed": 1,
                                  "test_only": True, "exclude": [str(speech_corpus)]}}
-    cfg["eval"]["extra_test"] = str(extra)
+    cfg["build"][str(xval)] = {"utterances": 20, "engines": ["espeak"], "augment": "none", "seed": 2,
+                               "validation_only": True, "exclude": [str(speech_corpus), str(extra)]}
+    cfg["eval"] |= {"extra_test": str(extra), "extra_validation": str(xval)}
     path.write_text(yaml.safe_dump(cfg))
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0
     assert ("build corpus " + str(extra)) in [stage for _, stage, _ in timeline.read(out)]
@@ -53,6 +56,13 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     assert "## WER on every split" in md and "test_noisy" in md and "[" in md.split("## WER on every split")[1]
     cond = md.split("### test_noisy by condition")  # where the hard split's errors come from
     assert len(cond) == 2 and any(f"| noise {band} |" in cond[1] for band in ("0–3 dB", "4–6 dB", "7–10 dB"))
+    xv = json.loads((out / "extra_validation.json").read_text())  # eval.extra_validation: after pruning, before the test
+    assert xv["corpus"] == str(xval) and set(xv["models"]) == {"dense", "sgl+adaptive", "imp"}
+    assert all(m["utterances"] == 2 for m in xv["models"].values())  # eval.limit
+    assert re.search(r"\| imp \| 2 \| [\d.]+ \| [+-][\d.]+ \[", md.split("## Extra validation set")[1])
+    for bad, msg in ((speech_corpus, r"speaks \d+ sentence.s. of the training corpus"), (extra, "no readable validation split")):
+        with pytest.raises(ValueError, match=msg):
+            check_extra_validation(speech_corpus, bad)
     assert (out / "pareto.png").stat().st_size > 1000 and (out / "widths.png").stat().st_size > 1000
     assert res["bundles"]["sgl+adaptive int8 vocab-hi"]["vocab"] < res["models"]["dense"]["vocab"]
     enc = res["bundles"].get("sgl+adaptive int8 int8-encoder-k1 vocab-hi")  # int8_encoder: 1 (or its WER refusal)
@@ -67,9 +77,10 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0  # every stage is skipped
     assert (out / "sgl" / "summary.json").stat().st_mtime == mtime
     stages = [(stage, status) for _, stage, status in timeline.read(out)]
-    assert stages[:5] == [("invocation", "started"), ("build corpus " + str(extra), "started"), ("import", "started"),
-                          ("train dense", "started"), ("train sgl", "started")]
-    assert sum(s.startswith("build corpus") for s, _ in stages) == 1  # the second invocation found the corpus built
+    assert stages[:6] == [("invocation", "started"), ("build corpus " + str(extra), "started"),
+                          ("build corpus " + str(xval), "started"), ("import", "started"), ("train dense", "started"),
+                          ("train sgl", "started")]
+    assert sum(s.startswith("build corpus") for s, _ in stages) == 2  # the second invocation found the corpora built
     assert ("train sgl", "skipped") in stages[stages.index(("import", "skipped")):]  # the second invocation
     md = (out / "results.md").read_text()
     assert "## Wall time by stage" in md and "| 2 | bench |" not in md  # the bench ran in the first invocation only
@@ -80,7 +91,8 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     assert main(args + ["--validation-only"]) == 0
     rec = json.loads((variant / "reused.json").read_text())
     assert rec["stages"] == ["base", "dense"] and rec["not_reused"] == {"sgl": "sgl differs"}
-    assert rec["evaluations"] == ["base (zero-shot)", "dense"]
+    assert rec["evaluations"] == ["base (zero-shot)", "dense", f"dense on {xval}"]
+    assert "| sgl+adaptive | 2 |" in (variant / "validation.md").read_text().split("## Extra validation set")[1]
     assert (variant / "dense" / "model" / "config.json").read_bytes() == (out / "dense" / "model" / "config.json").read_bytes()
     assert (variant / "sgl" / "summary.json").stat().st_mtime > mtime and (out / "sgl" / "summary.json").stat().st_mtime == mtime
     assert set(json.loads((variant / "results.json").read_text())["models"]) == {"base (zero-shot)", "dense"}

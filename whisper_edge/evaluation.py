@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .runtime.fsutil import atomic_write_json
 
-__all__ = ["evaluate_all"]
+__all__ = ["evaluate_all", "check_extra_test", "check_extra_validation", "evaluate_extra_validation"]
 
 
 def evaluate_all(runs: dict, data, ev: dict, out: Path, stage) -> dict:
@@ -74,23 +74,64 @@ def pooled_split(model: dict, extra: dict) -> dict:
 def check_extra_test(data, extra) -> None:
     """Refuse an extra test set that is not a corpus with a test split, or that speaks a sentence of ``data`` (the
     training corpus): its reading would not be a held-out test. Before any training, so it fails in seconds."""
+    _check_extra(data, extra, "test", "its reading would not be a held-out test")
+
+
+def check_extra_validation(data, extra) -> None:
+    """Refuse an extra validation set that is not a corpus with a validation split, or that speaks a sentence of
+    ``data`` (train: not held out; test: choosing on it would read the test). Before any training."""
+    _check_extra(data, extra, "validation", "choosing on it would not be choosing on held-out clips")
+
+
+def _check_extra(data, extra, split: str, why: str) -> None:
     from .training.data import DataError, load_speech_dataset
 
-    hint = f"build one with `whisper-edge data build --out EXTRA --test-only --exclude-corpus {data}`"
+    hint = f"build one with `whisper-edge data build --out EXTRA --{split}-only --exclude-corpus {data}`"
     try:
-        test = load_speech_dataset(extra, "test")
+        clips = load_speech_dataset(extra, split)
     except (DataError, OSError, ValueError) as exc:
-        raise ValueError(f"eval.extra_test: {extra} has no readable test split ({exc}); {hint}") from None
+        raise ValueError(f"eval.extra_{split}: {extra} has no readable {split} split ({exc}); {hint}") from None
+    shared = _spoken_in(data, clips["sentence"])
+    if shared:
+        raise ValueError(f"eval.extra_{split}: {extra} speaks {len(shared)} sentence(s) of the training corpus {data} "
+                         f"(e.g. {shared[0]!r}), so {why}; {hint}")
+
+
+def _spoken_in(data, sentences) -> list[str]:
+    """The ``sentences`` that corpus ``data`` speaks in its train, validation or test split."""
+    from .training.data import DataError, load_speech_dataset
+
     seen = set()
     for split in ("train", "validation", "test"):
         try:
             seen |= set(load_speech_dataset(data, split)["sentence"])
         except (DataError, OSError, ValueError):  # a split the training corpus lacks
             pass
-    shared = [s for s in test["sentence"] if s in seen]
-    if shared:
-        raise ValueError(f"eval.extra_test: {extra} speaks {len(shared)} sentence(s) of the training corpus {data} "
-                         f"(e.g. {shared[0]!r}), so its reading would not be a held-out test; {hint}")
+    return [s for s in sentences if s in seen]
+
+
+XVAL_FILE, XVAL_MODELS = "extra_validation.json", ("dense", "sgl+adaptive", "imp")
+
+
+def evaluate_extra_validation(runs: dict, ev: dict, out: Path, stage) -> dict:
+    """The dense model's, the chosen pruned model's and IMP's WER on ``ev["extra_validation"]``'s validation split,
+    each kept in OUT/extra_validation.json as it is measured (a killed run resumes; another folder starts afresh)."""
+    from .training.evaluate import EvalOptions, evaluate
+
+    path, extra = out / XVAL_FILE, str(ev["extra_validation"])
+    rec = json.loads(path.read_text()) if path.is_file() else {}
+    if rec.get("corpus") != extra:
+        rec = {"corpus": extra, "models": {}}
+    for name in XVAL_MODELS:
+        if name not in runs or name in rec["models"]:
+            continue
+        stage(f"extra validation {name}", False, out)
+        rep = evaluate(runs[name], extra, EvalOptions(split="validation", limit=ev.get("limit"),
+                                                           max_new_tokens=int(ev.get("max_new_tokens", 200))))
+        rec["models"][name] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
+                               "per_utterance": _scored(rep)}
+        atomic_write_json(path, rec)
+    return rec
 
 
 def _scored(rep: dict) -> list[list]:
@@ -109,3 +150,22 @@ def _has_split(data, split: str) -> bool:
         return True
     except (ValueError, KeyError, FileNotFoundError):
         return False
+
+
+def extra_validation_lines(rec: dict | None) -> list[str]:
+    """OUT/extra_validation.json as a markdown section: each model's WER, and its difference from the dense model's
+    with a paired bootstrap 95 % interval over the clips both were scored on."""
+    from .runtime.metrics import paired_bootstrap
+
+    models = (rec or {}).get("models") or {}
+    if not models:
+        return []
+    base = {u[0]: u[1:] for u in (models.get("dense") or {}).get("per_utterance") or []}
+    lines = ["", f"## Extra validation set ({rec['corpus']}: no choice of the run was made on it)", "",
+             "| model | clips | WER % | difference from dense, 95 % CI |", "|---|---:|---:|---|"]
+    for name, m in models.items():
+        rows = [u for u in m["per_utterance"] if u[0] in base]
+        ci = paired_bootstrap([base[u[0]] for u in rows], [u[1:] for u in rows]) if rows and name != "dense" else None
+        lines.append(f"| {name} | {m['utterances']} | {m['wer']:.2f} | "
+                     + (f"{ci['diff']:+.2f} [{ci['lo']:+.2f}, {ci['hi']:+.2f}] |" if ci else "|"))
+    return lines

@@ -17,7 +17,7 @@ import yaml
 
 from . import timeline
 from .corpora import pending_builds
-from .evaluation import check_extra_test, evaluate_all
+from .evaluation import XVAL_FILE, check_extra_test, check_extra_validation, evaluate_all, evaluate_extra_validation
 from .experiment_config import DEFAULTS, load_config, recover_overrides, val_limit
 from .runtime.fsutil import atomic_write_json, atomic_write_text, claim_folder
 
@@ -34,6 +34,14 @@ def _stage(name: str, done: bool, out: Path):
         print(f"[experiment] {name}…", flush=True)
     timeline.mark(out, name, done)
     return not done
+
+
+def _check_extras(cfg: dict) -> None:
+    """eval.extra_test and eval.extra_validation: corpora that speak none of the training corpus's sentences."""
+    if cfg["eval"].get("extra_test"):
+        check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
+    if cfg["eval"].get("extra_validation"):
+        check_extra_validation(cfg["data"], cfg["eval"]["extra_validation"])
 
 
 def _imp_target(pruned_model, dense_model) -> float:
@@ -63,8 +71,8 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
 
     cfg = load_config(config, overrides)
     builds = pending_builds(cfg["build"])  # a finished corpus built otherwise is refused here
-    if cfg["eval"].get("extra_test") and not builds:  # refused in seconds, not after the training
-        check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
+    if not builds:  # refused in seconds, not after the training
+        _check_extras(cfg)
     if reuse is not None:
         from .reuse import check_reuse
 
@@ -82,8 +90,7 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
         for opts in builds:
             _stage(f"build corpus {opts.out}", False, out)
             build_corpus(opts)
-        if cfg["eval"].get("extra_test"):
-            check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
+        _check_extras(cfg)
     data, steps = cfg["data"], int(cfg["steps"])
     t0 = time.perf_counter()
 
@@ -138,6 +145,8 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
                                                 "imp.rounds": overrides.get("imp.rounds", int(cfg["imp"].get("rounds", 4)))})
         runs["imp"] = _imp_matched_model(imp, pruned, pr) if pr["schedule"] == "gradual" else imp / "model"
 
+    if cfg["eval"].get("extra_validation"):
+        evaluate_extra_validation(runs, cfg["eval"], out, _stage)
     if validation_only:
         from .results import pruning_sections
 
@@ -353,6 +362,8 @@ def _pruning_results(out: Path) -> dict:
         res["ablation"] = json.loads((out / "ablation.json").read_text())
     if (out / "imp" / "log.csv").is_file():
         res["imp_points"] = _imp_points(out / "imp")
+    if (out / XVAL_FILE).is_file():
+        res["extra_validation"] = json.loads((out / XVAL_FILE).read_text())
     imp_report = out / "imp" / "report.json"
     if imp_report.is_file():
         res["imp_target"] = json.loads(imp_report.read_text()).get("train", {}).get("recipe", {}).get("imp")

@@ -64,7 +64,11 @@ DEFAULTS = {
              # extra_test: a corpus from `data build --test-only --exclude-corpus DATA` (docs/data.md): its test split is
              # evaluated for hard_split_models as split "extra_test", and pooled with the test split as "test+extra_test"
              # (whisper_edge/evaluation.py): more utterances, a narrower interval on a WER difference
-             "extra_test": None},
+             "extra_test": None,
+             # extra_validation: a corpus from `data build --validation-only --exclude-corpus DATA`: the dense, chosen
+             # pruned and IMP models' WER on its validation split, after pruning (validation.md too), to tell recipe
+             # variants apart on more clips than DATA's validation split; no choice of the run is made on it
+             "extra_validation": None},
     "bench": {"limit": 40, "compare": ["pytorch", "optimum", "ctranslate2"], "threads": 2, "repeats": 1, "max_new_tokens": 200},
 }
 
@@ -173,8 +177,9 @@ def load_config(path_or_dict, overrides: dict | None = None) -> dict:
     if hm is not None and not (isinstance(hm, list) and all(isinstance(x, str) for x in hm)):
         raise ValueError(f"{where}: eval.hard_split_models must be a list of model names (dense, sgl, sgl+adaptive, imp) "
                          f"or null, got {hm!r}")
-    xt = cfg["eval"].get("extra_test")
-    if xt is not None and not isinstance(xt, str):
-        raise ValueError(f"{where}: eval.extra_test must be a corpus folder (from `whisper-edge data build --test-only "
-                         f"--exclude-corpus DATA`) or null, got {xt!r}")
+    for kind in ("test", "validation"):
+        xt = cfg["eval"].get(f"extra_{kind}")
+        if xt is not None and not isinstance(xt, str):
+            raise ValueError(f"{where}: eval.extra_{kind} must be a corpus folder (from `whisper-edge data build --{kind}-only "
+                             f"--exclude-corpus DATA`) or null, got {xt!r}")
     return cfg

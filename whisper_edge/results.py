@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from . import timeline
-from .evaluation import POOLED
+from .evaluation import POOLED, extra_validation_lines
 from .runtime.fsutil import atomic_write_text
 
 __all__ = ["format_results", "write_results", "bundle_rows", "targets"]
@@ -369,7 +369,7 @@ def pruning_sections(results: dict) -> list[str]:
             r1 = rounds[0]
             lines.append(f"| compensation + recovery (cross-entropy + distillation): gradual round 1 | {100 * r1['share']:.1f} % | "
                          f"{r1.get('val_wer_recovered', r1['val_wer']):.2f} |" + (" |" if _has_noisy(abl) else ""))
-    return lines
+    return lines + extra_validation_lines(results.get("extra_validation"))
 
 
 def _has_noisy(rows: list[dict]) -> bool:

@@ -3,7 +3,8 @@
 A recipe change in the pruning stage (a recovery learning rate, a schedule) does not need a new dense model: the
 stages upstream of it are the same computation. ``reuse_stages`` links into OUT every finished stage of RUN whose
 settings — all the config keys it depends on, compared with RUN/experiment.yaml — are the variant's too, and the
-evaluations of those models when the variant's ``eval`` settings are RUN's. A stage whose settings differ is not
+evaluations of those models when the variant's ``eval`` settings are RUN's (``eval.extra_validation``'s when it
+names the same corpus). A stage whose settings differ is not
 reused, nor is anything downstream of it: the variant computes it. Nothing in RUN is changed (large files are hard
 links, and a finished stage is never written again; small files are copied)."""
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from .evaluation import XVAL_FILE
 from .runtime.fsutil import atomic_write_json
 
 __all__ = ["STAGES", "check_reuse", "reuse_stages"]
@@ -94,7 +96,9 @@ def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
         reused.append(path)
     models = {model for path, _, model, _, _ in STAGES if model and path in reused}
     evaluations = []
-    if models and theirs.get("eval") == cfg.get("eval") and (src / "results.json").is_file():
+    ev_mine, ev_theirs = dict(cfg.get("eval") or {}), dict(theirs.get("eval") or {})
+    xval_mine, xval_theirs = ev_mine.pop("extra_validation", None), ev_theirs.pop("extra_validation", None)
+    if models and ev_mine == ev_theirs and (src / "results.json").is_file():  # extra_validation aside: its own file
         results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
         results.setdefault("models", {})
         for name, entry in (json.loads((src / "results.json").read_text()).get("models") or {}).items():
@@ -104,6 +108,11 @@ def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
                 evaluations.append(name)
         if evaluations:
             atomic_write_json(out / "results.json", results)
+        xval = json.loads((src / XVAL_FILE).read_text()) if xval_mine and xval_mine == xval_theirs and (src / XVAL_FILE).is_file() else {}
+        taken = {k: v for k, v in (xval.get("models") or {}).items() if k in models}  # eval.extra_validation's
+        if taken and not (out / XVAL_FILE).is_file():
+            atomic_write_json(out / XVAL_FILE, xval | {"models": taken})
+            evaluations.append(f"{', '.join(taken)} on {xval['corpus']}")
     evaluations = list(before.get("evaluations") or []) + evaluations
     record = {"from": str(src), "stages": reused, "not_reused": skipped, "evaluations": evaluations}
     atomic_write_json(out / RECORD, record)
