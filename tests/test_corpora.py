@@ -22,6 +22,14 @@ def test_a_finished_corpus_with_the_same_settings_is_used_and_with_others_refuse
     todo = pending_builds({str(tmp_path / "new"): {"utterances": 20, "engines": ["espeak"]},
                            str(speech_corpus): same})
     assert [o.out for o in todo] == [tmp_path / "new"] and todo[0].engines == ("espeak",)
+    old = tmp_path / "old"  # built before a setting existed (summary.json lacks it): built with its default, used
+    shutil.copytree(speech_corpus, old)
+    summary = json.loads((old / "summary.json").read_text())
+    del summary["settings"]["validation_only"]
+    (old / "summary.json").write_text(json.dumps(summary))
+    assert pending_builds({str(old): same}) == []
+    with pytest.raises(ValueError, match=r"validation_only: built 'the default', config True"):
+        pending_builds({str(old): same | {"validation_only": True, "test_only": False}})
     half = tmp_path / "half"  # a build in progress (no dataset_dict.json yet) is resumed, not refused
     shutil.copytree(speech_corpus, half)
     (half / "dataset_dict.json").unlink()

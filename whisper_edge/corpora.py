@@ -47,7 +47,7 @@ def build_options(folder: str, spec) -> BuildOptions:
 def pending_builds(build: dict | None) -> list:
     """The corpora of ``build`` still to build or finish, in order. A finished one built with other settings is
     refused with what differs."""
-    from .training.corpus.build import build_settings
+    from .training.corpus.build import build_settings, settings_differ
 
     todo = []
     for folder, spec in (build or {}).items():
@@ -58,9 +58,9 @@ def pending_builds(build: dict | None) -> list:
             continue
         have = json.loads(summary.read_text(encoding="utf-8")).get("settings", {})
         want = build_settings(opts)
-        differ = sorted(k for k in want if k != "jobs" and have.get(k) != want[k])
+        differ = settings_differ(have, want)
         if differ:
-            shown = "; ".join(f"{k}: built {have.get(k)!r}, config {want[k]!r}" for k in differ)
+            shown = "; ".join(f"{k}: built {have.get(k, 'the default')!r}, config {want[k]!r}" for k in differ)
             raise ValueError(f"{folder} is a corpus built with other settings than the config's build section asks "
                              f"({shown}): give the build another folder, or move this one away yourself")
     return todo

@@ -38,7 +38,7 @@ from ...runtime.fsutil import atomic_write_bytes, atomic_write_json, atomic_writ
 from .augment import HARD, PRESETS, augment
 from .text import build_sentences, corpus_sentences
 
-__all__ = ["BuildOptions", "build_corpus", "build_settings", "VOICES"]
+__all__ = ["BuildOptions", "build_corpus", "build_settings", "settings_differ", "VOICES"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -175,6 +175,13 @@ def build_settings(opts: BuildOptions) -> dict:
     return settings
 
 
+def settings_differ(have: dict, want: dict) -> list[str]:
+    """The settings (but ``jobs``) whose values differ; one ``have`` lacks — a build from before the setting existed —
+    counts as its default, which is what that build used."""
+    defaults = build_settings(BuildOptions(out=Path(".")))
+    return sorted(k for k in want if k != "jobs" and have.get(k, defaults.get(k)) != want[k])
+
+
 def _check_writable(out: Path, overwrite: bool) -> None:
     """Claim ``out`` for the corpus: new, empty, a build in progress (resumed), or with ``overwrite`` a corpus
     whisper-edge built. Anything else (a user's recordings, say) is refused before a file is touched."""
@@ -203,7 +210,7 @@ def build_corpus(opts: BuildOptions, *, overwrite: bool = False) -> dict:
     plan_path = work / "plan.json"
     settings = build_settings(opts)
     del settings["jobs"]  # the worker count does not change what is built
-    if plan_path.is_file() and json.loads(plan_path.read_text())["settings"] == settings:
+    if plan_path.is_file() and not settings_differ(json.loads(plan_path.read_text())["settings"], settings):
         saved = json.loads(plan_path.read_text())
         plan, text_stats = saved["plan"], saved["text"]
         log.info("resuming the build in %s", out)
