@@ -63,6 +63,9 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     for bad, msg in ((speech_corpus, r"speaks \d+ sentence.s. of the training corpus"), (extra, "no readable validation split")):
         with pytest.raises(ValueError, match=msg):
             check_extra_validation(speech_corpus, bad)
+    check_extra_validation(speech_corpus, xval, extra)  # built with --exclude-corpus of the extra test set: accepted
+    with pytest.raises(ValueError, match=r"speaks \d+ sentence.s. of the extra test set"):
+        check_extra_validation(speech_corpus, xval, xval)
     assert (out / "pareto.png").stat().st_size > 1000 and (out / "widths.png").stat().st_size > 1000
     assert res["bundles"]["sgl+adaptive int8 vocab-hi"]["vocab"] < res["models"]["dense"]["vocab"]
     enc = res["bundles"].get("sgl+adaptive int8 int8-encoder-k1 vocab-hi")  # int8_encoder: 1 (or its WER refusal)

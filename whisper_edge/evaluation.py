@@ -77,13 +77,18 @@ def check_extra_test(data, extra) -> None:
     _check_extra(data, extra, "test", "its reading would not be a held-out test")
 
 
-def check_extra_validation(data, extra) -> None:
+def check_extra_validation(data, extra, extra_test=None) -> None:
     """Refuse an extra validation set that is not a corpus with a validation split, or that speaks a sentence of
-    ``data`` (train: not held out; test: choosing on it would read the test). Before any training."""
-    _check_extra(data, extra, "validation", "choosing on it would not be choosing on held-out clips")
+    ``data`` (train: not held out; test: choosing on it would read the test) or of ``extra_test``. Before any training."""
+    sentences = _check_extra(data, extra, "validation", "choosing on it would not be choosing on held-out clips")
+    shared = _spoken_in(extra_test, sentences) if extra_test else []
+    if shared:
+        raise ValueError(f"eval.extra_validation: {extra} speaks {len(shared)} sentence(s) of the extra test set "
+                         f"{extra_test} (e.g. {shared[0]!r}), so choosing on it would read test sentences; build it "
+                         f"with --exclude-corpus {extra_test}")
 
 
-def _check_extra(data, extra, split: str, why: str) -> None:
+def _check_extra(data, extra, split: str, why: str) -> list[str]:
     from .training.data import DataError, load_speech_dataset
 
     hint = f"build one with `whisper-edge data build --out EXTRA --{split}-only --exclude-corpus {data}`"
@@ -95,6 +100,7 @@ def _check_extra(data, extra, split: str, why: str) -> None:
     if shared:
         raise ValueError(f"eval.extra_{split}: {extra} speaks {len(shared)} sentence(s) of the training corpus {data} "
                          f"(e.g. {shared[0]!r}), so {why}; {hint}")
+    return list(clips["sentence"])
 
 
 def _spoken_in(data, sentences) -> list[str]:

@@ -41,7 +41,7 @@ def _check_extras(cfg: dict) -> None:
     if cfg["eval"].get("extra_test"):
         check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
     if cfg["eval"].get("extra_validation"):
-        check_extra_validation(cfg["data"], cfg["eval"]["extra_validation"])
+        check_extra_validation(cfg["data"], cfg["eval"]["extra_validation"], cfg["eval"].get("extra_test"))
 
 
 def _imp_target(pruned_model, dense_model) -> float:
