@@ -13,7 +13,8 @@ import jiwer
 
 from .normalize import PRESETS, basic_normalize
 
-__all__ = ["NORMALIZERS", "error_rates", "error_rates_by_normalizer", "paired_bootstrap", "utterance_errors"]
+__all__ = ["NORMALIZERS", "error_rates", "error_rates_by_normalizer", "matched_errors", "paired_bootstrap", "paired_by_id",
+           "utterance_errors"]
 
 NORMALIZERS: dict[str, Callable[[str], str]] = {
     "hindi": PRESETS["default"],
@@ -98,6 +99,20 @@ def paired_bootstrap(errors_a: Sequence[tuple[int, int]], errors_b: Sequence[tup
     """
     one = pooled_bootstrap([(errors_a, errors_b)], n=n, seed=seed)  # one run: its own difference and draws
     return {"diff": one["diff"], "lo": one["lo"], "hi": one["hi"], "utterances": one["utterances"][0], "resamples": n}
+
+
+def matched_errors(a: Sequence, b: Sequence) -> tuple[list, list, list]:
+    """Utterances both scored ([id, errors, words] rows) by id, so every bootstrap resamples alike: a's, b's, ids."""
+    eb = {u[0]: (u[1], u[2]) for u in b}
+    common = sorted((u for u in a if u[0] in eb), key=lambda u: str(u[0]))
+    return [tuple(u[1:]) for u in common], [eb[u[0]] for u in common], [u[0] for u in common]
+
+
+def paired_by_id(a: Sequence, b: Sequence) -> dict | None:
+    """``paired_bootstrap`` of WER(b) − WER(a) over the utterances both scored ([id, errors, words] rows, matched by
+    id); None when they share none."""
+    ea, eb, ids = matched_errors(a, b)
+    return paired_bootstrap(ea, eb) if ids else None
 
 
 def pooled_bootstrap(pairs: Sequence[tuple[Sequence, Sequence]], ids: Sequence[Sequence[str]] | None = None, *,

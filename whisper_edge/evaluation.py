@@ -161,17 +161,16 @@ def _has_split(data, split: str) -> bool:
 def extra_validation_lines(rec: dict | None) -> list[str]:
     """OUT/extra_validation.json as a markdown section: each model's WER, and its difference from the dense model's
     with a paired bootstrap 95 % interval over the clips both were scored on."""
-    from .runtime.metrics import paired_bootstrap
+    from .runtime.metrics import paired_by_id
 
     models = (rec or {}).get("models") or {}
     if not models:
         return []
-    base = {u[0]: u[1:] for u in (models.get("dense") or {}).get("per_utterance") or []}
+    base = (models.get("dense") or {}).get("per_utterance") or []
     lines = ["", f"## Extra validation set ({rec['corpus']}: no choice of the run was made on it)", "",
              "| model | clips | WER % | difference from dense, 95 % CI |", "|---|---:|---:|---|"]
     for name, m in models.items():
-        rows = [u for u in m["per_utterance"] if u[0] in base]
-        ci = paired_bootstrap([base[u[0]] for u in rows], [u[1:] for u in rows]) if rows and name != "dense" else None
+        ci = paired_by_id(base, m["per_utterance"]) if name != "dense" else None
         lines.append(f"| {name} | {m['utterances']} | {m['wer']:.2f} | "
                      + (f"{ci['diff']:+.2f} [{ci['lo']:+.2f}, {ci['hi']:+.2f}] |" if ci else "|"))
     return lines

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .results import attention_ffn_removed, matched_errors, split_entry
+from .results import attention_ffn_removed, split_entry
+from .runtime.metrics import matched_errors
 
 MODELS = ("sgl+adaptive", "imp", "sgl")
 SPLITS = ("test", "test_long", "test_noisy", "test+extra_test")  # pooled by default, where the runs have them

@@ -9,6 +9,7 @@ from pathlib import Path
 from . import timeline
 from .evaluation import POOLED, extra_validation_lines
 from .runtime.fsutil import atomic_write_text
+from .runtime.metrics import paired_by_id
 
 __all__ = ["format_results", "write_results", "bundle_rows", "targets"]
 
@@ -168,7 +169,7 @@ def _check_line(row: str) -> str:
 
 def compare_reports(base: dict, new: dict) -> dict:
     """WER(new) − WER(base) with its paired bootstrap 95 % interval over the utterances both scored."""
-    ci = _paired(errors_by_utterance(base), errors_by_utterance(new))
+    ci = paired_by_id(errors_by_utterance(base), errors_by_utterance(new))
     if ci is None:
         raise ValueError("the two reports share no utterance: compare evaluations of the same split and data")
     return ci
@@ -188,24 +189,9 @@ def attention_ffn_removed(dense: dict, model: dict) -> float:
     return 100 * (a_dense - a_model) / a_dense
 
 
-def matched_errors(a: list, b: list) -> tuple[list, list, list]:
-    """Utterances both scored ([id, errors, words] rows) by id, so every bootstrap resamples alike: a's, b's, ids."""
-    eb = {u[0]: (u[1], u[2]) for u in b}
-    common = sorted((u for u in a if u[0] in eb), key=lambda u: str(u[0]))
-    return [tuple(u[1:]) for u in common], [eb[u[0]] for u in common], [u[0] for u in common]
-
-
-def _paired(a: list, b: list) -> dict | None:
-    """Paired bootstrap of WER(b) − WER(a) over the utterances both were scored on."""
-    from .runtime.metrics import paired_bootstrap
-
-    ea, eb, ids = matched_errors(a, b)
-    return paired_bootstrap(ea, eb) if ids else None
-
-
 def _diff_text(a: dict, b: dict) -> str:
     """The text " (difference +d, 95 % CI [lo, hi])" of b against a (split entries with per-utterance errors), or ""."""
-    ci = _paired(a.get("per_utterance") or [], b.get("per_utterance") or [])
+    ci = paired_by_id(a.get("per_utterance") or [], b.get("per_utterance") or [])
     return f" (difference {ci['diff']:+.2f}, 95 % CI [{ci['lo']:+.2f}, {ci['hi']:+.2f}])" if ci else ""
 
 
@@ -227,7 +213,7 @@ def wer_differences(results: dict) -> list[str]:
             return "–"
         text = f"{entry['wer']:.2f}"
         if m is not dense and d and entry.get("per_utterance") and d.get("per_utterance"):
-            ci = _paired(d["per_utterance"], entry["per_utterance"])
+            ci = paired_by_id(d["per_utterance"], entry["per_utterance"])
             if ci:
                 text += f" ({ci['diff']:+.2f} [{ci['lo']:+.2f}, {ci['hi']:+.2f}])"
         return text
