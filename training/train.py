@@ -6,7 +6,8 @@ machines. Output folder layout::
     OUT/model/            the selected checkpoint (best validation WER, or last), save_pretrained folder
     OUT/last/             the final weights
     OUT/snapshots/step-N/     the model at step N, with ``snapshot_every`` (IMP's rounds: one model per round)
-    OUT/checkpoints/step-N/   full training state (model, optimizer, scheduler, RNG), written atomically
+    OUT/checkpoints/step-N/   full training state (model, optimizer, scheduler, RNG), written atomically; the newest
+                              ``keep_checkpoints`` while it runs, the newest alone once it has finished
     OUT/log.csv           one row per optimizer step (loss, penalty, lr, sparsity, timings, validation WER)
     OUT/recipe.yaml       the recipe as run
     OUT/summary.json      what was run and measured
@@ -286,6 +287,9 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             "selected": recipe.select, "stopped_early": bool(reached and step < recipe.max_steps), "final_sparsity": sparsity_report(raw), "architecture": architecture_of(raw).to_dict(),
         }
         atomic_write_json(out / "summary.json", summary)
+        # a finished run needs only its newest state (to continue with more steps): about 0.85 GB a Whisper-base
+        # checkpoint, so an experiment's six training stages keep 5 GB less
+        _drop_old_checkpoints(ckpt_root, 1)
     if tb:
         accelerator.end_training()
     return summary
@@ -344,10 +348,14 @@ def _save_state(accelerator, ckpt_root: Path, state: dict, keep: int) -> None:
         atomic_write_json(tmp / "train_state.json", state)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        olds = sorted((int(p.name.split("-")[1]), p) for p in ckpt_root.glob("step-*") if p.name.split("-")[1].isdigit())
-        for _, p in olds[:-keep]:
-            shutil.rmtree(p, ignore_errors=True)
+        _drop_old_checkpoints(ckpt_root, keep)
     accelerator.wait_for_everyone()
+
+
+def _drop_old_checkpoints(ckpt_root: Path, keep: int) -> None:
+    olds = sorted((int(p.name.split("-")[1]), p) for p in ckpt_root.glob("step-*") if p.name.split("-")[1].isdigit())
+    for _, p in olds[:-keep]:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def _has_tensorboard() -> bool:

@@ -34,6 +34,7 @@ def test_resume_after_interruption_continues_at_the_right_step(tiny_model, speec
         f.write("3,0,9.9,,0.1,1.0,0,,,,,\n")
     summary = train(tiny_model, speech_corpus, recipe, run)
     assert summary["steps"] == 4
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-4"]  # finished: the newest state alone
     assert [int(r["step"]) for r in _rows(run)] == [1, 2, 3, 4]
     # the same run interrupted or not ends at the same weights
     straight = tmp_path / "straight"
