@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from whisper_edge.reuse import LINK_FROM, reuse_stages
+from whisper_edge.reuse import LINK_FROM, reuse_stages, reused_reference
 
 CFG = {"model": "m", "data": "d", "build": None, "steps": 10, "dense": {"max_steps": 30}, "start": "dense",
        "sgl": {"sgl.alpha": 0.1}, "prune": {"distill": True, "teacher_top_k": 16, "recover_lr": 1e-5},
@@ -49,3 +49,18 @@ def test_a_stage_downstream_of_a_changed_or_own_stage_is_not_taken(tmp_path):
     assert (out / "dense" / "summary.json").read_text() == "its own"
     with pytest.raises(ValueError, match="is the --out folder itself"):
         reuse_stages(out, out, CFG)
+
+
+def test_a_variant_takes_the_runs_dense_validation_wer_only_on_its_dense_model_and_clips(tmp_path):
+    src = _run(tmp_path / "src", CFG)
+    (src / "sgl-pruned").mkdir()
+    (src / "sgl-pruned" / "reference.json").write_text(json.dumps({"val_wer": 7.12, "clips": 144, "source": "measured"}))
+    out = tmp_path / "out"
+    assert reused_reference(out, CFG) is None  # nothing reused yet
+    reuse_stages(src, out, CFG | {"prune": CFG["prune"] | {"recover_lr": 3e-5}})
+    wer, source = reused_reference(out, CFG)
+    assert wer == 7.12 and str(src) in source
+    assert reused_reference(out, CFG | {"prune": CFG["prune"] | {"eval_limit": 32}}) is None  # other clips
+    other = tmp_path / "other"
+    reuse_stages(src, other, CFG | {"dense": {"max_steps": 60}})  # its own dense model
+    assert reused_reference(other, CFG | {"dense": {"max_steps": 60}}) is None

@@ -96,7 +96,8 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
                   opts: AdaptiveOptions = AdaptiveOptions(), teacher: str | None = None, wer_budget: float = 0.5,
                   eval_limit: int | None = None, recipe_overrides: dict | None = None, mask_from=None,
                   stop_above: float = 4.0, language: str = "hi", eval_every: int = 0, stop_early: bool = True,
-                  keep_tolerance: float | None = None, reference_wer: float | None = None) -> dict:
+                  keep_tolerance: float | None = None, reference_wer: float | None = None,
+                  reference_source: str | None = None) -> dict:
     """Rounds of prune → compensate → recover (with distillation from ``teacher``, a cache file); see the module doc.
     ``stop_above``: no further round once a round's validation WER exceeds the dense model's by this much.
     ``eval_every`` > 0: a recovery is validated every that many steps (the same clips), keeps its best weights and
@@ -106,7 +107,8 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
     recovered weights unless they validate more than ``keep_tolerance`` above the removal's (``keep_recovered``; None,
     the default since session 18: always).
     ``reference_wer``: the dense model's validation WER on the same clips where it was measured already (the ablation's
-    first row); otherwise it is measured here."""
+    first row, or the run a ``--reuse`` variant took its dense model from: ``reference_source`` says which); otherwise
+    it is measured here."""
     from ..runtime.fsutil import atomic_write_json, claim_folder
     from .architecture import load_checkpoint, save_checkpoint
     from .counts import attention_ffn_params, model_counts
@@ -130,7 +132,7 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
         measured = reference_wer is None
         reference = _val_wer(dense, processor, val, limit, language) if measured else float(reference_wer)
         atomic_write_json(ref_path, {"model": str(model_dir), "val_wer": reference, "clips": limit,
-                                     "source": "measured" if measured else "given (the ablation's dense row)"})
+                                     "source": "measured" if measured else reference_source or "given (the ablation's dense row)"})
     log.info("dense model: validation WER %.2f on %d clips", reference, limit)
     rounds, previous = [], Path(model_dir)
     for r, target in enumerate(targets, 1):

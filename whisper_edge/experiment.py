@@ -220,6 +220,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     """The ablation at round 1's share (which also picks round 1's mask), then the gradual rounds."""
     from dataclasses import replace
 
+    from .reuse import reused_reference
     from .training.gradual import AUGMENTED, DENSE_ROW, ablate, choose_calibration, per_round_steps, prune_gradual
     from .training.pruning import AdaptiveOptions
 
@@ -249,12 +250,15 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
             mask = abl["mask_from"]
         if calib == "auto":
             opts = replace(opts, calib_augment=choose_calibration(abl["rows"], mask, float(pr["calib_tolerance"])))
+    source = None
+    if reference is None and (got := reused_reference(out, cfg)) is not None:  # --reuse: RUN measured it
+        reference, source = got
     _stage(f"prune gradual (round 1's groups chosen by the {mask} model{AUGMENTED if opts.calib_augment else ''})", False, out)
     rep = prune_gradual(runs["dense"], pruned, data=data, targets=tuple(pr["targets"]), steps=pr["round_steps"],
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
                         eval_every=int(pr["round_eval_every"] or 0), stop_early=bool(pr["round_stop_early"]),
-                        keep_tolerance=pr["keep_tolerance"], reference_wer=reference)
+                        keep_tolerance=pr["keep_tolerance"], reference_wer=reference, reference_source=source)
     rep["mask_from"] = mask
     atomic_write_json(pruned / "report.json", rep)
 

@@ -20,7 +20,7 @@ import yaml
 from .evaluation import XVAL_FILE
 from .runtime.fsutil import atomic_write_json
 
-__all__ = ["STAGES", "check_reuse", "reuse_stages"]
+__all__ = ["STAGES", "check_reuse", "reuse_stages", "reused_reference"]
 
 # (path in OUT, what marks it finished, the model it holds in results.json, the stage it was computed from, the
 # config keys its content depends on besides that stage's)
@@ -122,3 +122,20 @@ def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
         print(f"[experiment] {path}: not reused from {src} ({why})", flush=True)
     return record
 
+
+
+def reused_reference(out: Path, cfg: dict) -> tuple[float, str] | None:
+    """The dense model's validation WER that RUN's gradual pruning measured (RUN/sgl-pruned/reference.json), when OUT
+    took RUN's dense model (so the same corpus) and validates on as many clips (``prune.eval_limit``):
+    (WER, where it comes from); None otherwise. Spares a variant one validation of the dense model."""
+    rec = json.loads((Path(out) / RECORD).read_text()) if (Path(out) / RECORD).is_file() else {}
+    if "dense" not in (rec.get("stages") or []):
+        return None
+    src = Path(rec["from"])
+    ref = src / "sgl-pruned" / "reference.json"
+    if not ref.is_file() or not (src / "experiment.yaml").is_file():
+        return None
+    theirs = yaml.safe_load((src / "experiment.yaml").read_text(encoding="utf-8")) or {}
+    if _value(theirs, "prune.eval_limit") != _value(cfg, "prune.eval_limit"):
+        return None
+    return float(json.loads(ref.read_text())["val_wer"]), f"given ({src}'s, on the same dense model and clips)"
