@@ -52,15 +52,14 @@ LOG_FIELDS = ["step", "epoch", "loss", "penalty", "lr", "step_seconds", "sgl_sec
 
 # ---------------------------------------------------------------------------------------------- loop
 
+def _checkpoints(ckpt_root: Path) -> list[tuple[int, Path]]:
+    """OUT/checkpoints/step-N folders as (N, path), oldest first."""
+    return sorted((int(p.name[5:]), p) for p in ckpt_root.glob("step-*") if p.name[5:].isdigit())
+
+
 def _latest_checkpoint(ckpt_root: Path) -> Path | None:
-    found = []
-    for p in ckpt_root.glob("step-*"):
-        if (p / "train_state.json").is_file():
-            try:
-                found.append((int(p.name.split("-", 1)[1]), p))
-            except ValueError:
-                pass
-    return max(found)[1] if found else None
+    found = [p for _, p in _checkpoints(ckpt_root) if (p / "train_state.json").is_file()]
+    return found[-1] if found else None
 
 
 def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Path, *,
@@ -353,8 +352,7 @@ def _save_state(accelerator, ckpt_root: Path, state: dict, keep: int) -> None:
 
 
 def _drop_old_checkpoints(ckpt_root: Path, keep: int) -> None:
-    olds = sorted((int(p.name.split("-")[1]), p) for p in ckpt_root.glob("step-*") if p.name.split("-")[1].isdigit())
-    for _, p in olds[:-keep]:
+    for _, p in _checkpoints(ckpt_root)[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
 
 
