@@ -152,3 +152,29 @@ def test_across_runs_is_students_t_over_the_per_run_differences():
         lo, hi = across_runs(xs)
         assert lo == pytest.approx(statistics.fmean(xs) - half, abs=1e-3) and hi == pytest.approx(statistics.fmean(xs) + half, abs=1e-3)
     assert across_runs([0.5, 0.5, 0.5]) == pytest.approx((0.5, 0.5))  # no spread, no width
+
+
+def test_compare_says_when_the_runs_recipes_differ_or_share_a_dense_model(tmp_path):
+    """Pooling is for repetitions of one recipe on independent dense models: anything else is said above the runs."""
+    from whisper_edge.pooled import pool_runs, pooled_table
+
+    rng = __import__("random").Random(5)
+    runs = [_run(tmp_path, f"r{i}", [rng.randrange(3) for _ in range(60)], [rng.randrange(3) for _ in range(60)],
+                 [0] * 60) for i in range(3)]
+    same = json.loads((runs[1] / "results.json").read_text())  # run 3: run 2's dense model (--reuse), another recovery
+    third = json.loads((runs[2] / "results.json").read_text())
+    third["models"]["dense"] = same["models"]["dense"]
+    for i, (run, alpha) in enumerate(zip(runs, (0.5, 0.5, 0.25))):
+        res = third if i == 2 else json.loads((run / "results.json").read_text())
+        res["config"] = {"data": f"corpus{i}", "eval": {"extra_test": f"x{i}"}, "steps": 100,
+                         "prune": {"distill_alpha": alpha, "export_rounds": i == 0, "targets": [0.25, 0.35]}}
+        (run / "results.json").write_text(json.dumps(res))
+    got = pool_runs(runs)
+    # where the data and reports went, and what was exported, are not the recipe
+    assert got["recipe_differences"] == {"prune.distill_alpha": [0.5, 0.5, 0.25]}
+    assert got["shared_dense"] == [[1, 2]]
+    table = pooled_table(got)
+    assert "`prune.distill_alpha` 0.5 (runs 1, 2), 0.25 (run 3)" in table and "Runs 2, 3 have one dense model" in table
+    alone = pool_runs(runs[:2])  # one recipe, two dense models: nothing to say
+    assert alone["recipe_differences"] == {} and alone["shared_dense"] == []
+    assert "settings differ" not in pooled_table(alone) and "one dense model" not in pooled_table(alone)

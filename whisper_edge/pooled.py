@@ -108,7 +108,54 @@ def pool_runs(runs: list[str | Path], splits: tuple[str, ...] = SPLITS,
                 runs_ci = across_runs(ci["per_run"])
                 rows.append({"model": name, "split": split, "runs": used, "removed": removed} | ci | (
                     {"runs_lo": runs_ci[0], "runs_hi": runs_ci[1]} if runs_ci else {}))
-    return {"runs": [r for r, _ in loaded], "against": against, "rows": rows}
+    return {"runs": [r for r, _ in loaded], "against": against, "rows": rows,
+            "recipe_differences": recipe_differences([res for _, res in loaded]),
+            "shared_dense": shared_dense([res for _, res in loaded])}
+
+
+# settings that shape none of the pooled models: where data and reports go, what is evaluated, exported or benched
+_NOT_THE_RECIPE = ("build", "data", "eval", "bench", "export", "export_fallback", "export_max_wer_increase",
+                   "export_wer_clips", "vocab", "int8_encoder", "prune.export_rounds", "prune.compare_score")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out |= _flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v}
+    return out
+
+
+def recipe_differences(results: list[dict]) -> dict[str, list]:
+    """The experiment settings (results.json's ``config``, flattened to ``section.field``) on which the runs disagree,
+    each with every run's value (None where a run has no record of it): runs of different recipes pooled as one. Only
+    the settings that shape the models count (not where the data, reports and bundles go, nor what is evaluated)."""
+    flats = [_flat(r.get("config") or {}) for r in results]
+    if len(results) < 2 or not all(flats):
+        return {}
+    keys = sorted(set().union(*flats))
+    keep = [k for k in keys if not any(k == x or k.startswith(x + ".") for x in _NOT_THE_RECIPE)]
+    return {k: [f.get(k) for f in flats] for k in keep if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
+
+
+def shared_dense(results: list[dict], min_utterances: int = 50) -> list[list[int]]:
+    """Groups (0-based run indices) of runs whose dense models scored the same errors on every utterance of every split
+    they share (at least ``min_utterances`` of them): one dense model (``--reuse``), so those runs repeat only what
+    follows it and are not independent repetitions of the recipe."""
+    def errors(res):
+        dense = res["models"]["dense"]
+        return {split: {u[0]: u[1] for u in rows} for split in SPLITS if (rows := _rows(dense, split))}
+
+    scored, groups = [errors(r) for r in results], []
+    for i in range(len(results)):
+        for j in range(i + 1, len(results)):
+            common = [(s, u) for s in scored[i].keys() & scored[j].keys() for u in scored[i][s].keys() & scored[j][s].keys()]
+            if len(common) >= min_utterances and all(scored[i][s][u] == scored[j][s][u] for s, u in common):
+                group = next((g for g in groups if i in g), None)
+                if group is None:
+                    groups.append([i, j])
+                elif j not in group:
+                    group.append(j)
+    return groups
 
 
 def pooled_table(pooled: dict) -> str:
@@ -125,7 +172,25 @@ def pooled_table(pooled: dict) -> str:
                      f"{r['diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] | "
                      + (f"[{r['runs_lo']:+.2f}, {r['runs_hi']:+.2f}] |" if "runs_lo" in r else "– |"))
     runs = "; ".join(f"{i + 1}. {r}" for i, r in enumerate(pooled["runs"]))
-    return "\n".join(lines + ["", f"Runs (per-run columns in this order): {runs}. Each difference is from the run's "
+    return "\n".join(lines + ["", *_warnings(pooled), f"Runs (per-run columns in this order): {runs}. Each difference is from the run's "
                               f"own {pooled.get('against', 'dense')} model; the mean weighs every run the same; paired bootstrap over utterances "
                               "(2,000 resamples; the same utterances for every run where they share the split). Across runs: "
                               "Student's t over the per-run differences, the run-to-run spread as the only noise."])
+
+
+def _warnings(pooled: dict) -> list[str]:
+    """Lines above the runs' list when the pooled runs are not repetitions of one recipe on independent dense models."""
+    out = []
+    if diffs := pooled.get("recipe_differences"):
+        def values(vals):
+            by = {}
+            for i, v in enumerate(vals):
+                by.setdefault(json.dumps(v, sort_keys=True), []).append(str(i + 1))
+            return ", ".join(f"{v} (run{'s' if len(r) > 1 else ''} {', '.join(r)})" for v, r in by.items())
+        out += ["**The runs' settings differ** (the mean may mix recipes): "
+                + "; ".join(f"`{k}` {values(v)}" for k, v in diffs.items()) + ".", ""]
+    for group in pooled.get("shared_dense") or []:
+        out += [f"**Runs {', '.join(str(i + 1) for i in group)} have one dense model** (the same errors on every "
+                "utterance): they repeat only what follows it, so they are not independent repetitions and the "
+                "across-runs interval counts them as if they were.", ""]
+    return out
