@@ -176,8 +176,8 @@ def test_recover_set_reaches_every_recovery_and_imp_and_a_bad_field_fails_at_loa
     from whisper_edge.experiment_config import load_config, recover_overrides
 
     cfg = load_config({"data": "c", "prune": {"recover_lr": 1e-5, "recover_set": {"augment.p_concat": 0.6}}})
-    assert recover_overrides(cfg["prune"]) == {"learning_rate": 1e-5, "augment.p_concat": 0.6}
-    assert recover_overrides(load_config({"data": "c"})["prune"]) == {}
+    assert recover_overrides(cfg) == {"seed": 0, "learning_rate": 1e-5, "augment.p_concat": 0.6}
+    assert recover_overrides(load_config({"data": "c"})) == {"seed": 0}
     with pytest.raises(ValueError, match="recover_set.*augment.p_conct"):
         load_config({"data": "c", "prune": {"recover_set": {"augment.p_conct": 0.6}}})
     with pytest.raises(ValueError, match="recover_set must be a mapping"):
@@ -428,3 +428,18 @@ def test_a_round_without_recovery_steps_shows_no_recovered_wer():
                                         "wer_budget": {"base_wer": 7.12, "budget": 0.5}}})
     row = next(line for line in lines if line.startswith("| 1 |"))
     assert "nan" not in row and row.endswith("| 7.72 | 0 | – | pruned |")
+
+
+def test_the_experiments_seed_reaches_every_training_stage_unless_a_section_sets_its_own():
+    from whisper_edge.experiment_config import load_config, recover_overrides, seeded
+
+    cfg = load_config({"data": "c", "seed": 3, "dense": {"seed": 7}})
+    assert seeded(cfg, {"max_steps": 5} | cfg["dense"])["seed"] == 7  # the section's own seed wins
+    assert seeded(cfg, cfg["sgl"])["seed"] == 3
+    assert recover_overrides(cfg)["seed"] == 3  # every recovery and IMP's training
+    own = load_config({"data": "c", "seed": 3, "prune": {"recover_set": {"seed": 9}}})
+    assert recover_overrides(own)["seed"] == 9
+    assert load_config({"data": "c"}, {"seed": 2})["seed"] == 2  # --set seed=2
+    for bad in (-1, 1.5, "one", True):
+        with pytest.raises(ValueError, match="seed must be an integer"):
+            load_config({"data": "c", "seed": bad})

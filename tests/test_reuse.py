@@ -64,3 +64,11 @@ def test_a_variant_takes_the_runs_dense_validation_wer_only_on_its_dense_model_a
     other = tmp_path / "other"
     reuse_stages(src, other, CFG | {"dense": {"max_steps": 60}})  # its own dense model
     assert reused_reference(other, CFG | {"dense": {"max_steps": 60}}) is None
+
+
+def test_another_seed_trains_its_own_dense_and_sgl_models_and_no_seed_means_the_default(tmp_path):
+    src = _run(tmp_path / "src", CFG)  # written before `seed` existed: trained with seed 0
+    rec = reuse_stages(src, tmp_path / "same", CFG | {"seed": 0})
+    assert rec["stages"] == ["base", "dense", "sgl", "teacher.npz"]
+    rec = reuse_stages(src, tmp_path / "other", CFG | {"seed": 1})
+    assert rec["stages"] == ["base"] and rec["not_reused"]["dense"] == "seed differs"

@@ -18,7 +18,7 @@ import yaml
 from . import timeline
 from .corpora import pending_builds
 from .evaluation import XVAL_FILE, check_extra_test, check_extra_validation, evaluate_all, evaluate_extra_validation
-from .experiment_config import DEFAULTS, load_config, recover_overrides, val_limit
+from .experiment_config import DEFAULTS, load_config, recover_overrides, seeded, val_limit
 from .runtime.fsutil import atomic_write_json, atomic_write_text, claim_folder
 
 __all__ = ["run_experiment", "load_config", "DEFAULTS"]
@@ -99,11 +99,11 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
         import_model(cfg["model"], base)
     runs = {"base (zero-shot)": base}
     if _stage("train dense", (out / "dense" / "summary.json").is_file(), out):
-        train(base, data, load_recipe("dense", {"max_steps": steps} | cfg["dense"]), out / "dense")
+        train(base, data, load_recipe("dense", seeded(cfg, {"max_steps": steps} | cfg["dense"])), out / "dense")
     runs["dense"] = out / "dense" / "model"
     start = runs["dense"] if cfg["start"] == "dense" else base
     if _stage("train sgl", (out / "sgl" / "summary.json").is_file(), out):
-        train(start, data, load_recipe("sgl", {"max_steps": steps} | cfg["sgl"]), out / "sgl")
+        train(start, data, load_recipe("sgl", seeded(cfg, {"max_steps": steps} | cfg["sgl"])), out / "sgl")
     runs["sgl"] = out / "sgl" / "model"
     pr = cfg["prune"]
     pruned = out / "sgl-pruned"
@@ -122,7 +122,7 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
         prune(runs["sgl"], pruned, method="adaptive", opts=popts, wer_budget=pr.get("wer_budget"), data=data,
               recover_steps=int(pr.get("recover_steps") or 0), eval_limit=val_limit(pr),
               strengths=tuple(pr.get("strengths") or DEFAULTS["prune"]["strengths"]),
-              recipe_overrides=recover_overrides(pr) or None)
+              recipe_overrides=recover_overrides(cfg))
     runs["sgl+adaptive"] = pruned / "model"
     if cfg["imp"] is not None:
         imp = out / "imp"
@@ -135,11 +135,11 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
                     "max_steps": m["ends"][-1], "imp.rounds": len(m["shares"]), "imp.sparsities": m["shares"],
                     "imp.round_steps": m["round_steps"], "eval_every": 0, "eval_at": m["ends"], "snapshot_at": m["ends"],
                     "eval_limit": val_limit(pr), "warmup_steps": 5, "save_every": min(m["round_steps"]),
-                    "select": "last"} | recover_overrides(pr) | (
+                    "select": "last"} | recover_overrides(cfg) | (
                     {"distill.teacher": str(teacher), "distill.alpha": float(pr["distill_alpha"])} if teacher else {})
             else:
-                target, overrides = _imp_target(runs["sgl+adaptive"], runs["dense"]), {"max_steps": steps} | dict(
-                    pr.get("recover_set") or {})
+                target, overrides = _imp_target(runs["sgl+adaptive"], runs["dense"]), seeded(cfg, {"max_steps": steps} | dict(
+                    pr.get("recover_set") or {}))
             prune(start, imp, method="imp", data=data, eval_limit=0,
                   recipe_overrides=overrides | {"imp.target_sparsity": round(target, 4),
                                                 "imp.rounds": overrides.get("imp.rounds", int(cfg["imp"].get("rounds", 4)))})
@@ -232,7 +232,7 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
     calib = pr["calib_augment"]
     opts = AdaptiveOptions(compensate=bool(pr["compensate"]), ridge=float(pr["ridge"]), calib_batches=int(pr["calib_batches"]),
                            calib_augment=calib is True, score=pr["score"])
-    overrides = recover_overrides(pr) | ({"distill.alpha": float(pr["distill_alpha"])} if teacher else {})
+    overrides = recover_overrides(cfg) | ({"distill.alpha": float(pr["distill_alpha"])} if teacher else {})
     mask = pr["mask_from"]  # auto | sgl | dense (load_config checks)
     sgl = runs.get("sgl") if (runs.get("sgl") and Path(runs["sgl"], "config.json").is_file()) else None
     reference = None  # the rounds' reference: the dense model's validation WER, where the ablation measured it

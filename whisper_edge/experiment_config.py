@@ -18,6 +18,10 @@ DEFAULTS = {
     # with `data build`'s settings; a finished one built otherwise is refused (whisper_edge/corpora.py). null: none
     "build": None,
     "steps": 200,  # SGL and IMP fine-tuning steps (matched); dense uses it too unless dense.max_steps says otherwise
+    # seed: every training stage's recipe seed (the order of the training clips, the augmentation's draws): dense, SGL, IMP
+    # and every recovery, unless a section sets its own (dense.seed, prune.recover_set's seed). A replication of a
+    # recipe needs another seed: with the same one on the same CPU the runs differ only by rounding (docs/results.md)
+    "seed": 0,
     "start": "dense",  # where SGL and IMP start: dense (the fine-tuned model) | base (the imported model, as the paper)
     "dense": {},
     "sgl": {"sgl.lambda_enc": 1.5, "sgl.lambda_dec": 1.5},
@@ -73,10 +77,17 @@ DEFAULTS = {
 }
 
 
-def recover_overrides(pr: dict) -> dict:
-    """The recipe fields every recovery and IMP's training get: ``recover_lr`` as the learning rate, then
-    ``recover_set``."""
-    return ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {}) | dict(pr.get("recover_set") or {})
+def seeded(cfg: dict, fields: dict) -> dict:
+    """A training stage's recipe fields with the experiment's ``seed`` under them (the stage's own seed wins)."""
+    return {"seed": int(cfg.get("seed") or 0)} | fields
+
+
+def recover_overrides(cfg: dict) -> dict:
+    """The recipe fields every recovery and IMP's training get: the experiment's ``seed``, ``prune.recover_lr`` as the
+    learning rate, then ``prune.recover_set``."""
+    pr = cfg["prune"]
+    return seeded(cfg, ({"learning_rate": float(pr["recover_lr"])} if pr.get("recover_lr") else {})
+                  | dict(pr.get("recover_set") or {}))
 
 
 def val_limit(pr: dict) -> int:
@@ -138,6 +149,8 @@ def load_config(path_or_dict, overrides: dict | None = None) -> dict:
                 raise ValueError(f"{where}: {exc}") from None
     if not cfg["data"]:
         raise ValueError(f"{where}: 'data' (a corpus folder from 'whisper-edge data build') is required")
+    if not (isinstance(cfg["seed"], int) and not isinstance(cfg["seed"], bool) and cfg["seed"] >= 0):
+        raise ValueError(f"{where}: seed must be an integer ≥ 0 (every training stage's recipe seed), got {cfg['seed']!r}")
     if cfg["start"] not in ("dense", "base"):
         raise ValueError(f"{where}: 'start' must be dense or base, got {cfg['start']!r}")
     pr = cfg["prune"]

@@ -26,8 +26,8 @@ __all__ = ["STAGES", "check_reuse", "reuse_stages", "reused_reference"]
 # config keys its content depends on besides that stage's)
 STAGES = (
     ("base", "base/config.json", "base (zero-shot)", None, ("model",)),
-    ("dense", "dense/summary.json", "dense", "base", ("data", "build", "steps", "dense")),
-    ("sgl", "sgl/summary.json", "sgl", "dense", ("start", "sgl")),
+    ("dense", "dense/summary.json", "dense", "base", ("data", "build", "steps", "seed", "dense")),
+    ("sgl", "sgl/summary.json", "sgl", "dense", ("start", "seed", "sgl")),
     ("teacher.npz", "teacher.npz", None, "dense", ("prune.distill", "prune.teacher_top_k")),
 )
 LINK_FROM = 1 << 20  # files this large are hard-linked, smaller ones copied
@@ -37,6 +37,10 @@ RECORD = "reused.json"  # OUT/: what was reused from where
 def _value(cfg: dict, key: str):
     for part in key.split("."):
         cfg = cfg.get(part) if isinstance(cfg, dict) else None
+    if cfg is None and key == "seed":  # a run from before the setting existed trained with the default
+        from .experiment_config import DEFAULTS
+
+        return DEFAULTS["seed"]
     return cfg
 
 
