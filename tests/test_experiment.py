@@ -87,6 +87,10 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     assert ("train sgl", "skipped") in stages[stages.index(("import", "skipped")):]  # the second invocation
     md = (out / "results.md").read_text()
     assert "## Wall time by stage" in md and "| 2 | bench |" not in md  # the bench ran in the first invocation only
+    capsys.readouterr()  # continuing with a seed its finished dense model was not trained with is refused, nothing written
+    assert main(["experiment", "--config", str(path), "--out", str(out), "--set", "seed=1"]) == 2
+    assert "finished stage dense was made with other settings" in capsys.readouterr().err
+    assert yaml.safe_load((out / "experiment.yaml").read_text())["seed"] == 0
     # a variant of this run: its SGL stage changed, so base and dense (and their evaluations) come from the run and the
     # SGL stage, pruning and IMP are computed; --validation-only stops before any test split is read
     variant = tmp_path / "variant"

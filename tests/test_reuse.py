@@ -72,3 +72,19 @@ def test_another_seed_trains_its_own_dense_and_sgl_models_and_no_seed_means_the_
     assert rec["stages"] == ["base", "dense", "sgl", "teacher.npz"]
     rec = reuse_stages(src, tmp_path / "other", CFG | {"seed": 1})
     assert rec["stages"] == ["base"] and rec["not_reused"]["dense"] == "seed differs"
+
+
+def test_a_run_is_not_continued_with_settings_its_finished_stages_were_not_made_with(tmp_path, monkeypatch):
+    from whisper_edge.reuse import check_resume
+
+    cfg = CFG | {"data": "corpus"}
+    out = _run(tmp_path / "out", cfg)  # dense, SGL and the teacher finished; written without `seed`
+    check_resume(tmp_path / "new", CFG)  # a new folder: nothing to check
+    monkeypatch.chdir(tmp_path)
+    check_resume(out, CFG | {"data": str(tmp_path / "corpus"), "seed": 0, "imp": {"rounds": 4},
+                             "prune": CFG["prune"] | {"distill_alpha": 0.25}})  # the same folder; later stages' settings
+    with pytest.raises(ValueError, match=r"finished stage dense was made with other settings \(seed: 0.*seed: 1"):
+        check_resume(out, cfg | {"seed": 1})
+    with pytest.raises(ValueError, match="finished stage teacher.npz .*prune.teacher_top_k"):
+        check_resume(out, cfg | {"prune": CFG["prune"] | {"teacher_top_k": 8}})
+    assert yaml.safe_load((out / "experiment.yaml").read_text()) == cfg  # nothing written

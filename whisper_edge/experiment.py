@@ -73,10 +73,11 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
     builds = pending_builds(cfg["build"])  # a finished corpus built otherwise is refused here
     if not builds:  # refused in seconds, not after the training
         _check_extras(cfg)
-    if reuse is not None:
-        from .reuse import check_reuse
+    from .reuse import check_resume, check_reuse
 
+    if reuse is not None:
         check_reuse(reuse, out)
+    check_resume(out, cfg)  # before experiment.yaml is written again
     out = claim_folder(out, "experiment")
     atomic_write_text(out / "experiment.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     timeline.begin(out)

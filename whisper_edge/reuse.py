@@ -20,7 +20,7 @@ import yaml
 from .evaluation import XVAL_FILE
 from .runtime.fsutil import atomic_write_json
 
-__all__ = ["STAGES", "check_reuse", "reuse_stages", "reused_reference"]
+__all__ = ["STAGES", "check_resume", "check_reuse", "reuse_stages", "reused_reference"]
 
 # (path in OUT, what marks it finished, the model it holds in results.json, the stage it was computed from, the
 # config keys its content depends on besides that stage's)
@@ -71,6 +71,29 @@ def check_reuse(src: str | os.PathLike, out: str | os.PathLike) -> None:
     if not (src / "experiment.yaml").is_file():
         raise ValueError(f"--reuse {src}: not an experiment folder (no experiment.yaml); give a folder that "
                          f"`whisper-edge experiment --out` wrote")
+
+
+def _setting(cfg: dict, key: str):
+    """``_value``, with the corpus folder compared as the folder it names (runs/corpus and /work/runs/corpus alike)."""
+    v = _value(cfg, key)
+    return str(Path(v).resolve()) if key == "data" and isinstance(v, str) else v
+
+
+def check_resume(out: str | os.PathLike, cfg: dict) -> None:
+    """Refuse to continue OUT with settings that its finished stages were not made with (OUT/experiment.yaml is the last
+    invocation's): a finished stage is never computed again, so the change would be silently ignored — a replication
+    with ``--set seed=1`` in a folder whose dense model has seed 0 would report seed 0's models. Settings that only
+    later stages read (pruning, IMP, evaluation, export) may change: those stages are computed as the new settings say."""
+    out = Path(out)
+    if not (out / "experiment.yaml").is_file():
+        return
+    before = yaml.safe_load((out / "experiment.yaml").read_text(encoding="utf-8")) or {}
+    for path, done, _, _, keys in STAGES:
+        if (out / done).exists() and (differ := [k for k in keys if _setting(before, k) != _setting(cfg, k)]):
+            raise ValueError(
+                f"{out}: its finished stage {path} was made with other settings ({', '.join(f'{k}: {_value(before, k)!r}' for k in differ)}; "
+                f"this invocation: {', '.join(f'{k}: {_value(cfg, k)!r}' for k in differ)}). Give another --out for the "
+                f"new settings (--reuse {out} takes what still matches), or drop the --set that changes them")
 
 
 def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
