@@ -37,11 +37,20 @@ RECORD = "reused.json"  # OUT/: what was reused from where
 def _value(cfg: dict, key: str):
     for part in key.split("."):
         cfg = cfg.get(part) if isinstance(cfg, dict) else None
-    if cfg is None and key == "seed":  # a run from before the setting existed trained with the default
+    if cfg is None and key in ("seed",):  # a top-level setting newer than the run: it trained with the default
         from .experiment_config import DEFAULTS
 
-        return DEFAULTS["seed"]
+        return DEFAULTS[key]
     return cfg
+
+
+def _differ(a: dict, b: dict, keys) -> list[str]:
+    """The ``keys`` on which two experiment configs disagree; the corpus folder compared as the folder it names
+    (runs/corpus and /work/runs/corpus alike)."""
+    def setting(cfg, key):
+        v = _value(cfg, key)
+        return str(Path(v).resolve()) if key == "data" and isinstance(v, str) else v
+    return [k for k in keys if setting(a, k) != setting(b, k)]
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -73,12 +82,6 @@ def check_reuse(src: str | os.PathLike, out: str | os.PathLike) -> None:
                          f"`whisper-edge experiment --out` wrote")
 
 
-def _setting(cfg: dict, key: str):
-    """``_value``, with the corpus folder compared as the folder it names (runs/corpus and /work/runs/corpus alike)."""
-    v = _value(cfg, key)
-    return str(Path(v).resolve()) if key == "data" and isinstance(v, str) else v
-
-
 def check_resume(out: str | os.PathLike, cfg: dict) -> None:
     """Refuse to continue OUT with settings that its finished stages were not made with (OUT/experiment.yaml is the last
     invocation's): a finished stage is never computed again, so the change would be silently ignored — a replication
@@ -89,7 +92,7 @@ def check_resume(out: str | os.PathLike, cfg: dict) -> None:
         return
     before = yaml.safe_load((out / "experiment.yaml").read_text(encoding="utf-8")) or {}
     for path, done, _, _, keys in STAGES:
-        if (out / done).exists() and (differ := [k for k in keys if _setting(before, k) != _setting(cfg, k)]):
+        if (out / done).exists() and (differ := _differ(before, cfg, keys)):
             raise ValueError(
                 f"{out}: its finished stage {path} was made with other settings ({', '.join(f'{k}: {_value(before, k)!r}' for k in differ)}; "
                 f"this invocation: {', '.join(f'{k}: {_value(cfg, k)!r}' for k in differ)}). Give another --out for the "
@@ -112,7 +115,7 @@ def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
             if path not in reused:
                 mine.add(path)
             continue
-        differ = [k for k in keys if _value(theirs, k) != _value(cfg, k)]
+        differ = _differ(theirs, cfg, keys)
         why = (f"{upstream} was not reused" if upstream in mine or upstream in skipped else
                f"{', '.join(differ)} differ{'s' if len(differ) == 1 else ''}" if differ else
                None if (src / done).exists() else f"not finished in {src}")
