@@ -72,6 +72,11 @@ def test_another_seed_trains_its_own_dense_and_sgl_models_and_no_seed_means_the_
     assert rec["stages"] == ["base", "dense", "sgl", "teacher.npz"]
     rec = reuse_stages(src, tmp_path / "other", CFG | {"seed": 1})
     assert rec["stages"] == ["base"] and rec["not_reused"]["dense"] == "seed differs"
+    old = {k: v for k, v in CFG.items() if k != "start"}  # any top-level setting a run predates: it had the default
+    src = _run(tmp_path / "older", old)
+    assert reuse_stages(src, tmp_path / "start-dense", CFG)["stages"] == ["base", "dense", "sgl", "teacher.npz"]
+    rec = reuse_stages(src, tmp_path / "start-base", CFG | {"start": "base"})
+    assert rec["stages"] == ["base", "dense", "teacher.npz"] and rec["not_reused"]["sgl"] == "start differs"
 
 
 def test_a_run_is_not_continued_with_settings_its_finished_stages_were_not_made_with(tmp_path, monkeypatch):

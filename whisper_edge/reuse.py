@@ -35,12 +35,15 @@ RECORD = "reused.json"  # OUT/: what was reused from where
 
 
 def _value(cfg: dict, key: str):
-    for part in key.split("."):
-        cfg = cfg.get(part) if isinstance(cfg, dict) else None
-    if cfg is None and key in ("seed",):  # a top-level setting newer than the run: it trained with the default
+    """``key``'s value in an experiment config ("prune.distill": a section's key). A top-level setting the config lacks
+    is newer than the run that wrote it (experiment.yaml holds every key of its day): the run had the default."""
+    head = key.split(".")[0]
+    if isinstance(cfg, dict) and head not in cfg:
         from .experiment_config import DEFAULTS
 
-        return DEFAULTS[key]
+        cfg = {head: DEFAULTS.get(head)}
+    for part in key.split("."):
+        cfg = cfg.get(part) if isinstance(cfg, dict) else None
     return cfg
 
 
