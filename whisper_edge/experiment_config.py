@@ -49,7 +49,7 @@ DEFAULTS = {
               # a round keeps its recovered weights unless they validate more than keep_tolerance above the removal's
               # (null: always); calib_augment auto calibrates on augmented audio at most calib_tolerance higher on clean clips
               "keep_tolerance": None, "calib_tolerance": 0.5,
-              "distill": False, "teacher_top_k": 16, "distill_alpha": 0.5,  # KL to the dense model's cached logits
+              "distill": False, "teacher_top_k": 16, "distill_alpha": 0.25,  # KL to the dense model's cached logits (α: docs/pruning.md)
               "mask_from": "auto",  # round 1's groups chosen by: dense | sgl | auto (the lower validation WER, ablation)
               "ablate": False,  # the ablation at round 1's share (docs/pruning.md)
               "export_rounds": False},  # every round exported int8 and benched: WER against measured latency
