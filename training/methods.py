@@ -8,6 +8,7 @@ The loop in training/train.py is the same for every method; it calls, in order,
 * ``penalty(raw)``: a term added to the loss before ``backward`` (SGL in ``mode: loss``), or None;
 * ``after_step(raw, lr)`` after ``optimizer.step()`` (SGL's proximal step; IMP re-applies its masks); returns the
   seconds it took;
+* ``constrain(raw)`` on weights that did not come from a step (the recipe's ``ema`` average): IMP's masks;
 * ``log(raw, step, validating)``: extra columns of log.csv (penalty, zero heads and channels, sparsity).
 
 Adding a method is one class here and one entry in :data:`METHODS` (and its name in Recipe.method). Distillation
@@ -53,6 +54,9 @@ class Method:
 
     def after_step(self, raw, lr: float) -> float:
         return 0.0
+
+    def constrain(self, raw) -> None:
+        """What the method holds the weights to, applied to weights from elsewhere (the recipe's ``ema`` average)."""
 
     def log(self, raw, step: int, validating: bool) -> dict:
         if step % 10 == 0 or step == self.recipe.max_steps or validating:
@@ -118,12 +122,15 @@ class IMP(Method):
             state["imp_round"] += 1
             say(f"IMP round {state['imp_round']}: sparsity {sparsity:.3f}")
 
-    @torch.no_grad()
     def after_step(self, raw, lr):
+        self.constrain(raw)
+        return 0.0
+
+    @torch.no_grad()
+    def constrain(self, raw):
         if self.masks is not None:
             for w, m in zip(prunable_weights(raw), self.masks):
                 w.mul_(m)
-        return 0.0
 
     def log(self, raw, step, validating):
         if step % 10 == 0 or step == self.recipe.max_steps or validating:

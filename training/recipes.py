@@ -79,6 +79,9 @@ class Recipe:
     eval_at: list[int] | None = None
     snapshot_at: list[int] | None = None
     select: str = "best"  # best (lowest validation WER) | last
+    # ema > 0: every validation and written model uses an exponential moving average of the weights with this decay
+    # (training/ema.py; 0.9–0.99: an average over the last 10–100 steps); 0: the weights as trained. Not with SGL
+    ema: float = 0.0
     seed: int = 0
     num_workers: int = 0
     sgl: SGLConfig = field(default_factory=SGLConfig)
@@ -101,11 +104,15 @@ class Recipe:
             "eval_at": self.eval_at is None or all(1 <= int(x) <= self.max_steps for x in self.eval_at),
             "snapshot_at": self.snapshot_at is None or all(1 <= int(x) <= self.max_steps for x in self.snapshot_at),
             "select": self.select in ("best", "last"), "num_workers": self.num_workers >= 0,
+            "ema": 0.0 <= self.ema < 1.0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]
             raise RecipeError(f"recipe field {k!r} has an out-of-range value {getattr(self, k)!r}; see recipes/dense.yaml for the allowed values")
+        if self.ema and self.method == "sgl":
+            raise RecipeError(f"recipe field 'ema' ({self.ema}) cannot be used with method sgl: its proximal step sets "
+                              f"groups to exact zeros that an average of the weights would bring back; set ema: 0")
         if self.imp.round_steps is not None and sum(self.imp.round_steps) != self.max_steps:
             raise RecipeError(f"imp.round_steps {self.imp.round_steps} add up to {sum(self.imp.round_steps)} steps, but "
                               f"max_steps is {self.max_steps}: make them agree")

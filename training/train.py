@@ -5,6 +5,7 @@ machines. Output folder layout::
 
     OUT/model/            the selected checkpoint (best validation WER, or last), save_pretrained folder
     OUT/last/             the final weights
+                          (with the recipe's ``ema``, these and the snapshots hold the weights' moving average)
     OUT/snapshots/step-N/     the model at step N, with ``snapshot_every`` (IMP's rounds: one model per round)
     OUT/checkpoints/step-N/   full training state (model, optimizer, scheduler, RNG), written atomically; the newest
                               ``keep_checkpoints`` while it runs, the newest alone once it has finished
@@ -17,6 +18,7 @@ Running the same command again resumes from the newest complete checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -34,6 +36,7 @@ from ..runtime.features import window_samples, window_seconds
 from ..runtime.fsutil import atomic_write_json, atomic_write_text, check_output, claim_folder
 from .architecture import architecture_of, load_checkpoint, save_checkpoint, trim_audio_context
 from .data import load_speech_dataset
+from .ema import WeightAverage
 from .evaluate import EvalOptions, evaluate_model
 from .recipes import Recipe
 from .batches import SpeechCollator, SpeechDataset, usable_rows
@@ -157,6 +160,12 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
 
     method = make_method(recipe)  # what dense, SGL or IMP add around the step (training/methods.py)
     method.setup(accelerator, raw, processor, train_ds, out)
+    ema = WeightAverage(raw, recipe.ema) if recipe.ema else None  # the weights validated and written (training/ema.py)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+
+    def averaged():
+        return ema.applied(raw, method.constrain) if ema is not None else contextlib.nullcontext(raw)
 
     # resume
     state = {"step": 0, "best_wer": None, "best_step": None, "imp_round": 0}
@@ -224,6 +233,8 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             if not accelerator.sync_gradients:
                 continue
             t_sgl = method.after_step(raw, lr_used)  # SGL's proximal step, IMP's masks
+            if ema is not None:
+                ema.update(raw)
             step += 1
             row = {"step": step, "epoch": epoch, "loss": float(np.mean(losses)), "lr": lr_used,
                    "step_seconds": time.perf_counter() - t0, "sgl_seconds": t_sgl,
@@ -233,14 +244,15 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                                                   or step == recipe.max_steps)
             row.update(method.log(raw, step, validating or bool(recipe.eval_every and step % recipe.eval_every == 0)))
             if validating:
-                rep = _validate(accelerator, raw, processor, eval_ds, recipe)
-                if rep is not None:
-                    row.update(val_wer=rep["wer"], val_cer=rep["cer"])
-                    better = state["best_wer"] is None or rep["wer"] < state["best_wer"]
-                    if better:
-                        state["best_wer"], state["best_step"] = rep["wer"], step
+                with averaged():
+                    rep = _validate(accelerator, raw, processor, eval_ds, recipe)
+                    better = rep is not None and (state["best_wer"] is None or rep["wer"] < state["best_wer"])
                     if main and recipe.select == "best" and better:
                         save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config, overwrite=True)
+                if rep is not None:
+                    row.update(val_wer=rep["wer"], val_cer=rep["cer"])
+                    if better:
+                        state["best_wer"], state["best_step"] = rep["wer"], step
                     bar.set_postfix(loss=f"{row['loss']:.3f}", val_wer=f"{rep['wer']:.1f}")
                     reached = stop_at_wer is not None and rep["wer"] <= stop_at_wer
                 accelerator.wait_for_everyone()
@@ -254,8 +266,9 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
             state["step"] = step
             if main and ((recipe.snapshot_every and step % recipe.snapshot_every == 0) or step in snapshot_at):
-                save_checkpoint(raw, processor, out / "snapshots" / f"step-{step}", generation_config=raw.generation_config,
-                                overwrite=True)
+                with averaged():
+                    save_checkpoint(raw, processor, out / "snapshots" / f"step-{step}", generation_config=raw.generation_config,
+                                    overwrite=True)
             if step % recipe.save_every == 0 or step == recipe.max_steps or reached or (stop_after and step - started >= stop_after):
                 _save_state(accelerator, ckpt_root, state, recipe.keep_checkpoints)
             if step >= recipe.max_steps or reached or (stop_after and step - started >= stop_after):
@@ -275,15 +288,17 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     summary = {}
     if main:
         raw.config.use_cache = True
-        save_checkpoint(raw, processor, out / "last", generation_config=raw.generation_config, overwrite=True)
-        if recipe.select == "last" or not (out / "model" / "config.json").is_file():
-            save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config, overwrite=True)
+        with averaged():
+            save_checkpoint(raw, processor, out / "last", generation_config=raw.generation_config, overwrite=True)
+            if recipe.select == "last" or not (out / "model" / "config.json").is_file():
+                save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config, overwrite=True)
+            final_sparsity = sparsity_report(raw)
         summary = {
             "model": str(model_dir), "data": str(data), "recipe": recipe.to_dict(), "steps": step,
             "seconds_this_run": round(time.perf_counter() - t_total, 1), "processes": accelerator.num_processes,
             "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
             "train_clips": len(rows), "best_wer": state["best_wer"], "best_step": state["best_step"],
-            "selected": recipe.select, "stopped_early": bool(reached and step < recipe.max_steps), "final_sparsity": sparsity_report(raw), "architecture": architecture_of(raw).to_dict(),
+            "selected": recipe.select, "stopped_early": bool(reached and step < recipe.max_steps), "final_sparsity": final_sparsity, "architecture": architecture_of(raw).to_dict(),
         }
         atomic_write_json(out / "summary.json", summary)
         # a finished run needs only its newest state (to continue with more steps): about 0.85 GB a Whisper-base
