@@ -16,6 +16,12 @@ from .sgl import SGLConfig
 __all__ = ["Recipe", "IMPConfig", "RecipeError", "load_recipe", "recipe_path", "BUILTIN_RECIPES"]
 
 BUILTIN_RECIPES = ("dense", "sgl", "imp")
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "recipes"
+# A built-in recipe's text as this process first read it: a long experiment keeps the recipes it started with when
+# the package is upgraded or edited under it, as it keeps the code it imported (session 35: recipes/dense.yaml gained
+# a field while an experiment ran, and its next stage — a process whose Recipe had no such field — stopped with
+# "unknown recipe key"). A recipe given as a file path is read every time.
+_BUILTIN_TEXT: dict[str, str] = {}
 
 
 class RecipeError(ValueError):
@@ -125,7 +131,7 @@ def recipe_path(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
-    builtin = Path(__file__).resolve().parent.parent / "recipes" / f"{p.stem}.yaml"
+    builtin = BUILTIN_DIR / f"{p.stem}.yaml"
     if p.suffix in ("", ".yaml") and p.stem in BUILTIN_RECIPES and builtin.is_file():
         return builtin
     from importlib import resources
@@ -175,11 +181,26 @@ def _build(cls, data: dict, prefix: str):
         raise RecipeError(f"recipe: {exc}") from None
 
 
+def _builtin_text(path: Path) -> str:
+    if not _BUILTIN_TEXT:  # all of them at the first: the IMP recipe an experiment reads an hour in is the one it began with
+        for name in BUILTIN_RECIPES:
+            try:
+                found = recipe_path(name)
+            except FileNotFoundError:
+                continue
+            _BUILTIN_TEXT[str(found)] = found.read_text(encoding="utf-8")
+    return _BUILTIN_TEXT.setdefault(str(path), path.read_text(encoding="utf-8"))
+
+
 def load_recipe(name_or_path: str | Path, overrides: dict | None = None) -> Recipe:
     """Load a recipe (built-in name or YAML path), apply ``overrides`` (dotted keys allowed), validate."""
     path = recipe_path(name_or_path)
+    if Path(name_or_path).is_file():
+        text = path.read_text(encoding="utf-8")
+    else:  # a built-in recipe, by name
+        text = _builtin_text(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):

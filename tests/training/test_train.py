@@ -222,6 +222,30 @@ def test_recipe_errors_name_the_field(tmp_path):
     assert main(["train", "--model", "x", "--data", "y", "--out", str(tmp_path / "o"), "--set", "foo=1"]) == 2
 
 
+def test_a_process_keeps_the_built_in_recipes_it_first_read(tmp_path, monkeypatch):
+    """An experiment runs for hours; a package upgraded (or edited) under it must not change — or break, with a field
+    its Recipe class lacks — the recipe of its later stages. A recipe given as a file is read every time."""
+    import shutil
+
+    from whisper_edge.training import recipes
+
+    builtin = tmp_path / "builtin"
+    builtin.mkdir()
+    for name in recipes.BUILTIN_RECIPES:
+        shutil.copy(recipes.BUILTIN_DIR / f"{name}.yaml", builtin)
+    monkeypatch.setattr(recipes, "BUILTIN_DIR", builtin)
+    monkeypatch.setattr(recipes, "_BUILTIN_TEXT", {})
+    monkeypatch.chdir(tmp_path)
+    first = load_recipe("dense")
+    for name in recipes.BUILTIN_RECIPES:  # a newer version's recipes, with a field this Recipe does not know
+        with open(builtin / f"{name}.yaml", "a") as f:
+            f.write("a_newer_field: 1\n")
+    assert load_recipe("dense") == first
+    assert load_recipe("imp").method == "imp"  # read with dense's, at the first
+    with pytest.raises(RecipeError, match="a_newer_field"):
+        load_recipe(builtin / "dense.yaml")
+
+
 def test_set_overrides_read_numbers_as_numbers():
     from whisper_edge.commands import _overrides
 
