@@ -136,6 +136,11 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     imp2 = next(r for r in pool_runs(runs[2:4], ("test+extra_test",), against="imp")["rows"] if r["model"] == "sgl+adaptive")
     assert [round(x, 2) for x in imp2["per_run"]] == [0.31, 0.14]  # and runs/paper20 (session 31)
     assert [round(imp2[k], 2) for k in ("diff", "lo", "hi")] == [0.22, -0.21, 0.65]
+    from whisper_edge.runtime.metrics import paired_by_id  # session 35: runs/paper21 on the 600 extra-validation clips
+
+    xval = json.loads((records / "paper21-extra-validation.json").read_text())["models"]
+    c = paired_by_id(xval["dense"]["per_utterance"], xval["sgl+adaptive"]["per_utterance"])
+    assert c["utterances"] == 600 and [round(c[k], 2) for k in ("diff", "lo", "hi")] == [0.55, 0.04, 1.12]
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
