@@ -86,7 +86,8 @@ class Recipe:
     snapshot_at: list[int] | None = None
     select: str = "best"  # best (lowest validation WER) | last
     # ema > 0: every validation and written model uses an exponential moving average of the weights with this decay
-    # (training/ema.py; 0.9–0.99: an average over the last 10–100 steps); 0: the weights as trained. Not with SGL
+    # (training/ema.py; warmed up over the first 9/(1−ema) steps, so in a short run an average over about its last 10 %
+    # of steps); 0: the weights as trained. Not with SGL
     ema: float = 0.0
     seed: int = 0
     num_workers: int = 0
@@ -189,16 +190,15 @@ def _builtin_text(path: Path) -> str:
             except FileNotFoundError:
                 continue
             _BUILTIN_TEXT[str(found)] = found.read_text(encoding="utf-8")
-    return _BUILTIN_TEXT.setdefault(str(path), path.read_text(encoding="utf-8"))
+    if str(path) not in _BUILTIN_TEXT:  # (setdefault would read the file on every call)
+        _BUILTIN_TEXT[str(path)] = path.read_text(encoding="utf-8")
+    return _BUILTIN_TEXT[str(path)]
 
 
 def load_recipe(name_or_path: str | Path, overrides: dict | None = None) -> Recipe:
     """Load a recipe (built-in name or YAML path), apply ``overrides`` (dotted keys allowed), validate."""
     path = recipe_path(name_or_path)
-    if Path(name_or_path).is_file():
-        text = path.read_text(encoding="utf-8")
-    else:  # a built-in recipe, by name
-        text = _builtin_text(path)
+    text = path.read_text(encoding="utf-8") if Path(name_or_path).is_file() else _builtin_text(path)  # else: by name
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
