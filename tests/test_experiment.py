@@ -150,8 +150,9 @@ def test_replicate_recipe_is_the_paper_recipe_cut_where_it_says():
 
     recipes = Path(__file__).resolve().parents[1] / "recipes"
     paper, rep = load_config(recipes / "paper.yaml"), load_config(recipes / "replicate.yaml")
-    assert all(rep[k] == paper[k] for k in ("model", "data", "steps", "start", "dense", "sgl", "export", "vocab",
+    assert all(rep[k] == paper[k] for k in ("model", "data", "steps", "start", "dense", "export", "vocab",
                                             "export_wer_clips", "export_max_wer_increase", "export_fallback"))
+    assert rep["sgl"] is None and rep["prune"]["mask_from"] == "dense"  # nothing reads an SGL model there
     same = ("schedule", "round_eval_every", "round_stop_early", "recover_lr", "wer_budget", "eval_limit", "distill",
             "teacher_top_k", "distill_alpha", "compensate", "ridge", "calib_batches", "keep_tolerance", "score", "recover_set")
     assert all(rep["prune"][k] == paper["prune"][k] for k in same)
@@ -447,3 +448,27 @@ def test_the_experiments_seed_reaches_every_training_stage_unless_a_section_sets
     for bad in (-1, 1.5, "one", True):
         with pytest.raises(ValueError, match="seed must be an integer"):
             load_config({"data": "c", "seed": bad})
+
+
+def test_sgl_null_runs_no_sgl_stage_where_nothing_reads_it(tiny_model, speech_corpus, tmp_path, capsys):
+    """recipes/replicate.yaml's rounds take the dense model's groups: its SGL stage (100 steps, about 20 minutes on
+    the CPU) made a model nothing used. ``sgl: null`` skips it, and only where no stage reads the SGL model."""
+    from whisper_edge.experiment import load_config
+
+    gradual = {"schedule": "gradual", "mask_from": "dense", "targets": [0.25], "round_steps": [1], "eval_limit": 2,
+               "wer_budget": 0.5, "calib_batches": 1}
+    for prune, why in (({}, "schedule 'search'"), (gradual | {"mask_from": "auto"}, "mask_from 'auto'")):
+        with pytest.raises(ValueError, match=f"sgl: null .*needs .*{why}"):
+            load_config({"data": "c", "sgl": None, "prune": prune})
+    cfg = {"model": str(tiny_model), "data": str(speech_corpus), "steps": 1, "sgl": None, "imp": None,
+           "dense": {"batch_size": 4, "eval_every": 0, "max_label_tokens": 40}, "prune": gradual,
+           "export": [], "vocab": False, "eval": {"split": "test", "limit": 2, "max_new_tokens": 8, "zero_shot": False,
+                                                 "hard_splits": []}, "bench": None}
+    path, out = tmp_path / "exp.yaml", tmp_path / "exp"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["experiment", "--config", str(path), "--out", str(out)]) == 0
+    assert "sgl: null — no SGL stage" in capsys.readouterr().out and not (out / "sgl").exists()
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["models"]) == {"dense", "sgl+adaptive"}
+    assert res["models"]["sgl+adaptive"]["params"]["total"] < res["models"]["dense"]["params"]["total"]
+    assert "train sgl" not in [stage for _, stage, _ in timeline.read(out)]

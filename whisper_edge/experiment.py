@@ -103,9 +103,12 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
         train(base, data, load_recipe("dense", seeded(cfg, {"max_steps": steps} | cfg["dense"])), out / "dense")
     runs["dense"] = out / "dense" / "model"
     start = runs["dense"] if cfg["start"] == "dense" else base
-    if _stage("train sgl", (out / "sgl" / "summary.json").is_file(), out):
-        train(start, data, load_recipe("sgl", seeded(cfg, {"max_steps": steps} | cfg["sgl"])), out / "sgl")
-    runs["sgl"] = out / "sgl" / "model"
+    if cfg["sgl"] is None:  # the rounds take the dense model's groups: nothing reads an SGL model (load_config checks)
+        print("[experiment] sgl: null — no SGL stage", flush=True)
+    else:
+        if _stage("train sgl", (out / "sgl" / "summary.json").is_file(), out):
+            train(start, data, load_recipe("sgl", seeded(cfg, {"max_steps": steps} | cfg["sgl"])), out / "sgl")
+        runs["sgl"] = out / "sgl" / "model"
     pr = cfg["prune"]
     pruned = out / "sgl-pruned"
     teacher = None

@@ -24,6 +24,7 @@ DEFAULTS = {
     "seed": 0,
     "start": "dense",  # where SGL and IMP start: dense (the fine-tuned model) | base (the imported model, as the paper)
     "dense": {},
+    # sgl: null runs no SGL stage — only where nothing reads its model: prune.schedule gradual with mask_from dense
     "sgl": {"sgl.lambda_enc": 1.5, "sgl.lambda_dec": 1.5},
     "imp": {"rounds": 4},  # null: no IMP baseline
     "prune": {"wer_budget": 0.5, "recover_steps": 50, "recover_lr": None, "eval_limit": 48,
@@ -134,6 +135,8 @@ def load_config(path_or_dict, overrides: dict | None = None) -> dict:
     cfg = {k: (DEFAULTS[k] | data[k] if isinstance(DEFAULTS[k], dict) and isinstance(data.get(k), dict) else data.get(k, DEFAULTS[k]))
            for k in DEFAULTS}
     for k in ("dense", "sgl", "prune", "eval"):  # imp and bench may be null (not run); these are always needed
+        if k == "sgl" and cfg[k] is None:
+            continue  # checked below, beside the pruning settings it depends on
         if not isinstance(cfg[k], dict):
             raise ValueError(f"{where}: {k} must be a mapping of settings (or left out for the defaults), got {cfg[k]!r}")
     if cfg["build"] is not None:
@@ -167,6 +170,9 @@ def load_config(path_or_dict, overrides: dict | None = None) -> dict:
     for key, allowed in (("calib_augment", (True, False, "auto")), ("mask_from", ("auto", "sgl", "dense"))):
         if pr[key] not in allowed:
             raise ValueError(f"{where}: prune.{key} must be {' | '.join(str(a).lower() for a in allowed)}, got {pr[key]!r}")
+    if cfg["sgl"] is None and not (pr["schedule"] == "gradual" and pr["mask_from"] == "dense"):
+        raise ValueError(f"{where}: sgl: null (no SGL stage) needs a pruning that does not read the SGL model: prune.schedule: "
+                         f"gradual with prune.mask_from: dense (got schedule {pr['schedule']!r}, mask_from {pr['mask_from']!r})")
     if pr["calib_augment"] == "auto" and not (pr["schedule"] == "gradual" and pr["ablate"] and pr["ablate_noisy"]):
         raise ValueError(f"{where}: prune.calib_augment: auto chooses on the ablation's noisy rows: it needs prune.schedule: "
                          "gradual, prune.ablate: true and prune.ablate_noisy: true")
