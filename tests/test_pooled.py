@@ -183,3 +183,15 @@ def test_compare_says_when_the_runs_recipes_differ_or_share_a_dense_model(tmp_pa
     alone = pool_runs(runs[:2])  # one recipe, two dense models: nothing to say
     assert alone["recipe_differences"] == {} and alone["shared_dense"] == []
     assert "settings differ" not in pooled_table(alone) and "one dense model" not in pooled_table(alone)
+    # runs whose rounds took the dense model's groups: their SGL stages (one of them skipped, sgl: null) shaped no
+    # pruned model, so differing SGL settings are not a recipe difference; with the SGL model's groups they are
+    for run, sgl in zip(runs[:2], ({"sgl.gamma": 3.0}, None)):
+        res = json.loads((run / "results.json").read_text())
+        res["config"] |= {"sgl": sgl, "prune": {"schedule": "gradual", "mask_from": "dense"}}
+        (run / "results.json").write_text(json.dumps(res))
+    assert pool_runs(runs[:2])["recipe_differences"] == {}
+    res = json.loads((runs[0] / "results.json").read_text())
+    res["config"]["prune"]["mask_from"] = "sgl"
+    (runs[0] / "results.json").write_text(json.dumps(res))
+    assert pool_runs(runs[:2])["recipe_differences"] == {"prune.mask_from": ["sgl", "dense"],
+                                                         "sgl.sgl.gamma": [3.0, None]}

@@ -133,8 +133,15 @@ def recipe_differences(results: list[dict]) -> dict[str, list]:
     if len(results) < 2 or not all(flats):
         return {}
     keys = sorted(set().union(*flats))
-    keep = [k for k in keys if not any(k == x or k.startswith(x + ".") for x in _NOT_THE_RECIPE)]
+    ignore = _NOT_THE_RECIPE + (("sgl",) if all(_dense_groups(f) for f in flats) else ())
+    keep = [k for k in keys if not any(k == x or k.startswith(x + ".") for x in ignore)]
     return {k: [f.get(k) for f in flats] for k in keep if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
+
+
+def _dense_groups(flat: dict) -> bool:
+    """A run whose rounds took the dense model's groups: its SGL stage (or ``sgl: null``, none) shaped only the "sgl"
+    row, not the pruned model, so SGL settings that differ between such runs do not make their pruned models differ."""
+    return flat.get("prune.schedule") == "gradual" and flat.get("prune.mask_from") == "dense"
 
 
 def shared_dense(results: list[dict], min_utterances: int = 50) -> list[list[int]]:
