@@ -193,5 +193,13 @@ def test_compare_says_when_the_runs_recipes_differ_or_share_a_dense_model(tmp_pa
     res = json.loads((runs[0] / "results.json").read_text())
     res["config"]["prune"]["mask_from"] = "sgl"
     (runs[0] / "results.json").write_text(json.dumps(res))
-    assert pool_runs(runs[:2])["recipe_differences"] == {"prune.mask_from": ["sgl", "dense"],
-                                                         "sgl.sgl.gamma": [3.0, None]}
+    assert pool_runs(runs[:2])["recipe_differences"] == {  # the section read with its defaults, as load_config does
+        "prune.mask_from": ["sgl", "dense"], "sgl.sgl.gamma": [3.0, None], "sgl.sgl.lambda_dec": [1.5, None],
+        "sgl.sgl.lambda_enc": [1.5, None]}
+    # a run recorded before a setting existed had its default: session 34's seed-less runs trained with seed 0
+    for run, seed in zip(runs[:2], (None, 3)):  # nor is the seed, the draw that repetitions differ by
+        res = json.loads((run / "results.json").read_text())
+        res["config"]["prune"]["mask_from"] = "dense"
+        res["config"].pop("seed", None) if seed is None else res["config"].update(seed=seed)
+        (run / "results.json").write_text(json.dumps(res))
+    assert pool_runs(runs[:2])["recipe_differences"] == {}
