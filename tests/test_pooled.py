@@ -113,7 +113,7 @@ def test_compare_refuses_what_is_not_a_finished_run_and_writes_no_folder(tmp_pat
 
 
 def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
-    """README and docs/results.md (sessions 28 and 30) quote `whisper-edge compare` on the records kept in the repository."""
+    """README and docs/results.md (sessions 28, 30, 35, 36) quote `whisper-edge compare` on the records kept in the repository."""
     from pathlib import Path
 
     from whisper_edge.pooled import pool_runs
@@ -136,6 +136,9 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     imp2 = next(r for r in pool_runs(runs[2:4], ("test+extra_test",), against="imp")["rows"] if r["model"] == "sgl+adaptive")
     assert [round(x, 2) for x in imp2["per_run"]] == [0.31, 0.14]  # and runs/paper20 (session 31)
     assert [round(imp2[k], 2) for k in ("diff", "lo", "hi")] == [0.22, -0.21, 0.65]
+    a25 = row(pool_runs([records / "paper20-a25-results.json", records / "paper22-results.json"]))  # session 36's
+    assert [round(x, 2) for x in a25["per_run"]] == [0.37, 0.40]
+    assert [round(a25[k], 2) for k in ("diff", "lo", "hi")] == [0.39, 0.02, 0.75]
     from whisper_edge.runtime.metrics import paired_by_id  # session 35: runs/paper21 on the 600 extra-validation clips
 
     xval = json.loads((records / "paper21-extra-validation.json").read_text())["models"]
