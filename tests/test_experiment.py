@@ -175,6 +175,30 @@ def test_demo_config_is_a_valid_experiment():
         load_config({"data": "c", "eval": {"hard_split_models": "dense"}})
     for name in ("dense", "sgl"):
         load_recipe(name, {"max_steps": cfg["steps"]} | cfg[name])  # raises on a bad field
+    from whisper_edge.demo import DEMO_CORPUS
+    from whisper_edge.runtime.features import window_seconds
+
+    # one window throughout (a stage with another would warn, or train a window the model no longer has), and
+    # test_long's windows fit it, so that every test_long clip is read
+    ctx = cfg["dense"]["audio_ctx"]
+    assert cfg["sgl"]["audio_ctx"] == cfg["prune"]["recover_set"]["audio_ctx"] == ctx
+    assert window_seconds(ctx) == DEMO_CORPUS["long_seconds"] < 10
+
+
+def test_demo_refuses_a_corpus_an_earlier_demo_built(tmp_path):
+    """A demo-out from before today's corpus settings: refused with the settings named, nothing written or deleted."""
+    from whisper_edge.demo import DEMO_CORPUS, run_demo
+    from whisper_edge.training.corpus.build import BuildOptions, build_settings
+
+    corpus = tmp_path / "demo-out" / "corpus-small"
+    corpus.mkdir(parents=True)
+    (corpus / "dataset_dict.json").write_text("{}")
+    old = build_settings(BuildOptions.small(corpus, **DEMO_CORPUS))
+    del old["long_seconds"]  # a build from before the setting: it read 10 s
+    (corpus / "summary.json").write_text(json.dumps({"settings": old}))
+    with pytest.raises(SystemExit, match="long_seconds differ"):
+        run_demo(tmp_path / "demo-out")
+    assert sorted(p.name for p in (tmp_path / "demo-out").iterdir()) == ["corpus-small"]
 
 
 def test_recover_set_reaches_every_recovery_and_imp_and_a_bad_field_fails_at_load():

@@ -144,6 +144,14 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     xval = json.loads((records / "paper21-extra-validation.json").read_text())["models"]
     c = paired_by_id(xval["dense"]["per_utterance"], xval["sgl+adaptive"]["per_utterance"])
     assert c["utterances"] == 600 and [round(c[k], 2) for k in ("diff", "lo", "hi")] == [0.55, 0.04, 1.12]
+    # session 37: runs/paper22's rounds again with `ema: 0.95` (same dense model, same seed), on the same 600 clips
+    plain = json.loads((records / "paper22-extra-validation.json").read_text())["models"]
+    ema = json.loads((records / "paper22-ema-extra-validation.json").read_text())["models"]
+    assert plain["dense"]["per_utterance"] == ema["dense"]["per_utterance"]  # one dense model, read once
+    e = paired_by_id(ema["dense"]["per_utterance"], ema["sgl+adaptive"]["per_utterance"])
+    assert [round(e[k], 2) for k in ("diff", "lo", "hi")] == [-0.16, -0.73, 0.41]
+    d = paired_by_id(plain["sgl+adaptive"]["per_utterance"], ema["sgl+adaptive"]["per_utterance"])
+    assert [round(d[k], 2) for k in ("diff", "lo", "hi")] == [-0.04, -0.24, 0.14]
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():

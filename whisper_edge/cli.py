@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "test_long; no train or validation): more test clips for a model trained on another corpus")
     s.add_argument("--validation-only", action="store_true", help="every sentence a validation clip (seen voices, "
                    "train's augmentation; no train or test): a larger validation set for choosing between recipes")
+    s.add_argument("--long-seconds", type=float, help="test_long's windows at most this long (default 10: a 10-s model "
+                   "window; give the window of a model trained with a shorter audio_ctx)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing finished corpus in --out that whisper-edge made (a folder it did not make is never replaced)")
     s.set_defaults(func=_cmd_data_build)
 

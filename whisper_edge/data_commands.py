@@ -15,7 +15,7 @@ def _cmd_data_build(args) -> int:
         kw["engines"] = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     if args.utterances:
         kw["utterances"] = args.utterances
-    for field in ("kokoro_share", "test_share", "validation_share"):
+    for field in ("kokoro_share", "test_share", "validation_share", "long_seconds"):
         if getattr(args, field) is not None:
             kw[field] = getattr(args, field)
     opts = BuildOptions.small(Path(args.out), **kw) if args.small else BuildOptions(out=Path(args.out), **kw)

@@ -124,9 +124,12 @@ def test_a_test_only_build_excludes_an_earlier_corpus(corpus, tmp_path, capsys):
     first, _ = corpus
     out = tmp_path / "extra"
     args = build_parser().parse_args(["data", "build", "--out", str(out), "--utterances", "20", "--engines", "espeak",
-                                      "--jobs", "2", "--augment", "none", "--test-only", "--exclude-corpus", str(first)])
+                                      "--jobs", "2", "--augment", "none", "--test-only", "--exclude-corpus", str(first),
+                                      "--long-seconds", "7"])
     assert _cmd_data_build(args) == 0
     summary = json.loads((out / "summary.json").read_text())
+    long = load_speech_dataset(out, "test_long")  # windows for a model with a 7-s audio window (audio_ctx 350)
+    assert len(long) >= 2 and max(long["seconds"]) <= 7.0 and "up to 7 s" in summary["hard_splits"]["test_long"]
     assert summary["dropped"]["text"]["handwritten: in an excluded corpus"] >= 20  # the same seed drew them first
     spoken = {s for name in ("train", "validation", "test") for s in load_speech_dataset(first, name)["sentence"]}
     extra = load_speech_dataset(out, "test")
@@ -135,6 +138,8 @@ def test_a_test_only_build_excludes_an_earlier_corpus(corpus, tmp_path, capsys):
         ["test", "test_clean", "test_long", "test_noisy"]
     with pytest.raises(ValueError, match="--exclude-corpus .*earlier build"):
         build_corpus(_opts(tmp_path / "other", test_only=True, exclude=(tmp_path / "missing",)))
+    with pytest.raises(ValueError, match="--long-seconds .*got 1"):
+        _opts(tmp_path / "short", long_seconds=1.0)
 
 
 def test_a_validation_only_build_is_one_validation_split_of_seen_voices(corpus, tmp_path):

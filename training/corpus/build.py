@@ -11,8 +11,8 @@ entirely: the test split has unseen sentences spoken by seen voices and by the h
 ``voice_group``: "seen" / "unseen"; Kokoro's jf_tebukuro and jf_nezumi styles never occur in training).
 
 Hard held-out splits beside ``test`` (same sentences, never in train): ``test_noisy`` (0–10 dB SNR, strong
-reverb, telephone band) and ``test_long`` (2–4 test utterances joined with pauses, up to 10 s: several
-sentences in one window, as real recordings have).
+reverb, telephone band) and ``test_long`` (2–4 test utterances joined with pauses, up to ``long_seconds``, 10 s:
+several sentences in one window, as real recordings have).
 """
 
 from __future__ import annotations
@@ -49,10 +49,7 @@ _KOKORO_BLEND_SHARE = 0.7  # share of seen Kokoro utterances spoken by a random 
 _KOKORO_UNSEEN = ["jf_tebukuro", "jf_nezumi+jm_kumo:0.4"]
 _ESPEAK_SEEN = ["hi", "hi+m1", "hi+m2", "hi+m3", "hi+m4", "hi+f1", "hi+f2", "hi+klatt", "hi+klatt3"]
 _ESPEAK_UNSEEN = ["hi+m7", "hi+f4", "hi+klatt4"]
-VOICES = {
-    "kokoro": {"seen": _KOKORO_SEEN, "unseen": _KOKORO_UNSEEN},
-    "espeak": {"seen": _ESPEAK_SEEN, "unseen": _ESPEAK_UNSEEN},
-}
+VOICES = {"kokoro": {"seen": _KOKORO_SEEN, "unseen": _KOKORO_UNSEEN}, "espeak": {"seen": _ESPEAK_SEEN, "unseen": _ESPEAK_UNSEEN}}
 _MIN_SECONDS = 0.4
 _MAX_SECONDS = 25.0
 
@@ -75,6 +72,7 @@ class BuildOptions:
     exclude: tuple[Path, ...] = ()  # corpora whose sentences this build does not speak
     test_only: bool = False  # every sentence held out: test, test_clean, test_noisy, test_long (an extra test set)
     validation_only: bool = False  # every sentence a validation clip, seen voices, train's augmentation (an extra validation set)
+    long_seconds: float = 10.0  # test_long's windows: at most this long (a model with a shorter audio window reads them all)
 
     def __post_init__(self):
         unknown = set(self.engines) - set(VOICES)
@@ -92,6 +90,8 @@ class BuildOptions:
         if self.test_only and self.validation_only:
             raise ValueError("--test-only and --validation-only each make a corpus of one kind: choose one (a test set "
                              "and a validation set are two builds, each with --exclude-corpus of the other)")
+        if not 2.0 <= self.long_seconds <= 30.0:
+            raise ValueError(f"--long-seconds is test_long's window within [2, 30] s (got {self.long_seconds:g})")
         if self.test_share + self.validation_share > 0.8:
             raise ValueError(f"--test-share {self.test_share} + --validation-share {self.validation_share} leave less "
                              "than a fifth of the sentences for training: lower them, or raise --utterances")
@@ -284,7 +284,7 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
             hard, effects = augment(wav, HARD, np.random.default_rng([opts.seed, 7, int(item["id"].rsplit("-", 1)[1])]))
             rows["test_noisy"].append({"audio": {"bytes": _flac(hard), "path": f"{item['id']}.flac"}, **meta,
                                        "augment": "+".join(effects) or "clean", "seconds": round(len(hard) / SAMPLE_RATE, 3)})
-    rows["test_long"] = long_windows(rows["test_clean"], opts.seed)
+    rows["test_long"] = long_windows(rows["test_clean"], opts.seed, opts.long_seconds)
     dd = DatasetDict({
         name: Dataset.from_list(r).cast_column("audio", Audio(sampling_rate=SAMPLE_RATE, decode=False))
         for name, r in rows.items() if r  # a --test-only build has no train or validation split, a --validation-only one only validation
@@ -310,7 +310,7 @@ def _assemble(out: Path, plan: list[dict], dropped: dict, opts: BuildOptions, te
                    "(test_noisy 1–4 m, the rest 0.5–3 m); corpora built before session 14 had DRR about −28 dB",
         "hard_splits": {"test_noisy": "the test sentences at 0–10 dB SNR, 70 % reverberant with the talker 1–4 m "
                                       "from the microphone, 30 % telephone band",
-                        "test_long": "2–4 clean test utterances joined with pauses, up to 10 s"},
+                        "test_long": f"2–4 clean test utterances joined with pauses, up to {opts.long_seconds:g} s"},
         "settings": build_settings(opts),
     }
 
@@ -322,8 +322,8 @@ def _flac(x: np.ndarray) -> bytes:
 
 
 def long_windows(clean: list[dict], seed: int, max_seconds: float = 10.0) -> list[dict]:
-    """Several test utterances joined with 0.3–0.9-s pauses, up to ``max_seconds`` (one 10-s window). A row's audio is
-    its ``wav`` (16-kHz samples) when it has one, else its FLAC ``audio`` bytes (training/data.py long_copy)."""
+    """Several test utterances joined with 0.3–0.9-s pauses, up to ``max_seconds`` (one window). A row's audio is its
+    ``wav`` (16-kHz samples) when it has one, else its FLAC ``audio`` bytes (training/data.py long_copy)."""
     rng = random.Random(seed + 11)
     order = list(range(len(clean)))
     rng.shuffle(order)
