@@ -152,6 +152,11 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     assert [round(e[k], 2) for k in ("diff", "lo", "hi")] == [-0.16, -0.73, 0.41]
     d = paired_by_id(plain["sgl+adaptive"]["per_utterance"], ema["sgl+adaptive"]["per_utterance"])
     assert [round(d[k], 2) for k in ("diff", "lo", "hi")] == [-0.04, -0.24, 0.14]
+    s1 = json.loads((records / "paper22-ema-s1-extra-validation.json").read_text())["models"]  # the same, recover seed 1
+    f = paired_by_id(s1["dense"]["per_utterance"], s1["sgl+adaptive"]["per_utterance"])
+    assert [round(f[k], 2) for k in ("diff", "lo", "hi")] == [0.49, -0.08, 1.08]
+    g = paired_by_id(ema["sgl+adaptive"]["per_utterance"], s1["sgl+adaptive"]["per_utterance"])  # draw against draw
+    assert [round(g[k], 2) for k in ("diff", "lo", "hi")] == [0.65, 0.17, 1.15]
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
