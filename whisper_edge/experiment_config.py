@@ -78,6 +78,16 @@ DEFAULTS = {
 }
 
 
+def with_defaults(cfg: dict) -> dict:
+    """A run's config with the settings its version did not have yet as their defaults, top-level keys and a section's
+    keys alike (experiment.yaml and results.json hold every setting of their day: an older run without ``seed`` trained
+    with seed 0). Read by the pooled report (whisper_edge/pooled.py) and by ``--reuse`` (whisper_edge/reuse.py)."""
+    if not cfg:
+        return cfg
+    full = {k: v for k, v in DEFAULTS.items() if k not in cfg} | cfg
+    return {k: (DEFAULTS[k] | v if isinstance(DEFAULTS.get(k), dict) and isinstance(v, dict) else v) for k, v in full.items()}
+
+
 def seeded(cfg: dict, fields: dict) -> dict:
     """A training stage's recipe fields with the experiment's ``seed`` under them (the stage's own seed wins)."""
     return {"seed": int(cfg.get("seed") or 0)} | fields

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .experiment_config import with_defaults
 from .results import attention_ffn_removed, split_entry
 from .runtime.metrics import matched_errors
 
@@ -129,7 +130,7 @@ def recipe_differences(results: list[dict]) -> dict[str, list]:
     """The experiment settings (results.json's ``config``, flattened to ``section.field``) on which the runs disagree,
     each with every run's value (None where a run has no record of it): runs of different recipes pooled as one. Only
     the settings that shape the models count (not where the data, reports and bundles go, nor what is evaluated)."""
-    flats = [_flat(_with_defaults(r.get("config") or {})) for r in results]
+    flats = [_flat(with_defaults(r.get("config") or {})) for r in results]
     if len(results) < 2 or not all(flats):
         return {}
     keys = sorted(set().union(*flats))
@@ -137,17 +138,6 @@ def recipe_differences(results: list[dict]) -> dict[str, list]:
     ignore = _NOT_THE_RECIPE + ("seed",) + (("sgl",) if all(_dense_groups(f) for f in flats) else ())
     keep = [k for k in keys if not any(k == x or k.startswith(x + ".") for x in ignore)]
     return {k: [f.get(k) for f in flats] for k in keep if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
-
-
-def _with_defaults(cfg: dict) -> dict:
-    """A run's config with the settings its version did not have yet as their defaults (a results.json holds every
-    setting of its day: an older run without ``seed`` trained with seed 0, as whisper_edge/reuse.py reads it too)."""
-    from .experiment_config import DEFAULTS
-
-    if not cfg:
-        return cfg
-    full = {k: v for k, v in DEFAULTS.items() if k not in cfg} | cfg
-    return {k: (DEFAULTS[k] | v if isinstance(DEFAULTS.get(k), dict) and isinstance(v, dict) else v) for k, v in full.items()}
 
 
 def _dense_groups(flat: dict) -> bool:

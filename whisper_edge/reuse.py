@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from .evaluation import XVAL_FILE
+from .experiment_config import with_defaults
 from .runtime.fsutil import atomic_write_json
 
 __all__ = ["STAGES", "check_resume", "check_reuse", "reuse_stages", "reused_reference"]
@@ -35,13 +36,9 @@ RECORD = "reused.json"  # OUT/: what was reused from where
 
 
 def _value(cfg: dict, key: str):
-    """``key``'s value in an experiment config ("prune.distill": a section's key). A top-level setting the config lacks
-    is newer than the run that wrote it (experiment.yaml holds every key of its day): the run had the default."""
-    head = key.split(".")[0]
-    if isinstance(cfg, dict) and head not in cfg:
-        from .experiment_config import DEFAULTS
-
-        cfg = {head: DEFAULTS.get(head)}
+    """``key``'s value in an experiment config ("prune.distill": a section's key); a setting the config lacks is newer
+    than the run that wrote it, which had the default (experiment_config.with_defaults)."""
+    cfg = with_defaults(cfg) if isinstance(cfg, dict) else cfg
     for part in key.split("."):
         cfg = cfg.get(part) if isinstance(cfg, dict) else None
     return cfg
