@@ -93,3 +93,11 @@ def test_a_run_is_not_continued_with_settings_its_finished_stages_were_not_made_
     with pytest.raises(ValueError, match="finished stage teacher.npz .*prune.teacher_top_k"):
         check_resume(out, cfg | {"prune": CFG["prune"] | {"teacher_top_k": 8}})
     assert yaml.safe_load((out / "experiment.yaml").read_text()) == cfg  # nothing written
+
+
+def test_a_section_key_a_run_predates_reads_as_its_default(tmp_path):
+    old = CFG | {"prune": {k: v for k, v in CFG["prune"].items() if k != "teacher_top_k"}}  # before teacher_top_k existed
+    src = _run(tmp_path / "older", old)
+    assert reuse_stages(src, tmp_path / "default", CFG)["stages"] == ["base", "dense", "sgl", "teacher.npz"]  # 16, the default
+    rec = reuse_stages(src, tmp_path / "other", CFG | {"prune": CFG["prune"] | {"teacher_top_k": 32}})
+    assert rec["stages"] == ["base", "dense", "sgl"] and rec["not_reused"]["teacher.npz"] == "prune.teacher_top_k differs"
