@@ -164,7 +164,7 @@ def test_replicate_recipe_is_the_paper_recipe_cut_where_it_says():
 
 
 def test_demo_config_is_a_valid_experiment():
-    from whisper_edge.demo import demo_config
+    from whisper_edge.demo import _what_ran, demo_config
     from whisper_edge.experiment import load_config
     from whisper_edge.training.recipes import load_recipe
 
@@ -173,15 +173,18 @@ def test_demo_config_is_a_valid_experiment():
     assert cfg["eval"]["hard_split_models"] == ["dense", "sgl+adaptive"]
     with pytest.raises(ValueError, match="eval.hard_split_models"):
         load_config({"data": "c", "eval": {"hard_split_models": "dense"}})
-    for name in ("dense", "sgl"):
-        load_recipe(name, {"max_steps": cfg["steps"]} | cfg[name])  # raises on a bad field
+    load_recipe("dense", {"max_steps": cfg["steps"]} | cfg["dense"])  # raises on a bad field
+    # the route the full experiment selected (recipes/replicate.yaml): the dense model's groups, no SGL stage
+    assert cfg["sgl"] is None and cfg["prune"]["schedule"] == "gradual" and cfg["prune"]["mask_from"] == "dense"
+    assert _what_ran(cfg) == "100 dense steps, pruning to 35 % of attention + FFN with 20 recovery steps"
+    assert "2 SGL steps" in _what_ran(cfg | {"sgl": {}, "steps": 2})
     from whisper_edge.demo import DEMO_CORPUS
     from whisper_edge.runtime.features import window_seconds
 
     # one window throughout (a stage with another would warn, or train a window the model no longer has), and
     # test_long's windows fit it, so that every test_long clip is read
     ctx = cfg["dense"]["audio_ctx"]
-    assert cfg["sgl"]["audio_ctx"] == cfg["prune"]["recover_set"]["audio_ctx"] == ctx
+    assert cfg["prune"]["recover_set"]["audio_ctx"] == ctx
     assert window_seconds(ctx) == DEMO_CORPUS["long_seconds"] < 10
 
 

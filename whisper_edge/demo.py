@@ -1,7 +1,8 @@
 """`make demo` / `whisper-edge demo`: the whole chain on small data, end to end, in minutes.
 
 import the bundled Whisper-base → build the small synthesized Hindi corpus → short dense fine-tune →
-short adaptive-SGL fine-tune → two-pass pruning (+ a few recovery steps) → export verified ONNX
+one pruning round (heads and channels chosen by the dense model, removed with a least-squares re-fit of what stays,
+a few recovery steps; recipes/demo.yaml) → export verified ONNX
 bundles (fp32; int8 with the Hindi vocabulary) → bench them against optimum's dense export → print
 the table and write report.md with the plots. It runs `whisper-edge experiment` with
 recipes/demo.yaml; the full experiment is recipes/paper.yaml (docs/results.md).
@@ -32,6 +33,20 @@ def demo_config(corpus: Path) -> dict:
     return cfg
 
 
+def _what_ran(cfg: dict) -> str:
+    """The demo's training in words, from its config (recipes/demo.yaml)."""
+    pr, parts = cfg["prune"], [f"{cfg['dense']['max_steps']} dense steps"]
+    if cfg["sgl"] is not None:
+        parts.append(f"{cfg['steps']} SGL steps")
+    if pr["schedule"] == "gradual":
+        shares = ", ".join(f"{100 * t:g} %" for t in pr["targets"])
+        steps = pr["round_steps"] if isinstance(pr["round_steps"], int) else sum(pr["round_steps"])
+        parts.append(f"pruning to {shares} of attention + FFN with {steps} recovery steps")
+    else:
+        parts.append(f"a one-shot prune with {pr['recover_steps']} recovery steps")
+    return ", ".join(parts)
+
+
 def run_demo(out: Path, *, limit: int | None = 24) -> Path:
     from .experiment import run_experiment
     from .results import format_results
@@ -60,9 +75,8 @@ def run_demo(out: Path, *, limit: int | None = 24) -> Path:
     md = "\n".join([
         "# whisper-edge demo report",
         "",
-        f"**A short run** ({cfg['dense']['max_steps']} dense steps, {cfg['steps']} SGL steps, "
-        f"{cfg['prune']['recover_steps']} recovery steps, on {corpus}: {n_train} training utterances). It shows the",
-        "mechanics end to end — fine-tune, adaptive SGL, two-pass pruning, physically smaller ONNX bundles checked",
+        f"**A short run** ({_what_ran(cfg)}, on {corpus}: {n_train} training utterances). It shows the",
+        "mechanics end to end — fine-tune, structured pruning, physically smaller ONNX bundles checked",
         "against PyTorch, the torch-free runtime benched against optimum — not the method's result: with this",
         "little training the pruned model loses accuracy. The full experiment (docs/results.md):",
         "",
