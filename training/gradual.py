@@ -170,7 +170,8 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
             info["recovery"] = {k: v for k, v in summary.items()
                                 if k in ("steps", "seconds_this_run", "mixed_precision", "best_step", "stopped_early")}
             final = rdir / "recovery" / "model"
-            best = summary.get("best_wer") if eval_every else None
+            # the reading of the weights the recovery kept: its best, or with select: last its final one
+            best = summary.get("best_wer" if summary.get("selected", "best") == "best" else "last_wer") if eval_every else None
         model, processor = load_checkpoint(final)
         wer = best if best is not None else _val_wer(model, processor, val, limit, language)
         info["kept"] = "recovered" if steps else "pruned"

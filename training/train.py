@@ -168,7 +168,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
         return ema.applied(raw, method.constrain) if ema is not None else contextlib.nullcontext(raw)
 
     # resume
-    state = {"step": 0, "best_wer": None, "best_step": None, "imp_round": 0}
+    state = {"step": 0, "best_wer": None, "best_step": None, "last_wer": None, "imp_round": 0}
     eval_at, snapshot_at = {int(x) for x in recipe.eval_at or ()}, {int(x) for x in recipe.snapshot_at or ()}
     latest = _latest_checkpoint(ckpt_root)
     if latest is not None:
@@ -251,6 +251,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
                         save_checkpoint(raw, processor, out / "model", generation_config=raw.generation_config, overwrite=True)
                 if rep is not None:
                     row.update(val_wer=rep["wer"], val_cer=rep["cer"])
+                    state["last_wer"] = rep["wer"]
                     if better:
                         state["best_wer"], state["best_step"] = rep["wer"], step
                     bar.set_postfix(loss=f"{row['loss']:.3f}", val_wer=f"{rep['wer']:.1f}")
@@ -297,7 +298,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
             "model": str(model_dir), "data": str(data), "recipe": recipe.to_dict(), "steps": step,
             "seconds_this_run": round(time.perf_counter() - t_total, 1), "processes": accelerator.num_processes,
             "device": str(accelerator.device), "mixed_precision": accelerator.mixed_precision,
-            "train_clips": len(rows), "best_wer": state["best_wer"], "best_step": state["best_step"],
+            "train_clips": len(rows), "best_wer": state["best_wer"], "best_step": state["best_step"], "last_wer": state.get("last_wer"),
             "selected": recipe.select, "stopped_early": bool(reached and step < recipe.max_steps), "final_sparsity": final_sparsity, "architecture": architecture_of(raw).to_dict(),
         }
         atomic_write_json(out / "summary.json", summary)

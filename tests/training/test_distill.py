@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -170,6 +171,16 @@ def test_gradual_round_stops_early_only_when_asked(teacher_cache, tiny_model, sp
     summary = json.loads((tmp_path / "full" / "round-1" / "recovery" / "summary.json").read_text())
     info = json.loads((tmp_path / "full" / "round-1" / "round.json").read_text())
     assert info["kept"] == "recovered" and info["val_wer"] == summary["best_wer"]
+    # select: last (a recover_set may ask for it): the round's WER is the final reading, the weights it keeps
+    last = prune_gradual(tiny_model, tmp_path / "last", stop_early=False,
+                         **(kw | {"recipe_overrides": kw["recipe_overrides"] | {"select": "last"}}))
+    rec = tmp_path / "last" / "round-1" / "recovery"
+    summary = json.loads((rec / "summary.json").read_text())
+    with open(rec / "log.csv") as f:
+        readings = [float(r["val_wer"]) for r in csv.DictReader(f) if r["val_wer"]]
+    assert summary["selected"] == "last" and len(readings) == 3
+    assert summary["last_wer"] == pytest.approx(readings[-1], rel=1e-5) and summary["best_wer"] == pytest.approx(min(readings), rel=1e-5)
+    assert last["rounds"][0]["val_wer"] == summary["last_wer"]
     with pytest.raises(ValueError, match="round_steps"):
         prune_gradual(tiny_model, tmp_path / "bad", **(kw | {"steps": [1, 2]}))
     assert not (tmp_path / "bad").exists()  # refused before anything is written
