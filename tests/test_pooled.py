@@ -157,6 +157,18 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     assert [round(f[k], 2) for k in ("diff", "lo", "hi")] == [0.49, -0.08, 1.08]
     g = paired_by_id(ema["sgl+adaptive"]["per_utterance"], s1["sgl+adaptive"]["per_utterance"])  # draw against draw
     assert [round(g[k], 2) for k in ("diff", "lo", "hi")] == [0.65, 0.17, 1.15]
+    # session 38: that draw's last weights (step 140) against the kept ones (step 80, best of four readings on 144 clips)
+    lk = json.loads((records / "paper22-ema-s1-last-vs-kept.json").read_text())["models"]
+    assert lk["kept"]["per_utterance"] == s1["sgl+adaptive"]["per_utterance"]  # the same weights, read again
+    h = paired_by_id(lk["kept"]["per_utterance"], lk["last"]["per_utterance"])
+    assert [round(h[k], 2) for k in ("diff", "lo", "hi")] == [-0.24, -0.60, 0.10]
+    # session 38: runs/paper22's rounds with round 2 recovered 280 steps instead of 140 (same dense model and seed)
+    r280 = json.loads((records / "paper22-r280-extra-validation.json").read_text())["models"]
+    assert r280["dense"]["per_utterance"] == plain["dense"]["per_utterance"]
+    m = paired_by_id(r280["dense"]["per_utterance"], r280["sgl+adaptive"]["per_utterance"])
+    assert [round(m[k], 2) for k in ("diff", "lo", "hi")] == [-0.14, -0.70, 0.40]
+    n = paired_by_id(plain["sgl+adaptive"]["per_utterance"], r280["sgl+adaptive"]["per_utterance"])
+    assert [round(n[k], 2) for k in ("diff", "lo", "hi")] == [-0.02, -0.35, 0.30]
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
