@@ -169,6 +169,11 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     assert [round(m[k], 2) for k in ("diff", "lo", "hi")] == [-0.14, -0.70, 0.40]
     n = paired_by_id(plain["sgl+adaptive"]["per_utterance"], r280["sgl+adaptive"]["per_utterance"])
     assert [round(n[k], 2) for k in ("diff", "lo", "hi")] == [-0.02, -0.35, 0.30]
+    last = r280["sgl+adaptive, last (step 280)"]["per_utterance"]  # the run kept step 200 (best of seven readings)
+    o = paired_by_id(r280["sgl+adaptive"]["per_utterance"], last)
+    assert [round(o[k], 2) for k in ("diff", "lo", "hi")] == [-0.18, -0.45, 0.10]
+    q = paired_by_id(plain["sgl+adaptive"]["per_utterance"], last)
+    assert [round(q[k], 2) for k in ("diff", "lo", "hi")] == [-0.20, -0.51, 0.10]
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
