@@ -190,7 +190,7 @@ def test_demo_config_is_a_valid_experiment():
 
 def test_demo_refuses_a_corpus_an_earlier_demo_built(tmp_path):
     """A demo-out from before today's corpus settings: refused with the settings named, nothing written or deleted."""
-    from whisper_edge.demo import DEMO_CORPUS, run_demo
+    from whisper_edge.demo import DEMO_CORPUS, demo_config, run_demo
     from whisper_edge.training.corpus.build import BuildOptions, build_settings
 
     corpus = tmp_path / "demo-out" / "corpus-small"
@@ -202,6 +202,18 @@ def test_demo_refuses_a_corpus_an_earlier_demo_built(tmp_path):
     with pytest.raises(SystemExit, match="long_seconds differ"):
         run_demo(tmp_path / "demo-out")
     assert sorted(p.name for p in (tmp_path / "demo-out").iterdir()) == ["corpus-small"]
+    # today's corpus, but an experiment an earlier demo ran (session 37: an SGL stage, `steps: 15`): refused in the
+    # demo's words, its finished stage named, nothing deleted
+    (corpus / "summary.json").write_text(json.dumps({"settings": build_settings(BuildOptions.small(corpus, **DEMO_CORPUS)),
+                                                     "splits": {"train": {"utterances": 612}}}))
+    exp = tmp_path / "demo-out" / "experiment"
+    (exp / "dense").mkdir(parents=True)
+    (exp / "dense" / "summary.json").write_text("{}")
+    earlier = demo_config(corpus) | {"steps": 15, "sgl": {"sgl.lambda_enc": 4.0}}
+    (exp / "experiment.yaml").write_text(yaml.safe_dump(earlier))
+    with pytest.raises(SystemExit, match=r"finished stage dense .*steps: 15.*earlier version of the demo.*another --out"):
+        run_demo(tmp_path / "demo-out")
+    assert (exp / "dense" / "summary.json").read_text() == "{}" and yaml.safe_load((exp / "experiment.yaml").read_text()) == earlier
 
 
 def test_recover_set_reaches_every_recovery_and_imp_and_a_bad_field_fails_at_load():

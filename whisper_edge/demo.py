@@ -47,6 +47,20 @@ def _what_ran(cfg: dict) -> str:
     return ", ".join(parts)
 
 
+def _check_earlier_run(out: Path, cfg: dict) -> None:
+    """An OUT whose experiment an earlier version of the demo ran with other settings: refused in the demo's words
+    (nothing is deleted; the experiment would refuse it too, asking for a --set the demo does not take)."""
+    from .experiment_config import load_config
+    from .reuse import check_resume
+
+    try:
+        check_resume(out / "experiment", load_config(cfg))
+    except ValueError as exc:
+        stage = str(exc).split(". Give another --out")[0]
+        raise SystemExit(f"{stage}. It was made by an earlier version of the demo: run the demo with another --out, or "
+                         f"remove {out} yourself") from None
+
+
 def run_demo(out: Path, *, limit: int | None = 24) -> Path:
     from .experiment import run_experiment
     from .results import format_results
@@ -70,6 +84,7 @@ def run_demo(out: Path, *, limit: int | None = 24) -> Path:
     cfg = demo_config(corpus)
     if limit:
         cfg["eval"]["limit"] = limit
+    _check_earlier_run(out, cfg)
     results = run_experiment(cfg, out / "experiment")
     minutes = (time.perf_counter() - t0) / 60
     md = "\n".join([
