@@ -174,6 +174,15 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     assert [round(o[k], 2) for k in ("diff", "lo", "hi")] == [-0.18, -0.45, 0.10]
     q = paired_by_id(plain["sgl+adaptive"]["per_utterance"], last)
     assert [round(q[k], 2) for k in ("diff", "lo", "hi")] == [-0.20, -0.51, 0.10]
+    # session 38: a plain seed-1 draw that keeps its last weights (recover_set select: last)
+    sl = json.loads((records / "paper22-s1-last-extra-validation.json").read_text())["models"]
+    assert sl["dense"]["per_utterance"] == plain["dense"]["per_utterance"]
+    t = paired_by_id(sl["dense"]["per_utterance"], sl["sgl+adaptive"]["per_utterance"])
+    assert [round(t[k], 2) for k in ("diff", "lo", "hi")] == [0.24, -0.33, 0.81]
+    u = paired_by_id(plain["sgl+adaptive"]["per_utterance"], sl["sgl+adaptive"]["per_utterance"])  # seed 1 against seed 2
+    assert [round(u[k], 2) for k in ("diff", "lo", "hi")] == [0.35, -0.08, 0.82]
+    v = paired_by_id(lk["last"]["per_utterance"], sl["sgl+adaptive"]["per_utterance"])  # without ema against with it
+    assert [round(v[k], 2) for k in ("diff", "lo", "hi")] == [-0.02, -0.16, 0.12]
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
