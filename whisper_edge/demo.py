@@ -40,7 +40,9 @@ def _what_ran(cfg: dict) -> str:
         parts.append(f"{cfg['steps']} SGL steps")
     if pr["schedule"] == "gradual":
         shares = ", ".join(f"{100 * t:g} %" for t in pr["targets"])
-        steps = pr["round_steps"] if isinstance(pr["round_steps"], int) else sum(pr["round_steps"])
+        from .training.gradual import per_round_steps
+
+        steps = sum(per_round_steps(pr["round_steps"], len(pr["targets"])))
         parts.append(f"pruning to {shares} of attention + FFN with {steps} recovery steps")
     else:
         parts.append(f"a one-shot prune with {pr['recover_steps']} recovery steps")
@@ -54,11 +56,10 @@ def _check_earlier_run(out: Path, cfg: dict) -> None:
     from .reuse import check_resume
 
     try:
-        check_resume(out / "experiment", load_config(cfg))
+        check_resume(out / "experiment", load_config(cfg), remedy="It was made by an earlier version of the demo: run "
+                     f"the demo with another --out, or remove {out} yourself")
     except ValueError as exc:
-        stage = str(exc).split(". Give another --out")[0]
-        raise SystemExit(f"{stage}. It was made by an earlier version of the demo: run the demo with another --out, or "
-                         f"remove {out} yourself") from None
+        raise SystemExit(str(exc)) from None
 
 
 def run_demo(out: Path, *, limit: int | None = 24) -> Path:

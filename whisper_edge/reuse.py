@@ -82,7 +82,7 @@ def check_reuse(src: str | os.PathLike, out: str | os.PathLike) -> None:
                          f"`whisper-edge experiment --out` wrote")
 
 
-def check_resume(out: str | os.PathLike, cfg: dict) -> None:
+def check_resume(out: str | os.PathLike, cfg: dict, remedy: str | None = None) -> None:
     """Refuse to continue OUT with settings that its finished stages were not made with (OUT/experiment.yaml is the last
     invocation's): a finished stage is never computed again, so the change would be silently ignored — a replication
     with ``--set seed=1`` in a folder whose dense model has seed 0 would report seed 0's models. Settings that only
@@ -95,8 +95,9 @@ def check_resume(out: str | os.PathLike, cfg: dict) -> None:
         if (out / done).exists() and (differ := _differ(before, cfg, keys)):
             raise ValueError(
                 f"{out}: its finished stage {path} was made with other settings ({', '.join(f'{k}: {_value(before, k)!r}' for k in differ)}; "
-                f"this invocation: {', '.join(f'{k}: {_value(cfg, k)!r}' for k in differ)}). Give another --out for the "
-                f"new settings (--reuse {out} takes what still matches), or drop the --set that changes them")
+                f"this invocation: {', '.join(f'{k}: {_value(cfg, k)!r}' for k in differ)}). " + (remedy or
+                f"Give another --out for the new settings (--reuse {out} takes what still matches), or drop the --set "
+                "that changes them"))
 
 
 def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
