@@ -183,6 +183,14 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     assert [round(u[k], 2) for k in ("diff", "lo", "hi")] == [0.35, -0.08, 0.82]
     v = paired_by_id(lk["last"]["per_utterance"], sl["sgl+adaptive"]["per_utterance"])  # without ema against with it
     assert [round(v[k], 2) for k in ("diff", "lo", "hi")] == [-0.02, -0.16, 0.12]
+    # session 39: the two last-against-kept pairs pooled — the validation reading that chose recover_set's select: last
+    from whisper_edge.runtime.metrics import matched_errors
+
+    pairs = [matched_errors(lk["kept"]["per_utterance"], lk["last"]["per_utterance"]),
+             matched_errors(r280["sgl+adaptive"]["per_utterance"], last)]
+    w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
+    assert w["joint"] and [round(x, 2) for x in w["per_run"]] == [-0.24, -0.18]
+    assert [round(w[k], 2) for k in ("diff", "lo", "hi")] == [-0.21, -0.43, 0.01]
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
