@@ -320,6 +320,18 @@ def test_round_latency_table_and_figure(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "two.png").size[0] > Image.open(tmp_path / "one.png").size[0]  # the third panel
+    from whisper_edge.results import pruned_model_note  # what the row named sgl+adaptive is in this run
+
+    assert pruned_model_note(results) == ("sgl+adaptive: round 1 of 2 of the gradual schedule, 25.0 % of attention + FFN "
+                                          "removed by the adaptive rule.")  # no mask_from, no config: an older record
+    results["prune"] |= {"mask_from": "dense", "chosen_round": 2}
+    results["config"] = {"sgl": None}
+    assert pruned_model_note(results) == ("sgl+adaptive: round 2 of 2 of the gradual schedule, 35.0 % of attention + FFN "
+                                          "removed by the adaptive rule; round 1's groups chosen by the dense model; "
+                                          "no SGL stage ran.")
+    results["prune"]["mask_from"], results["config"]["sgl"] = "sgl", {"max_steps": 100}
+    assert pruned_model_note(results).endswith("round 1's groups chosen by the SGL model.")
+    assert pruned_model_note({"prune": {"val_wer": {}}}) is None  # the one-shot strength search: no rounds
 
 
 def test_a_refused_export_is_recorded_and_not_retried(tmp_path):
