@@ -191,6 +191,15 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
     assert w["joint"] and [round(x, 2) for x in w["per_run"]] == [-0.24, -0.18]
     assert [round(w[k], 2) for k in ("diff", "lo", "hi")] == [-0.21, -0.43, 0.01]
+    # session 39: that seed-1 draw read on test, once, after the recipe took select: last (runs/paper22's seed-2 round
+    # had kept its last weights too, so both are the recipe's draws on one dense model)
+    s1t = records / "paper22-s1-last-results.json"
+    assert [round(row(pool_runs([s1t]))[k], 2) for k in ("diff", "lo", "hi")] == [0.12, -0.34, 0.58]
+    both = row(pool_runs([records / "paper22-results.json", s1t]))
+    assert [round(both[k], 2) for k in ("diff", "lo", "hi")] == [0.26, -0.16, 0.68]
+    three = row(pool_runs([records / "paper20-a25-results.json", records / "paper22-results.json", s1t]))
+    assert [round(x, 2) for x in three["per_run"]] == [0.37, 0.40, 0.12]
+    assert [round(three[k], 2) for k in ("diff", "lo", "hi", "runs_lo", "runs_hi")] == [0.30, -0.04, 0.65, -0.08, 0.68]
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
