@@ -200,6 +200,15 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     three = row(pool_runs([records / "paper20-a25-results.json", records / "paper22-results.json", s1t]))
     assert [round(x, 2) for x in three["per_run"]] == [0.37, 0.40, 0.12]
     assert [round(three[k], 2) for k in ("diff", "lo", "hi", "runs_lo", "runs_hi")] == [0.30, -0.04, 0.65, -0.08, 0.68]
+    # session 39: 280 recovery steps on seed 1 too (last weights), against 140 on each seed — the recipe stays at 140
+    s1r = json.loads((records / "paper22-s1-r280-extra-validation.json").read_text())["models"]
+    assert s1r["dense"]["per_utterance"] == plain["dense"]["per_utterance"]
+    x = paired_by_id(sl["sgl+adaptive"]["per_utterance"], s1r["sgl+adaptive"]["per_utterance"])
+    assert [round(x[k], 2) for k in ("diff", "lo", "hi")] == [-0.16, -0.43, 0.10]
+    pairs = [matched_errors(plain["sgl+adaptive"]["per_utterance"], last),
+             matched_errors(sl["sgl+adaptive"]["per_utterance"], s1r["sgl+adaptive"]["per_utterance"])]
+    y = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
+    assert [round(y[k], 2) for k in ("diff", "lo", "hi")] == [-0.18, -0.37, 0.02]  # the interval reaches 0: not adopted
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
