@@ -209,6 +209,11 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
              matched_errors(sl["sgl+adaptive"]["per_utterance"], s1r["sgl+adaptive"]["per_utterance"])]
     y = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
     assert [round(y[k], 2) for k in ("diff", "lo", "hi")] == [-0.18, -0.37, 0.02]  # the interval reaches 0: not adopted
+    for kept, fig in (((plain["sgl+adaptive"]["per_utterance"], sl["sgl+adaptive"]["per_utterance"]), [0.06, -0.45, 0.58]),
+                      ((last, s1r["sgl+adaptive"]["per_utterance"]), [-0.12, -0.65, 0.38])):  # 140, 280 steps from dense
+        pairs = [matched_errors(plain["dense"]["per_utterance"], m) for m in kept]
+        z = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
+        assert [round(z[k], 2) for k in ("diff", "lo", "hi")] == fig
 
 
 def test_across_runs_is_students_t_over_the_per_run_differences():
