@@ -248,9 +248,10 @@ def pruned_model_note(results: dict) -> str | None:
     pr = results.get("prune") or {}
     r = next((r for r in pr.get("rounds") or [] if r.get("round") == pr.get("chosen_round")), None)
     by = {"dense": "; round 1's groups chosen by the dense model", "sgl": "; round 1's groups chosen by the SGL model"}
+    cfg = results.get("config") or {}
+    no_sgl = "; no SGL stage ran" if "sgl" in cfg and cfg["sgl"] is None else ""
     return r and (f"sgl+adaptive: round {r['round']} of {len(pr['rounds'])} of the gradual schedule, {100 * r['share']:.1f} % "
-                  f"of attention + FFN removed by the adaptive rule{by.get(pr.get('mask_from'), '')}"
-                  f"{'; no SGL stage ran' if 'sgl' in (cfg := results.get('config') or {}) and cfg['sgl'] is None else ''}.")
+                  f"of attention + FFN removed by the adaptive rule{by.get(pr.get('mask_from'), '')}{no_sgl}.")
 
 
 def format_results(results: dict) -> str:
@@ -270,7 +271,8 @@ def format_results(results: dict) -> str:
     n = next(iter(models.values()))["utterances"] if models else 0
     lines += ["", f"{n} test utterances; seen / unseen: voices heard in training or held out. GFLOPs / utterance: one encoder "
               f"window + cross-attention K/V + {tok:.0f} decoder tokens (the mean of the bench clips)."]
-    lines += ["", pruned_model_note(results)] if pruned_model_note(results) and "sgl+adaptive" in models else []
+    note = pruned_model_note(results) if "sgl+adaptive" in models else None
+    lines += ["", note] if note else []
     lines += wer_differences(results)
     rows = bundle_rows(results)
     if rows:
