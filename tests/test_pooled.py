@@ -276,3 +276,16 @@ def test_compare_says_when_the_runs_recipes_differ_or_share_a_dense_model(tmp_pa
         res["config"].pop("seed", None) if seed is None else res["config"].update(seed=seed)
         (run / "results.json").write_text(json.dumps(res))
     assert pool_runs(runs[:2])["recipe_differences"] == {}
+    # select as it acted: a run that kept its best readings, each its recovery's last, kept what `select: last` keeps;
+    # a recovery's own seed is a draw, like the experiment's
+    rounds = [{"recovery": {"steps": 40, "best_step": 40}}, {"recovery": {"steps": 140, "best_step": 140}}]
+    for run, select, rec_seed in zip(runs[:2], (None, "last"), (None, 1)):
+        res = json.loads((run / "results.json").read_text())
+        res["config"]["prune"]["recover_set"] = {"select": select, "seed": rec_seed}
+        res["prune"] = {"rounds": rounds}
+        (run / "results.json").write_text(json.dumps(res))
+    assert pool_runs(runs[:2])["recipe_differences"] == {}
+    res = json.loads((runs[0] / "results.json").read_text())
+    res["prune"]["rounds"][1]["recovery"]["best_step"] = 80  # its best reading came before its last: another choice
+    (runs[0] / "results.json").write_text(json.dumps(res))
+    assert pool_runs(runs[:2])["recipe_differences"] == {"prune.recover_set.select": [None, "last"]}

@@ -130,14 +130,24 @@ def recipe_differences(results: list[dict]) -> dict[str, list]:
     """The experiment settings (results.json's ``config``, flattened to ``section.field``) on which the runs disagree,
     each with every run's value (None where a run has no record of it): runs of different recipes pooled as one. Only
     the settings that shape the models count (not where the data, reports and bundles go, nor what is evaluated)."""
-    flats = [_flat(with_defaults(r.get("config") or {})) for r in results]
+    flats = [_kept_last(_flat(with_defaults(r.get("config") or {})), r) for r in results]
     if len(results) < 2 or not all(flats):
         return {}
     keys = sorted(set().union(*flats))
-    # seed: the draw, which repetitions of one recipe are meant to differ by
+    # seed (the experiment's or a stage's): the draw, which repetitions of one recipe are meant to differ by
     ignore = _NOT_THE_RECIPE + ("seed",) + (("sgl",) if all(_dense_groups(f) for f in flats) else ())
-    keep = [k for k in keys if not any(k == x or k.startswith(x + ".") for x in ignore)]
+    keep = [k for k in keys if not k.endswith(".seed") and not any(k == x or k.startswith(x + ".") for x in ignore)]
     return {k: [f.get(k) for f in flats] for k in keep if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
+
+
+def _kept_last(flat: dict, res: dict) -> dict:
+    """``prune.recover_set.select`` as it acted: a recovery that kept its best reading kept its last weights where the
+    best reading was the last (``best_step`` = ``steps`` in every round), which is what ``select: last`` keeps."""
+    key, rounds = "prune.recover_set.select", [r.get("recovery") for r in (res.get("prune") or {}).get("rounds") or []]
+    if flat and flat.get(key) in (None, "best") and rounds and all(
+            r and r.get("best_step") is not None and r.get("best_step") == r.get("steps") for r in rounds):
+        return flat | {key: "last"}
+    return flat
 
 
 def _dense_groups(flat: dict) -> bool:
