@@ -200,6 +200,16 @@ def test_the_stored_run_records_pool_to_the_figures_the_docs_print():
     three = row(pool_runs([records / "paper20-a25-results.json", records / "paper22-results.json", s1t]))
     assert [round(x, 2) for x in three["per_run"]] == [0.37, 0.40, 0.12]
     assert [round(three[k], 2) for k in ("diff", "lo", "hi", "runs_lo", "runs_hi")] == [0.30, -0.04, 0.65, -0.08, 0.68]
+    # session 40: the seed-3 replication from scratch (runs/paper23, the recipe as it stands), read on test once
+    p23 = records / "paper23-results.json"
+    assert [round(row(pool_runs([p23]))[k], 2) for k in ("diff", "lo", "hi")] == [0.11, -0.41, 0.59]
+    four = row(pool_runs([records / "paper20-a25-results.json", records / "paper22-results.json", s1t, p23]))
+    assert [round(four[k], 2) for k in ("diff", "lo", "hi", "runs_lo", "runs_hi")] == [0.25, -0.04, 0.54, 0.00, 0.50]
+    apart = row(pool_runs([records / "paper20-a25-results.json", records / "paper22-results.json", p23]))  # 3 dense models
+    assert [round(apart[k], 2) for k in ("diff", "lo", "hi", "runs_lo", "runs_hi")] == [0.29, -0.03, 0.59, -0.11, 0.70]
+    xv = json.loads((records / "paper23-extra-validation.json").read_text())["models"]
+    a = paired_by_id(xv["dense"]["per_utterance"], xv["sgl+adaptive"]["per_utterance"])
+    assert [round(a[k], 2) for k in ("diff", "lo", "hi")] == [0.41, -0.10, 0.98]
     # session 39: 280 recovery steps on seed 1 too (last weights), against 140 on each seed — the recipe stays at 140
     s1r = json.loads((records / "paper22-s1-r280-extra-validation.json").read_text())["models"]
     assert s1r["dense"]["per_utterance"] == plain["dense"]["per_utterance"]
