@@ -299,3 +299,10 @@ def test_compare_says_when_the_runs_recipes_differ_or_share_a_dense_model(tmp_pa
     res["prune"]["rounds"][1]["recovery"]["best_step"] = 80  # its best reading came before its last: another choice
     (runs[0] / "results.json").write_text(json.dumps(res))
     assert pool_runs(runs[:2])["recipe_differences"] == {"prune.recover_set.select": [None, "last"]}
+    # an experiment still running has written its evaluations but not its config: said, not silently compared
+    res = json.loads((runs[1] / "results.json").read_text())
+    res.pop("config")
+    (runs[1] / "results.json").write_text(json.dumps(res))
+    unfinished = pool_runs(runs[:2])
+    assert unfinished["unfinished"] == [1] and unfinished["recipe_differences"] == {}
+    assert "Run 2: no settings recorded" in pooled_table(unfinished)

@@ -111,6 +111,7 @@ def pool_runs(runs: list[str | Path], splits: tuple[str, ...] = SPLITS,
                     {"runs_lo": runs_ci[0], "runs_hi": runs_ci[1]} if runs_ci else {}))
     return {"runs": [r for r, _ in loaded], "against": against, "rows": rows,
             "recipe_differences": recipe_differences([res for _, res in loaded]),
+            "unfinished": [i for i, (_, res) in enumerate(loaded) if not res.get("config")],
             "shared_dense": shared_dense([res for _, res in loaded])}
 
 
@@ -200,6 +201,10 @@ def pooled_table(pooled: dict) -> str:
 def _warnings(pooled: dict) -> list[str]:
     """Lines above the runs' list when the pooled runs are not repetitions of one recipe on independent dense models."""
     out = []
+    if unfinished := pooled.get("unfinished"):  # an experiment writes its config into results.json when it ends
+        out += [f"**Run{'s' if len(unfinished) > 1 else ''} {', '.join(str(i + 1) for i in unfinished)}: no settings "
+                "recorded** (results.json without `config`: the experiment has not finished), so the runs' settings "
+                "were not compared.", ""]
     if diffs := pooled.get("recipe_differences"):
         def values(vals):
             by = {}
