@@ -306,3 +306,58 @@ def test_compare_says_when_the_runs_recipes_differ_or_share_a_dense_model(tmp_pa
     unfinished = pool_runs(runs[:2])
     assert unfinished["unfinished"] == [1] and unfinished["recipe_differences"] == {}
     assert "Run 2: no settings recorded" in pooled_table(unfinished)
+
+
+def test_compare_by_a_corpus_column_splits_each_row_by_its_value(tmp_path):
+    """--by engine: one row per engine, each the pooled difference over that engine's utterances only, read from the
+    corpora the runs' configs name; a column, a corpus or an utterance that is not there is a clear error."""
+    import datasets
+
+    from whisper_edge.pooled import pool_runs, pooled_table
+    from whisper_edge.runtime.metrics import paired_by_id
+
+    n = 60
+    corpus = tmp_path / "corpus"
+    engines = ["kokoro" if i % 3 == 0 else "espeak" for i in range(n)]
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(
+        {"id": [f"u{i}" for i in range(n)], "engine": engines, "sentence": ["x"] * n})}).save_to_disk(str(corpus))
+    dense = [1] * n
+    pruned = [2 if e == "kokoro" else 1 for e in engines]  # the pruned model loses words on kokoro clips only
+    runs = [_run(tmp_path, f"r{i}", dense, pruned, dense, long=False) for i in range(2)]
+    for run in runs:
+        res = json.loads((run / "results.json").read_text())
+        res["config"] = {"data": str(corpus)}
+        (run / "results.json").write_text(json.dumps(res))
+    got = pool_runs(runs, ("test",), by="engine")
+    rows = {r["group"]: r for r in got["rows"] if r["model"] == "sgl+adaptive"}
+    assert set(rows) == {"espeak", "kokoro"} and rows["espeak"]["diff"] == 0
+    res = json.loads((runs[0] / "results.json").read_text())["models"]
+    kokoro = [[u for u in res[m]["per_utterance"] if engines[int(u[0][1:])] == "kokoro"] for m in ("dense", "sgl+adaptive")]
+    assert rows["kokoro"]["diff"] == pytest.approx(paired_by_id(*kokoro)["diff"]) and rows["kokoro"]["diff"] > 0
+    assert max(rows["kokoro"]["utterances"]) == n // 3
+    assert "| sgl+adaptive | test | kokoro | 20 | 2 |" in pooled_table(got)
+    with pytest.raises(ValueError, match="no such column; its columns to group by: engine"):
+        pool_runs(runs, ("test",), by="voice")
+    # the extra test set: its own corpus (eval.extra_test), its ids under extra_test/, pooled with the test split's
+    extra = tmp_path / "extra"
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(
+        {"id": ["u0", "u1"], "engine": ["kokoro", "kokoro"], "sentence": ["y", "y"]})}).save_to_disk(str(extra))
+    for run in runs:
+        res = json.loads((run / "results.json").read_text())
+        res["config"]["eval"] = {"extra_test": str(extra)}
+        for m in res["models"].values():
+            m["splits"] = {"test+extra_test": {"per_utterance": m["per_utterance"] + [["extra_test/u0", 0, 4], ["extra_test/u1", 0, 4]]}}
+        (run / "results.json").write_text(json.dumps(res))
+    pooled = {r["group"]: max(r["utterances"]) for r in pool_runs(runs, ("test+extra_test",), by="engine")["rows"]
+              if r["model"] == "sgl+adaptive"}
+    assert pooled == {"espeak": 40, "kokoro": 22}
+    res = json.loads((runs[1] / "results.json").read_text())
+    res["models"]["dense"]["per_utterance"].append(["u999", 0, 5])
+    res["models"]["sgl+adaptive"]["per_utterance"].append(["u999", 0, 5])
+    (runs[1] / "results.json").write_text(json.dumps(res))
+    with pytest.raises(ValueError, match="utterance u999 of split test is not in the corpus"):
+        pool_runs(runs, ("test",), by="engine")
+    res["config"]["data"] = str(tmp_path / "gone")
+    (runs[1] / "results.json").write_text(json.dumps(res))
+    with pytest.raises(FileNotFoundError, match="gone: the corpus a run was tested on is not here"):
+        pool_runs(runs, ("test",), by="engine")

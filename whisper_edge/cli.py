@@ -337,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--splits", nargs="+", help="splits to pool (default: test, test_long, test_noisy, test+extra_test)")
     s.add_argument("--against", default="dense", choices=["dense", "imp"],
                    help="the reference in each run: its dense model, or IMP (structured against unstructured)")
+    s.add_argument("--by", metavar="COLUMN", help="one row per value of a column of the corpora the runs were tested "
+                   "on (engine, voice_group, voice, augment): where the compressed model loses; reads the corpora the "
+                   "runs' configs name (data, eval.extra_test), so run it from the folder the experiments ran in")
     s.add_argument("--out", help="also write the table (Markdown) and the figures (OUT.json) here")
     s.set_defaults(func=_cmd_compare)
 

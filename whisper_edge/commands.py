@@ -381,7 +381,7 @@ def _cmd_compare(args) -> int:
 
     if args.out and Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a folder; give a file name for the table (e.g. {args.out}/pooled.md)")
-    pooled = pool_runs(args.runs, tuple(args.splits or SPLITS), against=args.against)
+    pooled = pool_runs(args.runs, tuple(args.splits or SPLITS), against=args.against, by=args.by)
     table = pooled_table(pooled)
     print(table)
     if args.out:

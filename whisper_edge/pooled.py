@@ -81,38 +81,62 @@ def _removed(res: dict, name: str) -> float | None:
 
 
 def pool_runs(runs: list[str | Path], splits: tuple[str, ...] = SPLITS,
-              against: str = "dense") -> dict:
+              against: str = "dense", by: str | None = None) -> dict:
     """Per model (sgl+adaptive, imp, sgl) and split: every run's WER difference from its own ``against`` model (dense,
     or imp: structured against unstructured at the same share), their mean and its 95 % interval. A model or split a
-    run lacks is left out of that row (the row says how many runs it has)."""
-    from .runtime.metrics import pooled_bootstrap
-
+    run lacks is left out of that row (the row says how many runs it has). ``by``: a column of the runs' corpora
+    (engine, voice_group …; whisper_edge/utterance_groups.py): each row split into one per value, its ``group``."""
     if not runs:
         raise ValueError("pool needs at least one experiment run folder")
     loaded = [(str(r), _load(Path(r))) for r in runs]
+    groups = None
+    if by:
+        from .utterance_groups import utterance_groups
+
+        cache: dict = {}
+        groups = {run: utterance_groups(res, by, cache) for run, res in loaded}
     rows = []
     for name in [m for m in MODELS if m != against]:
         for split in splits:
-            pairs, ids, used = [], [], []
-            for run, res in loaded:
-                d, m = (_rows(res["models"].get(x) or {}, split) for x in (against, name))
-                if not (d and m):
-                    continue
-                ea, eb, u = matched_errors(d, m)  # in order of id: one order for every run
-                if u:
-                    pairs.append((ea, eb))
-                    ids.append(u)
-                    used.append(run)
-            if pairs:
-                ci = pooled_bootstrap(pairs, ids)
-                removed = [_removed(res, name) for run, res in loaded if run in used]
-                runs_ci = across_runs(ci["per_run"])
-                rows.append({"model": name, "split": split, "runs": used, "removed": removed} | ci | (
-                    {"runs_lo": runs_ci[0], "runs_hi": runs_ci[1]} if runs_ci else {}))
-    return {"runs": [r for r, _ in loaded], "against": against, "rows": rows,
+            scored = [(run, res, *(_rows(res["models"].get(x) or {}, split) for x in (against, name))) for run, res in loaded]
+            scored = [(run, res, d, m) for run, res, d, m in scored if d and m]
+            if groups is None:
+                rows += _pooled_row(scored, name, split)
+                continue
+            for value in sorted({_group(groups, run, split, u[0]) for run, _, d, _ in scored for u in d}):
+                rows += _pooled_row([(run, res, *([u for u in x if _group(groups, run, split, u[0]) == value] for x in (d, m)))
+                                     for run, res, d, m in scored], name, split, value)
+    return {"runs": [r for r, _ in loaded], "against": against, "rows": rows, "by": by,
             "recipe_differences": recipe_differences([res for _, res in loaded]),
             "unfinished": [i for i, (_, res) in enumerate(loaded) if not res.get("config")],
             "shared_dense": shared_dense([res for _, res in loaded])}
+
+
+def _group(groups: dict, run: str, split: str, uid: str) -> str:
+    try:
+        return groups[run][split][uid]
+    except KeyError:
+        raise ValueError(f"{run}: utterance {uid} of split {split} is not in the corpus its config names — the corpus "
+                         "there is not the one the run was tested on") from None
+
+
+def _pooled_row(scored: list, name: str, split: str, group: str | None = None) -> list[dict]:
+    """The row of one model and split (and group): its runs' differences pooled; none when no run has both models."""
+    from .runtime.metrics import pooled_bootstrap
+
+    pairs, ids, used = [], [], []
+    for run, res, d, m in scored:
+        ea, eb, u = matched_errors(d, m)  # in order of id: one order for every run
+        if u:
+            pairs.append((ea, eb))
+            ids.append(u)
+            used.append((run, res))
+    if not pairs:
+        return []
+    ci = pooled_bootstrap(pairs, ids)
+    runs_ci = across_runs(ci["per_run"])
+    return [{"model": name, "split": split, "runs": [r for r, _ in used], "removed": [_removed(res, name) for _, res in used]} | ({"group": group} if group is not None else {}) | ci | (
+        {"runs_lo": runs_ci[0], "runs_hi": runs_ci[1]} if runs_ci else {})]
 
 
 # settings that shape none of the pooled models: where data and reports go, what is evaluated, exported or benched
@@ -180,15 +204,17 @@ def shared_dense(results: list[dict], min_utterances: int = 50) -> list[list[int
 
 def pooled_table(pooled: dict) -> str:
     """results.md-style Markdown of ``pool_runs``' answer."""
-    lines = ["| model | split | runs | attention + FFN removed or zero | per run | mean difference [95 % CI] | "
-             "across runs (t, ≥ 3 runs) |", "|---|---|---:|---|---|---:|---:|"]
+    by = pooled.get("by")
+    lines = [f"| model | split |{f' {by} | utterances |' if by else ''} runs | attention + FFN removed or zero | per run | "
+             "mean difference [95 % CI] | across runs (t, ≥ 3 runs) |", f"|---|---|{'---|---:|' if by else ''}---:|---|---|---:|---:|"]
     for r in pooled["rows"]:
         removed = ", ".join("–" if x is None else f"{x:.1f} %" for x in r["removed"])
         known = [x for x in r["removed"] if x is not None]
         if known and max(known) - min(known) > 1.0:
             removed += " — **shares differ: the mean mixes operating points**"
         per_run = ", ".join(f"{d:+.2f}" for d in r["per_run"])
-        lines.append(f"| {r['model']} | {r['split']} | {len(r['runs'])} | {removed} | {per_run} | "
+        group = f" {r['group']} | {max(r['utterances'])} |" if by else ""
+        lines.append(f"| {r['model']} | {r['split']} |{group} {len(r['runs'])} | {removed} | {per_run} | "
                      f"{r['diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] | "
                      + (f"[{r['runs_lo']:+.2f}, {r['runs_hi']:+.2f}] |" if "runs_lo" in r else "– |"))
     runs = "; ".join(f"{i + 1}. {r}" for i, r in enumerate(pooled["runs"]))
