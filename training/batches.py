@@ -14,7 +14,7 @@ from ..runtime.features import window_samples
 from .context import batch_positions
 from .data import row_audio
 
-__all__ = ["SpeechDataset", "SpeechCollator", "usable_rows"]
+__all__ = ["SpeechDataset", "SpeechCollator", "usable_rows", "oversampled"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -134,3 +134,26 @@ def usable_rows(dataset, window_s: float, desc: str) -> list[int]:
     if not rows:
         raise ValueError(f"no usable {desc} clip (all {len(dataset)} unreadable or longer than the {window_s:.0f}-s window)")
     return rows
+
+
+def oversampled(dataset, rows: list[int], oversample: dict | None) -> list[int]:
+    """``rows`` with each row whose column matches a key of ``oversample`` ({"column=value": factor}, the recipe field)
+    appearing ``factor`` times: a recovery that hears more of one engine or voice group (docs/pruning.md). Only that
+    column is read, not the audio."""
+    if not oversample:
+        return rows
+    out = list(rows)
+    for key, factor in oversample.items():
+        column, value = key.split("=", 1)
+        if column not in dataset.column_names:
+            usable = ", ".join(c for c in dataset.column_names if c not in ("audio", "sentence"))
+            raise ValueError(f"recipe field oversample {key!r}: the training split has no column {column!r}; "
+                             f"its columns: {usable}")
+        values = dataset[column]
+        match = [r for r in rows if str(values[r]) == value]
+        if not match:
+            raise ValueError(f"recipe field oversample {key!r}: no training clip has {column} = {value!r}; its values: "
+                             + ", ".join(sorted({str(v) for v in values})[:12]))
+        out += match * (int(factor) - 1)
+        log.info("oversample %s: %d of %d clips ×%d", key, len(match), len(rows), int(factor))
+    return out

@@ -90,6 +90,9 @@ class Recipe:
     # of steps); 0: the weights as trained. Not with SGL
     ema: float = 0.0
     seed: int = 0
+    # {"column=value": factor}: training clips whose corpus column (engine, voice_group …) has that value are drawn
+    # factor times as often (an integer ≥ 1); None: every clip alike
+    oversample: dict | None = None
     num_workers: int = 0
     sgl: SGLConfig = field(default_factory=SGLConfig)
     imp: IMPConfig = field(default_factory=IMPConfig)
@@ -113,6 +116,9 @@ class Recipe:
             "select": self.select in ("best", "last"), "num_workers": self.num_workers >= 0,
             "ema": 0.0 <= self.ema < 1.0,
         }
+        checks["oversample"] = self.oversample is None or isinstance(self.oversample, dict) and all(
+            isinstance(k, str) and k.count("=") == 1 and all(k.split("=")) and isinstance(v, int)
+            and not isinstance(v, bool) and 1 <= v <= 20 for k, v in self.oversample.items())
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]

@@ -39,7 +39,7 @@ from .data import load_speech_dataset
 from .ema import WeightAverage
 from .evaluate import EvalOptions, evaluate_model
 from .recipes import Recipe
-from .batches import SpeechCollator, SpeechDataset, usable_rows
+from .batches import SpeechCollator, SpeechDataset, oversampled, usable_rows
 from .context import INHERITED_SHARE, allow_short_windows, mark_dynamic, trained_dynamic
 from .imp import imp_prune_, imp_schedule, prunable_weights, sparsity_report
 from .methods import make_method
@@ -117,7 +117,7 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     train_ds = load_speech_dataset(data, train_split)
     if max_train:
         train_ds = train_ds.select(range(min(max_train, len(train_ds))))
-    rows = usable_rows(train_ds, window_s, train_split)
+    rows = oversampled(train_ds, usable_rows(train_ds, window_s, train_split), recipe.oversample)
     eval_ds = None
     if (recipe.eval_every or recipe.eval_at) and recipe.eval_limit:
         try:
