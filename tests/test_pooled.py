@@ -1,5 +1,6 @@
 """`whisper-edge compare`: several experiment runs pooled (whisper_edge/pooled.py, runtime/metrics.pooled_bootstrap)."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -361,3 +362,53 @@ def test_compare_by_a_corpus_column_splits_each_row_by_its_value(tmp_path):
     (runs[1] / "results.json").write_text(json.dumps(res))
     with pytest.raises(FileNotFoundError, match="gone: the corpus a run was tested on is not here"):
         pool_runs(runs, ("test",), by="engine")
+
+
+def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
+    """docs/results.md, session 40: `compare --by engine` / `--by voice_group` on the four α 0.25 runs, and the
+    per-engine extra-validation readings — recomputed from docs/run-records, with the corpora's id → engine and voice
+    group (docs/run-records/corpus-columns.json) saved as small corpora the runs' configs point at."""
+    import datasets
+
+    from whisper_edge.pooled import pool_runs
+    from whisper_edge.runtime.metrics import paired_by_id
+
+    records = Path(__file__).resolve().parent.parent / "docs" / "run-records"
+    columns = json.loads((records / "corpus-columns.json").read_text())
+    where = {}
+    for path in ("runs/corpus", "runs/extra-test"):
+        where[path] = tmp_path / path.split("/")[1]
+        datasets.DatasetDict({split: datasets.Dataset.from_dict(
+            {"id": list(rows), "engine": [v[0] for v in rows.values()], "voice_group": [v[1] for v in rows.values()]})
+            for split, rows in columns[path].items()}).save_to_disk(str(where[path]))
+    runs = []
+    for name in ("paper20-a25", "paper22", "paper22-s1-last", "paper23"):
+        res = json.loads((records / f"{name}-results.json").read_text())
+        res["config"]["data"] = str(where[res["config"]["data"]])
+        res["config"]["eval"]["extra_test"] = str(where[res["config"]["eval"]["extra_test"]])
+        (tmp_path / f"{name}.json").write_text(json.dumps(res))
+        runs.append(tmp_path / f"{name}.json")
+
+    def figures(by):
+        return {(r["split"], r["group"]): [round(r[k], 2) for k in ("diff", "lo", "hi")]
+                for r in pool_runs(runs, by=by)["rows"] if r["model"] == "sgl+adaptive"}
+
+    engine = figures("engine")
+    assert engine[("test+extra_test", "espeak")] == [0.12, -0.18, 0.41]
+    assert engine[("test+extra_test", "kokoro")] == [0.61, -0.11, 1.33]
+    assert engine[("test", "espeak")] == [0.37, -0.25, 0.96] and engine[("test", "kokoro")] == [1.84, 0.29, 3.52]
+    assert engine[("test_noisy", "espeak")] == [1.53, 0.18, 2.95] and engine[("test_noisy", "kokoro")] == [5.46, 1.51, 9.67]
+    group = figures("voice_group")
+    assert group[("test", "unseen")] == [1.41, 0.58, 2.34] and group[("test", "seen")] == [0.16, -0.73, 1.11]
+    assert group[("test+extra_test", "unseen")] == [0.18, -0.21, 0.58]
+    assert group[("test+extra_test", "seen")] == [0.32, -0.09, 0.73]
+    # the 600 extra validation clips by engine, each select: last draw from its dense model
+    val = columns["runs/extra-val"]["validation"]
+    for name, kokoro, espeak in (("paper22", [1.41, 0.15, 2.72], -0.63), ("paper22-s1-last", [1.72, 0.52, 2.91], -0.26),
+                                 ("paper23", [1.64, 0.23, 3.13], 0.00)):
+        m = json.loads((records / f"{name}-extra-validation.json").read_text())["models"]
+        by = {e: [[u for u in m[x]["per_utterance"] if val[u[0]][0] == e] for x in ("dense", "sgl+adaptive")]
+              for e in ("kokoro", "espeak")}
+        k = paired_by_id(*by["kokoro"])
+        assert [round(k[x], 2) for x in ("diff", "lo", "hi")] == kokoro
+        assert round(paired_by_id(*by["espeak"])["diff"], 2) == espeak

@@ -218,3 +218,25 @@ def test_synthetic_rooms_have_the_direct_to_reverberant_ratio_they_are_drawn_wit
         _, applied = augment(np.random.default_rng(1).standard_normal(8000).astype(np.float32) * 0.1, HARD, rng)
         bands |= {c for c in conditions("+".join(applied)) if c.startswith("reverb, DRR")}
     assert len(bands) == 3
+
+
+def test_oversample_repeats_the_matching_clips_and_names_what_is_wrong():
+    """recipe field oversample {"column=value": factor}: the matching rows drawn factor times as often; a column or a
+    value the training split lacks, or a malformed setting, is an error that says what is there."""
+    import datasets
+
+    from whisper_edge.training.batches import oversampled
+
+    ds = datasets.Dataset.from_dict({"sentence": ["a"] * 6, "engine": ["kokoro", "espeak"] * 3})
+    rows = [0, 1, 2, 3, 5]  # row 4 was left out (unreadable, or longer than the window)
+    assert oversampled(ds, rows, None) == rows
+    got = oversampled(ds, rows, {"engine=kokoro": 3})
+    assert sorted(got) == [0, 0, 0, 1, 2, 2, 2, 3, 5]  # kokoro rows 0 and 2 three times; row 4 stays out
+    with pytest.raises(ValueError, match="no column 'voice'; its columns: engine"):
+        oversampled(ds, rows, {"voice=af": 2})
+    with pytest.raises(ValueError, match="no training clip has engine = 'piper'; its values: espeak, kokoro"):
+        oversampled(ds, rows, {"engine=piper": 2})
+    for bad in ({"engine": 2}, {"engine=kokoro": 0}, {"engine=kokoro": 1.5}, ["engine=kokoro"]):
+        with pytest.raises(RecipeError, match="'oversample'"):
+            load_recipe("dense", {"oversample": bad})
+    assert load_recipe("dense", {"oversample": {"engine=kokoro": 3}}).oversample == {"engine=kokoro": 3}
