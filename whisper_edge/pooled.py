@@ -135,8 +135,9 @@ def _pooled_row(scored: list, name: str, split: str, group: str | None = None) -
         return []
     ci = pooled_bootstrap(pairs, ids)
     runs_ci = across_runs(ci["per_run"])
-    return [{"model": name, "split": split, "runs": [r for r, _ in used], "removed": [_removed(res, name) for _, res in used]} | ({"group": group} if group is not None else {}) | ci | (
-        {"runs_lo": runs_ci[0], "runs_hi": runs_ci[1]} if runs_ci else {})]
+    row = {"model": name, "split": split, "runs": [r for r, _ in used], "removed": [_removed(res, name) for _, res in used]}
+    return [row | ({"group": group} if group is not None else {}) | ci
+            | ({"runs_lo": runs_ci[0], "runs_hi": runs_ci[1]} if runs_ci else {})]
 
 
 # settings that shape none of the pooled models: where data and reports go, what is evaluated, exported or benched
