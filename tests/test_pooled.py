@@ -412,3 +412,18 @@ def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
         k = paired_by_id(*by["kokoro"])
         assert [round(k[x], 2) for x in ("diff", "lo", "hi")] == kokoro
         assert round(paired_by_id(*by["espeak"])["diff"], 2) == espeak
+    # the trial: recoveries with Kokoro clips drawn 3 times as often (oversample), against the same draw without it
+    from whisper_edge.runtime.metrics import matched_errors
+
+    def pruned(name, engine=None):
+        rows = json.loads((records / f"{name}-extra-validation.json").read_text())["models"]["sgl+adaptive"]["per_utterance"]
+        return [u for u in rows if engine is None or val[u[0]][0] == engine]
+
+    trial = (("paper23", "paper23-k3", [0.22, -0.26, 0.67]), ("paper22-s1-last", "paper22-s1-k3", [0.00, -0.42, 0.39]))
+    for base, var, fig in trial:
+        h = paired_by_id(pruned(base), pruned(var))
+        assert [round(h[x], 2) for x in ("diff", "lo", "hi")] == fig
+    for engine, fig in ((None, [0.11, -0.18, 0.38]), ("kokoro", [-0.59, -1.28, 0.08]), ("espeak", [0.34, 0.04, 0.65])):
+        pairs = [matched_errors(pruned(base, engine), pruned(var, engine)) for base, var, _ in trial]
+        w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
+        assert [round(w[x], 2) for x in ("diff", "lo", "hi")] == fig  # overall above 0: not adopted
