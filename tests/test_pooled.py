@@ -427,3 +427,11 @@ def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
         pairs = [matched_errors(pruned(base, engine), pruned(var, engine)) for base, var, _ in trial]
         w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
         assert [round(w[x], 2) for x in ("diff", "lo", "hi")] == fig  # overall above 0: not adopted
+    # session 39's 280 against 140 recovery steps (two seeds, last weights), split by engine the same way
+    r280 = json.loads((records / "paper22-r280-extra-validation.json").read_text())["models"]
+    steps = ((pruned("paper22"), r280["sgl+adaptive, last (step 280)"]["per_utterance"]),
+             (pruned("paper22-s1-last"), pruned("paper22-s1-r280")))
+    for engine, fig in ((None, [-0.18, -0.37, 0.02]), ("kokoro", [-0.43, -0.95, 0.08]), ("espeak", [-0.09, -0.30, 0.11])):
+        pairs = [matched_errors(*([u for u in x if engine is None or val[u[0]][0] == engine] for x in pair)) for pair in steps]
+        w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
+        assert [round(w[x], 2) for x in ("diff", "lo", "hi")] == fig
