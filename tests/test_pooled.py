@@ -364,14 +364,10 @@ def test_compare_by_a_corpus_column_splits_each_row_by_its_value(tmp_path):
         pool_runs(runs, ("test",), by="engine")
 
 
-def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
-    """docs/results.md, session 40: `compare --by engine` / `--by voice_group` on the four α 0.25 runs, and the
-    per-engine extra-validation readings — recomputed from docs/run-records, with the corpora's id → engine and voice
-    group (docs/run-records/corpus-columns.json) saved as small corpora the runs' configs point at."""
+def _records_on_saved_corpora(tmp_path, names):
+    """docs/run-records' results of NAMES with the corpora their configs name (runs/corpus, runs/extra-test) saved as
+    small corpora of id, engine and voice group (docs/run-records/corpus-columns.json), for `compare --by`."""
     import datasets
-
-    from whisper_edge.pooled import pool_runs
-    from whisper_edge.runtime.metrics import paired_by_id
 
     records = Path(__file__).resolve().parent.parent / "docs" / "run-records"
     columns = json.loads((records / "corpus-columns.json").read_text())
@@ -382,12 +378,23 @@ def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
             {"id": list(rows), "engine": [v[0] for v in rows.values()], "voice_group": [v[1] for v in rows.values()]})
             for split, rows in columns[path].items()}).save_to_disk(str(where[path]))
     runs = []
-    for name in ("paper20-a25", "paper22", "paper22-s1-last", "paper23"):
+    for name in names:
         res = json.loads((records / f"{name}-results.json").read_text())
         res["config"]["data"] = str(where[res["config"]["data"]])
         res["config"]["eval"]["extra_test"] = str(where[res["config"]["eval"]["extra_test"]])
         (tmp_path / f"{name}.json").write_text(json.dumps(res))
         runs.append(tmp_path / f"{name}.json")
+    return records, columns, runs
+
+
+def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
+    """docs/results.md, session 40: `compare --by engine` / `--by voice_group` on the four α 0.25 runs, and the
+    per-engine extra-validation readings — recomputed from docs/run-records, with the corpora's id → engine and voice
+    group (docs/run-records/corpus-columns.json) saved as small corpora the runs' configs point at."""
+    from whisper_edge.pooled import pool_runs
+    from whisper_edge.runtime.metrics import paired_by_id
+
+    records, columns, runs = _records_on_saved_corpora(tmp_path, ("paper20-a25", "paper22", "paper22-s1-last", "paper23"))
 
     def figures(by):
         return {(r["split"], r["group"]): [round(r[k], 2) for k in ("diff", "lo", "hi")]
@@ -435,3 +442,33 @@ def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
         pairs = [matched_errors(*([u for u in x if engine is None or val[u[0]][0] == engine] for x in pair)) for pair in steps]
         w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
         assert [round(w[x], 2) for x in ("diff", "lo", "hi")] == fig
+
+
+def test_session_41s_fifth_replication_pooled_from_the_stored_records(tmp_path):
+    """docs/results.md, session 41: runs/paper24 (seed 4 from scratch, the recipe as it stands) read on test once and
+    pooled with the four α 0.25 runs, as pre-registered in session 40 — overall, on separate dense models, by engine."""
+    from whisper_edge.pooled import pool_runs
+
+    names = ("paper20-a25", "paper22", "paper22-s1-last", "paper23", "paper24")
+    records, _, runs = _records_on_saved_corpora(tmp_path, names)
+
+    def rows(paths, by=None):
+        return {(r["split"], r.get("group")): r for r in pool_runs(paths, by=by)["rows"] if r["model"] == "sgl+adaptive"}
+
+    def fig(r, keys=("diff", "lo", "hi")):
+        return [round(r[k], 2) for k in keys]
+
+    one = rows(runs[4:])
+    assert fig(one[("test+extra_test", None)]) == [0.20, -0.31, 0.67] and fig(one[("test", None)]) == [0.33, -0.79, 1.55]
+    assert fig(one[("test_noisy", None)]) == [3.79, 1.39, 6.32]
+    five = rows(runs)
+    assert [round(x, 2) for x in five[("test+extra_test", None)]["per_run"]] == [0.37, 0.40, 0.12, 0.11, 0.20]
+    assert fig(five[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.24, -0.02, 0.48, 0.07, 0.41]
+    assert fig(five[("test", None)]) == [0.69, 0.14, 1.29] and fig(five[("test_noisy", None)]) == [2.88, 1.38, 4.40]
+    apart = rows([runs[0], runs[1], runs[3], runs[4]])  # four separate dense models (paper22-s1-last shares paper22's)
+    assert fig(apart[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.27, -0.00, 0.51, 0.05, 0.49]
+    engine = rows(runs, by="engine")
+    assert fig(engine[("test+extra_test", "espeak")]) == [0.11, -0.17, 0.37]
+    assert fig(engine[("test+extra_test", "kokoro")]) == [0.60, -0.05, 1.24]
+    assert fig(engine[("test_noisy", "kokoro")]) == [5.89, 2.05, 10.07]
+    assert fig(engine[("test_noisy", "espeak")]) == [1.68, 0.42, 3.01]
