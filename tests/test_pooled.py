@@ -472,3 +472,11 @@ def test_session_41s_fifth_replication_pooled_from_the_stored_records(tmp_path):
     assert fig(engine[("test+extra_test", "kokoro")]) == [0.60, -0.05, 1.24]
     assert fig(engine[("test_noisy", "kokoro")]) == [5.89, 2.05, 10.07]
     assert fig(engine[("test_noisy", "espeak")]) == [1.68, 0.42, 3.01]
+    # the 600 extra validation clips: runs/paper24's 140-step model (the recipe), by engine too
+    from whisper_edge.runtime.metrics import paired_by_id
+
+    val = json.loads((records / "corpus-columns.json").read_text())["runs/extra-val"]["validation"]
+    xv = json.loads((records / "paper24-extra-validation.json").read_text())["models"]
+    for eng, want in ((None, [0.41, -0.12, 0.98]), ("kokoro", [1.41, 0.15, 2.69]), ("espeak", [0.08, -0.47, 0.68])):
+        d, p = ([u for u in xv[x]["per_utterance"] if eng is None or val[u[0]][0] == eng] for x in ("dense", "sgl+adaptive"))
+        assert fig(paired_by_id(d, p)) == want
