@@ -480,3 +480,21 @@ def test_session_41s_fifth_replication_pooled_from_the_stored_records(tmp_path):
     for eng, want in ((None, [0.41, -0.12, 0.98]), ("kokoro", [1.41, 0.15, 2.69]), ("espeak", [0.08, -0.47, 0.68])):
         d, p = ([u for u in xv[x]["per_utterance"] if eng is None or val[u[0]][0] == eng] for x in ("dense", "sgl+adaptive"))
         assert fig(paired_by_id(d, p)) == want
+    # the third 280-step pair (runs/paper24-r280: round 2 recovered 280 steps, last weights) and the three pooled
+    from whisper_edge.runtime.metrics import matched_errors
+
+    r24 = json.loads((records / "paper24-r280-extra-validation.json").read_text())["models"]
+    assert r24["dense"]["per_utterance"] == xv["dense"]["per_utterance"]  # one dense model, read once
+    assert fig(paired_by_id(xv["sgl+adaptive"]["per_utterance"], r24["sgl+adaptive"]["per_utterance"])) == [-0.41, -0.79, -0.04]
+
+    def models(name):
+        return json.loads((records / f"{name}-extra-validation.json").read_text())["models"]
+
+    steps = ((models("paper22")["sgl+adaptive"], models("paper22-r280")["sgl+adaptive, last (step 280)"]),
+             (models("paper22-s1-last")["sgl+adaptive"], models("paper22-s1-r280")["sgl+adaptive"]),
+             (xv["sgl+adaptive"], r24["sgl+adaptive"]))
+    for eng, want in ((None, [-0.26, -0.43, -0.07]), ("kokoro", [-0.39, -0.93, 0.11]), ("espeak", [-0.21, -0.38, -0.03])):
+        pairs = [matched_errors(*([u for u in x["per_utterance"] if eng is None or val[u[0]][0] == eng] for x in pair))
+                 for pair in steps]
+        w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
+        assert fig(w) == want  # overall below 0: the recipes take 280 steps
