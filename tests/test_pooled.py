@@ -387,6 +387,16 @@ def _records_on_saved_corpora(tmp_path, names):
     return records, columns, runs
 
 
+def _xval(records, name):
+    """The models of docs/run-records/NAME-extra-validation.json."""
+    return json.loads((records / f"{name}-extra-validation.json").read_text())["models"]
+
+
+def _on(rows, val, engine):
+    """Per-utterance rows of the extra validation clips one engine spoke (every row for engine None)."""
+    return [u for u in rows if engine is None or val[u[0]][0] == engine]
+
+
 def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
     """docs/results.md, session 40: `compare --by engine` / `--by voice_group` on the four α 0.25 runs, and the
     per-engine extra-validation readings — recomputed from docs/run-records, with the corpora's id → engine and voice
@@ -413,9 +423,8 @@ def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
     val = columns["runs/extra-val"]["validation"]
     for name, kokoro, espeak in (("paper22", [1.41, 0.15, 2.72], -0.63), ("paper22-s1-last", [1.72, 0.52, 2.91], -0.26),
                                  ("paper23", [1.64, 0.23, 3.13], 0.00)):
-        m = json.loads((records / f"{name}-extra-validation.json").read_text())["models"]
-        by = {e: [[u for u in m[x]["per_utterance"] if val[u[0]][0] == e] for x in ("dense", "sgl+adaptive")]
-              for e in ("kokoro", "espeak")}
+        m = _xval(records, name)
+        by = {e: [_on(m[x]["per_utterance"], val, e) for x in ("dense", "sgl+adaptive")] for e in ("kokoro", "espeak")}
         k = paired_by_id(*by["kokoro"])
         assert [round(k[x], 2) for x in ("diff", "lo", "hi")] == kokoro
         assert round(paired_by_id(*by["espeak"])["diff"], 2) == espeak
@@ -423,8 +432,7 @@ def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
     from whisper_edge.runtime.metrics import matched_errors
 
     def pruned(name, engine=None):
-        rows = json.loads((records / f"{name}-extra-validation.json").read_text())["models"]["sgl+adaptive"]["per_utterance"]
-        return [u for u in rows if engine is None or val[u[0]][0] == engine]
+        return _on(_xval(records, name)["sgl+adaptive"]["per_utterance"], val, engine)
 
     trial = (("paper23", "paper23-k3", [0.22, -0.26, 0.67]), ("paper22-s1-last", "paper22-s1-k3", [0.00, -0.42, 0.39]))
     for base, var, fig in trial:
@@ -435,11 +443,11 @@ def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
         w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
         assert [round(w[x], 2) for x in ("diff", "lo", "hi")] == fig  # overall above 0: not adopted
     # session 39's 280 against 140 recovery steps (two seeds, last weights), split by engine the same way
-    r280 = json.loads((records / "paper22-r280-extra-validation.json").read_text())["models"]
+    r280 = _xval(records, "paper22-r280")
     steps = ((pruned("paper22"), r280["sgl+adaptive, last (step 280)"]["per_utterance"]),
              (pruned("paper22-s1-last"), pruned("paper22-s1-r280")))
     for engine, fig in ((None, [-0.18, -0.37, 0.02]), ("kokoro", [-0.43, -0.95, 0.08]), ("espeak", [-0.09, -0.30, 0.11])):
-        pairs = [matched_errors(*([u for u in x if engine is None or val[u[0]][0] == engine] for x in pair)) for pair in steps]
+        pairs = [matched_errors(*(_on(x, val, engine) for x in pair)) for pair in steps]
         w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
         assert [round(w[x], 2) for x in ("diff", "lo", "hi")] == fig
 
@@ -476,25 +484,19 @@ def test_session_41s_fifth_replication_pooled_from_the_stored_records(tmp_path):
     from whisper_edge.runtime.metrics import paired_by_id
 
     val = json.loads((records / "corpus-columns.json").read_text())["runs/extra-val"]["validation"]
-    xv = json.loads((records / "paper24-extra-validation.json").read_text())["models"]
+    xv = _xval(records, "paper24")
     for eng, want in ((None, [0.41, -0.12, 0.98]), ("kokoro", [1.41, 0.15, 2.69]), ("espeak", [0.08, -0.47, 0.68])):
-        d, p = ([u for u in xv[x]["per_utterance"] if eng is None or val[u[0]][0] == eng] for x in ("dense", "sgl+adaptive"))
-        assert fig(paired_by_id(d, p)) == want
+        assert fig(paired_by_id(*(_on(xv[x]["per_utterance"], val, eng) for x in ("dense", "sgl+adaptive")))) == want
     # the third 280-step pair (runs/paper24-r280: round 2 recovered 280 steps, last weights) and the three pooled
     from whisper_edge.runtime.metrics import matched_errors
 
-    r24 = json.loads((records / "paper24-r280-extra-validation.json").read_text())["models"]
+    r24 = _xval(records, "paper24-r280")
     assert r24["dense"]["per_utterance"] == xv["dense"]["per_utterance"]  # one dense model, read once
     assert fig(paired_by_id(xv["sgl+adaptive"]["per_utterance"], r24["sgl+adaptive"]["per_utterance"])) == [-0.41, -0.79, -0.04]
-
-    def models(name):
-        return json.loads((records / f"{name}-extra-validation.json").read_text())["models"]
-
-    steps = ((models("paper22")["sgl+adaptive"], models("paper22-r280")["sgl+adaptive, last (step 280)"]),
-             (models("paper22-s1-last")["sgl+adaptive"], models("paper22-s1-r280")["sgl+adaptive"]),
+    steps = ((_xval(records, "paper22")["sgl+adaptive"], _xval(records, "paper22-r280")["sgl+adaptive, last (step 280)"]),
+             (_xval(records, "paper22-s1-last")["sgl+adaptive"], _xval(records, "paper22-s1-r280")["sgl+adaptive"]),
              (xv["sgl+adaptive"], r24["sgl+adaptive"]))
     for eng, want in ((None, [-0.26, -0.43, -0.07]), ("kokoro", [-0.39, -0.93, 0.11]), ("espeak", [-0.21, -0.38, -0.03])):
-        pairs = [matched_errors(*([u for u in x["per_utterance"] if eng is None or val[u[0]][0] == eng] for x in pair))
-                 for pair in steps]
+        pairs = [matched_errors(*(_on(x["per_utterance"], val, eng) for x in pair)) for pair in steps]
         w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
         assert fig(w) == want  # overall below 0: the recipes take 280 steps
