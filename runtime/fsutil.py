@@ -6,6 +6,8 @@ kind (bundle, checkpoint, corpus, …), and an existing folder is replaced only 
 marker of the same kind and the caller asked for it (``overwrite=True``, the CLI's ``--overwrite``).
 A non-empty folder without the marker is refused, and so is an output that contains one of the
 command's inputs or lies inside one. Temporary folders left by a killed run are removed by the next one.
+A folder filled in place (a run, a corpus, an experiment) is locked while a process writes it: a second
+whisper-edge process given the same folder is refused instead of writing the same files at the same time.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from pathlib import Path
 from .manifest import FORMAT as BUNDLE_FORMAT
 
 __all__ = ["MARKER", "OutputError", "atomic_dir", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
-           "check_output", "claim_folder", "clean_stale", "output_kind", "write_marker"]
+           "check_output", "claim_folder", "clean_stale", "lock_folder", "output_kind", "write_marker"]
 
 log = logging.getLogger("whisper_edge")
 
 MARKER = ".whisper-edge-output"  # JSON {"kind": …}; its presence says "whisper-edge made this folder"
+LOCK = ".whisper-edge-lock"  # holds the writing process's id; locked (flock) while that process lives
+_held: dict[Path, int] = {}  # folder → the descriptor of its lock file this process holds
 
 
 class OutputError(FileExistsError):
@@ -79,7 +83,7 @@ def check_output(target: str | os.PathLike, kind: str, *, overwrite: bool = Fals
         return False
     if not target.is_dir():
         raise OutputError(f"output {target} exists and is a file, not a folder; choose another path")
-    entries = [p.name for p in target.iterdir()]
+    entries = [p.name for p in target.iterdir() if p.name != LOCK]  # a lock alone: a writer died before its marker
     if not entries:
         return False
     found = output_kind(target)
@@ -131,17 +135,53 @@ def clean_stale(target: str | os.PathLike) -> None:
 def claim_folder(target: str | os.PathLike, kind: str, *, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Make ``target`` a ``kind`` folder that whisper-edge fills in place (a run, a corpus, an experiment).
 
-    An existing folder of the same kind is continued (runs resume); a foreign non-empty one is refused.
+    An existing folder of the same kind is continued (runs resume); a foreign non-empty one is refused, and so is
+    one that another process is writing (``lock_folder``).
     """
     target = Path(target)
     check_output(target, kind, inputs=inputs, resume=True)
     try:
         target.mkdir(parents=True, exist_ok=True)
+        lock_folder(target, kind)
         if output_kind(target) != kind:
             write_marker(target, kind)
     except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
         raise OSError(f"cannot write to {target}: {exc.strerror or exc}; choose a writable folder") from None
     return target
+
+
+def lock_folder(folder: Path, kind: str) -> None:
+    """Hold an exclusive lock on ``folder`` (which exists) for the rest of this process; OutputError if another
+    process holds it. The operating system releases it when the process ends, killed or not, so a run that died
+    leaves nothing to clean up. Where there is no ``fcntl`` (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    key, path = folder.resolve(), folder / LOCK
+    fd = _held.get(key)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return  # this process holds it already
+        os.close(fd)  # the folder was removed and made again: lock the new one
+        del _held[key]
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        raise OutputError(f"{folder} is being written by another whisper-edge process (pid {holder}): two writers "
+                          f"would mix their files. Wait for it to finish (it resumes from where it stops if you "
+                          f"stop it), or give this {kind} another folder") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _held[key] = fd
 
 
 @contextlib.contextmanager

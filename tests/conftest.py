@@ -118,3 +118,27 @@ def tiny_bundle(tiny_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     export_bundle(tiny_model, out)
     return out
+
+
+@pytest.fixture
+def hold_folder():
+    """Start another process that locks a folder as a writer does (runtime/fsutil.py lock_folder) and keeps it
+    until killed; the processes are killed at the end of the test."""
+    import subprocess
+    import sys
+
+    procs = []
+
+    def hold(folder: Path) -> subprocess.Popen:
+        code = ("import sys, time; from pathlib import Path; from whisper_edge.runtime.fsutil import lock_folder; "
+                "p = Path(sys.argv[1]); p.mkdir(parents=True, exist_ok=True); lock_folder(p, 'run'); "
+                "print('held', flush=True); time.sleep(120)")
+        proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "held"
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait()

@@ -40,3 +40,22 @@ def test_a_target_written_by_another_process_during_the_rename_is_an_output_erro
             (tmp / "mine.txt").write_text("mine")
     assert (target / "winner.txt").read_text() == "theirs" and not (target / "mine.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the temporary folder is gone
+
+
+
+def test_a_folder_another_process_writes_is_refused_until_that_process_ends(tmp_path, hold_folder):
+    from whisper_edge.runtime.fsutil import LOCK, OutputError, claim_folder
+
+    run = tmp_path / "run"
+    proc = hold_folder(run)
+    with pytest.raises(OutputError, match=rf"being written by another whisper-edge process \(pid {proc.pid}\)"):
+        claim_folder(run, "run")
+    proc.kill()
+    proc.wait()
+    assert claim_folder(run, "run") == run  # killed: the lock went with it, and the run resumes here
+    assert claim_folder(run, "run") == run  # this process holds it already
+    assert (run / LOCK).read_text().strip() == str(os.getpid())
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / LOCK).write_text("123\n")  # a writer that died before its marker: not someone's files
+    assert claim_folder(fresh, "run") == fresh

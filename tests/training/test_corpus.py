@@ -163,6 +163,16 @@ def test_a_validation_only_build_is_one_validation_split_of_seen_voices(corpus, 
         _opts(tmp_path / "both", test_only=True, validation_only=True)
 
 
+def test_a_corpus_another_process_is_building_is_refused_before_anything_is_written(tmp_path, hold_folder):
+    from whisper_edge.runtime.fsutil import OutputError
+
+    out = tmp_path / "corpus"
+    proc = hold_folder(out)
+    with pytest.raises(OutputError, match=rf"another whisper-edge process \(pid {proc.pid}\).*another folder"):
+        build_corpus(BuildOptions(out=out, utterances=24, engines=("espeak",)))
+    assert [p.name for p in out.iterdir()] == [".whisper-edge-lock"]  # no marker, no .build: nothing of ours written
+
+
 def test_unwritable_output_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -34,7 +34,8 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from ...runtime.audio import SAMPLE_RATE, to_mono_16k
-from ...runtime.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output, output_kind, write_marker
+from ...runtime.fsutil import (atomic_write_bytes, atomic_write_json, atomic_write_text, check_output, lock_folder,
+                               OutputError, output_kind, write_marker)
 from .augment import HARD, PRESETS, augment
 from .card import dataset_card
 from .text import build_sentences, corpus_sentences
@@ -190,11 +191,14 @@ def _check_writable(out: Path, overwrite: bool) -> None:
     check_output(out, "corpus", overwrite=overwrite, resume=in_progress)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        lock_folder(out, "corpus")  # before anything in it is written: a second build of the same folder is refused
         write_marker(out, "corpus")
         probe = out / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
         raise OSError(f"cannot write the corpus to {out}: {exc.strerror or exc}; choose a writable --out folder") from None
 
 
