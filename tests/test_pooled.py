@@ -500,3 +500,37 @@ def test_session_41s_fifth_replication_pooled_from_the_stored_records(tmp_path):
         pairs = [matched_errors(*(_on(x["per_utterance"], val, eng) for x in pair)) for pair in steps]
         w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
         assert fig(w) == want  # overall below 0: the recipes take 280 steps
+
+
+def test_session_42s_sixth_replication_the_first_at_280_steps_from_the_stored_records(tmp_path):
+    """docs/results.md, session 42: runs/paper25 (seed 5 from scratch, 280 recovery steps at 35 %) read on test once,
+    and the six α 0.25 runs pooled as written before the run — overall, on separate dense models, by engine."""
+    import yaml
+
+    from whisper_edge.pooled import pool_runs
+
+    names = ("paper20-a25", "paper22", "paper22-s1-last", "paper23", "paper24", "paper25")
+    records, _, runs = _records_on_saved_corpora(tmp_path, names)
+    cfg = yaml.safe_load((records / "paper25-experiment.yaml").read_text())
+    assert cfg["seed"] == 5 and cfg["prune"]["round_steps"] == [40, 280]  # the recipe as it stands, not the 140-step one
+
+    def rows(paths, by=None):
+        return {(r["split"], r.get("group")): r for r in pool_runs(paths, by=by)["rows"] if r["model"] == "sgl+adaptive"}
+
+    def fig(r, keys=("diff", "lo", "hi")):
+        return [round(r[k], 2) for k in keys]
+
+    one = rows(runs[5:])
+    assert fig(one[("test+extra_test", None)]) == [0.19, -0.36, 0.77] and fig(one[("test", None)]) == [0.13, -1.11, 1.48]
+    assert fig(one[("test_noisy", None)]) == [0.65, -1.76, 3.02] and fig(one[("test_long", None)]) == [-1.11, -2.39, 0.20]
+    six = rows(runs)
+    assert [round(x, 2) for x in six[("test+extra_test", None)]["per_run"]] == [0.37, 0.40, 0.12, 0.11, 0.20, 0.19]
+    assert fig(six[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.23, -0.02, 0.47, 0.10, 0.36]
+    assert fig(six[("test", None)]) == [0.60, 0.04, 1.20] and fig(six[("test_noisy", None)]) == [2.51, 1.15, 3.90]
+    apart = rows([r for r, name in zip(runs, names) if name != "paper22-s1-last"])  # five separate dense models
+    assert fig(apart[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.25, -0.01, 0.49, 0.10, 0.41]
+    engine, alone = rows(runs, by="engine"), rows(runs[5:], by="engine")
+    assert fig(engine[("test+extra_test", "espeak")]) == [0.12, -0.14, 0.38]
+    assert fig(engine[("test+extra_test", "kokoro")]) == [0.52, -0.09, 1.13]
+    assert fig(engine[("test_noisy", "espeak")]) == [1.39, 0.21, 2.63] and fig(engine[("test_noisy", "kokoro")]) == [5.33, 1.89, 8.97]
+    assert fig(alone[("test+extra_test", "kokoro")]) == [0.11, -1.20, 1.40] and fig(alone[("test_noisy", "kokoro")]) == [2.53, -2.06, 7.07]
