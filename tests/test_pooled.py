@@ -397,6 +397,18 @@ def _on(rows, val, engine):
     return [u for u in rows if engine is None or val[u[0]][0] == engine]
 
 
+def _sgl_rows(paths, by=None):
+    """The pooled report's sgl+adaptive rows of the runs at ``paths``, by (split, group)."""
+    from whisper_edge.pooled import pool_runs
+
+    return {(r["split"], r.get("group")): r for r in pool_runs(paths, by=by)["rows"] if r["model"] == "sgl+adaptive"}
+
+
+def _fig(r, keys=("diff", "lo", "hi")):
+    """A row's figures as docs/results.md prints them (two decimals)."""
+    return [round(r[k], 2) for k in keys]
+
+
 def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
     """docs/results.md, session 40: `compare --by engine` / `--by voice_group` on the four α 0.25 runs, and the
     per-engine extra-validation readings — recomputed from docs/run-records, with the corpora's id → engine and voice
@@ -455,51 +467,43 @@ def test_session_40s_per_engine_figures_from_the_stored_records(tmp_path):
 def test_session_41s_fifth_replication_pooled_from_the_stored_records(tmp_path):
     """docs/results.md, session 41: runs/paper24 (seed 4 from scratch, the recipe as it stands) read on test once and
     pooled with the four α 0.25 runs, as pre-registered in session 40 — overall, on separate dense models, by engine."""
-    from whisper_edge.pooled import pool_runs
-
     names = ("paper20-a25", "paper22", "paper22-s1-last", "paper23", "paper24")
     records, _, runs = _records_on_saved_corpora(tmp_path, names)
 
-    def rows(paths, by=None):
-        return {(r["split"], r.get("group")): r for r in pool_runs(paths, by=by)["rows"] if r["model"] == "sgl+adaptive"}
-
-    def fig(r, keys=("diff", "lo", "hi")):
-        return [round(r[k], 2) for k in keys]
-
-    one = rows(runs[4:])
-    assert fig(one[("test+extra_test", None)]) == [0.20, -0.31, 0.67] and fig(one[("test", None)]) == [0.33, -0.79, 1.55]
-    assert fig(one[("test_noisy", None)]) == [3.79, 1.39, 6.32]
-    five = rows(runs)
+    one = _sgl_rows(runs[4:])
+    assert _fig(one[("test+extra_test", None)]) == [0.20, -0.31, 0.67] and _fig(one[("test", None)]) == [0.33, -0.79, 1.55]
+    assert _fig(one[("test_noisy", None)]) == [3.79, 1.39, 6.32]
+    five = _sgl_rows(runs)
     assert [round(x, 2) for x in five[("test+extra_test", None)]["per_run"]] == [0.37, 0.40, 0.12, 0.11, 0.20]
-    assert fig(five[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.24, -0.02, 0.48, 0.07, 0.41]
-    assert fig(five[("test", None)]) == [0.69, 0.14, 1.29] and fig(five[("test_noisy", None)]) == [2.88, 1.38, 4.40]
-    apart = rows([runs[0], runs[1], runs[3], runs[4]])  # four separate dense models (paper22-s1-last shares paper22's)
-    assert fig(apart[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.27, -0.00, 0.51, 0.05, 0.49]
-    engine = rows(runs, by="engine")
-    assert fig(engine[("test+extra_test", "espeak")]) == [0.11, -0.17, 0.37]
-    assert fig(engine[("test+extra_test", "kokoro")]) == [0.60, -0.05, 1.24]
-    assert fig(engine[("test_noisy", "kokoro")]) == [5.89, 2.05, 10.07]
-    assert fig(engine[("test_noisy", "espeak")]) == [1.68, 0.42, 3.01]
+    assert _fig(five[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.24, -0.02, 0.48, 0.07, 0.41]
+    assert _fig(five[("test", None)]) == [0.69, 0.14, 1.29] and _fig(five[("test_noisy", None)]) == [2.88, 1.38, 4.40]
+    apart = _sgl_rows([runs[0], runs[1], runs[3], runs[4]])  # four separate dense models (paper22-s1-last shares paper22's)
+    assert _fig(apart[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.27, -0.00, 0.51, 0.05, 0.49]
+    engine = _sgl_rows(runs, by="engine")
+    assert _fig(engine[("test+extra_test", "espeak")]) == [0.11, -0.17, 0.37]
+    assert _fig(engine[("test+extra_test", "kokoro")]) == [0.60, -0.05, 1.24]
+    assert _fig(engine[("test_noisy", "kokoro")]) == [5.89, 2.05, 10.07]
+    assert _fig(engine[("test_noisy", "espeak")]) == [1.68, 0.42, 3.01]
     # the 600 extra validation clips: runs/paper24's 140-step model (the recipe), by engine too
     from whisper_edge.runtime.metrics import paired_by_id
 
     val = json.loads((records / "corpus-columns.json").read_text())["runs/extra-val"]["validation"]
     xv = _xval(records, "paper24")
     for eng, want in ((None, [0.41, -0.12, 0.98]), ("kokoro", [1.41, 0.15, 2.69]), ("espeak", [0.08, -0.47, 0.68])):
-        assert fig(paired_by_id(*(_on(xv[x]["per_utterance"], val, eng) for x in ("dense", "sgl+adaptive")))) == want
+        assert _fig(paired_by_id(*(_on(xv[x]["per_utterance"], val, eng) for x in ("dense", "sgl+adaptive")))) == want
     # the third 280-step pair (runs/paper24-r280: round 2 recovered 280 steps, last weights) and the three pooled
     from whisper_edge.runtime.metrics import matched_errors
 
     r24 = _xval(records, "paper24-r280")
     assert r24["dense"]["per_utterance"] == xv["dense"]["per_utterance"]  # one dense model, read once
-    assert fig(paired_by_id(xv["sgl+adaptive"]["per_utterance"], r24["sgl+adaptive"]["per_utterance"])) == [-0.41, -0.79, -0.04]
+    assert _fig(paired_by_id(xv["sgl+adaptive"]["per_utterance"], r24["sgl+adaptive"]["per_utterance"])) == [-0.41, -0.79, -0.04]
     steps = ((_xval(records, "paper22")["sgl+adaptive"], _xval(records, "paper22-r280")["sgl+adaptive, last (step 280)"]),
              (_xval(records, "paper22-s1-last")["sgl+adaptive"], _xval(records, "paper22-s1-r280")["sgl+adaptive"]),
              (xv["sgl+adaptive"], r24["sgl+adaptive"]))
     for eng, want in ((None, [-0.26, -0.43, -0.07]), ("kokoro", [-0.39, -0.93, 0.11]), ("espeak", [-0.21, -0.38, -0.03])):
         pairs = [matched_errors(*(_on(x["per_utterance"], val, eng) for x in pair)) for pair in steps]
         w = pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])
-        assert fig(w) == want  # overall below 0: the recipes take 280 steps
+        assert _fig(w) == want  # overall below 0: the recipes take 280 steps
 
 
 def test_session_42s_sixth_replication_the_first_at_280_steps_from_the_stored_records(tmp_path):
@@ -507,30 +511,22 @@ def test_session_42s_sixth_replication_the_first_at_280_steps_from_the_stored_re
     and the six α 0.25 runs pooled as written before the run — overall, on separate dense models, by engine."""
     import yaml
 
-    from whisper_edge.pooled import pool_runs
-
     names = ("paper20-a25", "paper22", "paper22-s1-last", "paper23", "paper24", "paper25")
     records, _, runs = _records_on_saved_corpora(tmp_path, names)
     cfg = yaml.safe_load((records / "paper25-experiment.yaml").read_text())
     assert cfg["seed"] == 5 and cfg["prune"]["round_steps"] == [40, 280]  # the recipe as it stands, not the 140-step one
 
-    def rows(paths, by=None):
-        return {(r["split"], r.get("group")): r for r in pool_runs(paths, by=by)["rows"] if r["model"] == "sgl+adaptive"}
-
-    def fig(r, keys=("diff", "lo", "hi")):
-        return [round(r[k], 2) for k in keys]
-
-    one = rows(runs[5:])
-    assert fig(one[("test+extra_test", None)]) == [0.19, -0.36, 0.77] and fig(one[("test", None)]) == [0.13, -1.11, 1.48]
-    assert fig(one[("test_noisy", None)]) == [0.65, -1.76, 3.02] and fig(one[("test_long", None)]) == [-1.11, -2.39, 0.20]
-    six = rows(runs)
+    one = _sgl_rows(runs[5:])
+    assert _fig(one[("test+extra_test", None)]) == [0.19, -0.36, 0.77] and _fig(one[("test", None)]) == [0.13, -1.11, 1.48]
+    assert _fig(one[("test_noisy", None)]) == [0.65, -1.76, 3.02] and _fig(one[("test_long", None)]) == [-1.11, -2.39, 0.20]
+    six = _sgl_rows(runs)
     assert [round(x, 2) for x in six[("test+extra_test", None)]["per_run"]] == [0.37, 0.40, 0.12, 0.11, 0.20, 0.19]
-    assert fig(six[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.23, -0.02, 0.47, 0.10, 0.36]
-    assert fig(six[("test", None)]) == [0.60, 0.04, 1.20] and fig(six[("test_noisy", None)]) == [2.51, 1.15, 3.90]
-    apart = rows([r for r, name in zip(runs, names) if name != "paper22-s1-last"])  # five separate dense models
-    assert fig(apart[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.25, -0.01, 0.49, 0.10, 0.41]
-    engine, alone = rows(runs, by="engine"), rows(runs[5:], by="engine")
-    assert fig(engine[("test+extra_test", "espeak")]) == [0.12, -0.14, 0.38]
-    assert fig(engine[("test+extra_test", "kokoro")]) == [0.52, -0.09, 1.13]
-    assert fig(engine[("test_noisy", "espeak")]) == [1.39, 0.21, 2.63] and fig(engine[("test_noisy", "kokoro")]) == [5.33, 1.89, 8.97]
-    assert fig(alone[("test+extra_test", "kokoro")]) == [0.11, -1.20, 1.40] and fig(alone[("test_noisy", "kokoro")]) == [2.53, -2.06, 7.07]
+    assert _fig(six[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.23, -0.02, 0.47, 0.10, 0.36]
+    assert _fig(six[("test", None)]) == [0.60, 0.04, 1.20] and _fig(six[("test_noisy", None)]) == [2.51, 1.15, 3.90]
+    apart = _sgl_rows([r for r, name in zip(runs, names) if name != "paper22-s1-last"])  # five separate dense models
+    assert _fig(apart[("test+extra_test", None)], ("diff", "lo", "hi", "runs_lo", "runs_hi")) == [0.25, -0.01, 0.49, 0.10, 0.41]
+    engine, alone = _sgl_rows(runs, by="engine"), _sgl_rows(runs[5:], by="engine")
+    assert _fig(engine[("test+extra_test", "espeak")]) == [0.12, -0.14, 0.38]
+    assert _fig(engine[("test+extra_test", "kokoro")]) == [0.52, -0.09, 1.13]
+    assert _fig(engine[("test_noisy", "espeak")]) == [1.39, 0.21, 2.63] and _fig(engine[("test_noisy", "kokoro")]) == [5.33, 1.89, 8.97]
+    assert _fig(alone[("test+extra_test", "kokoro")]) == [0.11, -1.20, 1.40] and _fig(alone[("test_noisy", "kokoro")]) == [2.53, -2.06, 7.07]
