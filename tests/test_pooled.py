@@ -530,3 +530,18 @@ def test_session_42s_sixth_replication_the_first_at_280_steps_from_the_stored_re
     assert _fig(engine[("test+extra_test", "kokoro")]) == [0.52, -0.09, 1.13]
     assert _fig(engine[("test_noisy", "espeak")]) == [1.39, 0.21, 2.63] and _fig(engine[("test_noisy", "kokoro")]) == [5.33, 1.89, 8.97]
     assert _fig(alone[("test+extra_test", "kokoro")]) == [0.11, -1.20, 1.40] and _fig(alone[("test_noisy", "kokoro")]) == [2.53, -2.06, 7.07]
+    # the fourth 280-against-140 pair (runs/paper25 and its 140-step twin runs/paper25-r140), on the 600 extra
+    # validation clips, and the four pairs pooled: still below 0, so the recipes keep 280 steps
+    from whisper_edge.runtime.metrics import matched_errors, paired_by_id
+
+    val = json.loads((records / "corpus-columns.json").read_text())["runs/extra-val"]["validation"]
+    p25, r140 = _xval(records, "paper25"), _xval(records, "paper25-r140")
+    assert p25["dense"]["per_utterance"] == r140["dense"]["per_utterance"]  # one dense model
+    assert _fig(paired_by_id(r140["sgl+adaptive"]["per_utterance"], p25["sgl+adaptive"]["per_utterance"])) == [0.02, -0.33, 0.34]
+    steps = ((_xval(records, "paper22")["sgl+adaptive"], _xval(records, "paper22-r280")["sgl+adaptive, last (step 280)"]),
+             (_xval(records, "paper22-s1-last")["sgl+adaptive"], _xval(records, "paper22-s1-r280")["sgl+adaptive"]),
+             (_xval(records, "paper24")["sgl+adaptive"], _xval(records, "paper24-r280")["sgl+adaptive"]),
+             (r140["sgl+adaptive"], p25["sgl+adaptive"]))
+    for eng, want in ((None, [-0.19, -0.34, -0.02]), ("kokoro", [-0.37, -0.83, 0.06]), ("espeak", [-0.12, -0.29, 0.04])):
+        pairs = [matched_errors(*(_on(x["per_utterance"], val, eng) for x in pair)) for pair in steps]
+        assert _fig(pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])) == want
