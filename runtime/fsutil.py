@@ -145,9 +145,9 @@ def claim_folder(target: str | os.PathLike, kind: str, *, inputs: Iterable[str |
         lock_folder(target, kind)
         if output_kind(target) != kind:
             write_marker(target, kind)
+    except OutputError:  # another process writes it: the message says so
+        raise
     except OSError as exc:
-        if isinstance(exc, OutputError):
-            raise
         raise OSError(f"cannot write to {target}: {exc.strerror or exc}; choose a writable folder") from None
     return target
 

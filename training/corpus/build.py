@@ -196,9 +196,9 @@ def _check_writable(out: Path, overwrite: bool) -> None:
         probe = out / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
+    except OutputError:  # another process builds it: the message says so
+        raise
     except OSError as exc:
-        if isinstance(exc, OutputError):
-            raise
         raise OSError(f"cannot write the corpus to {out}: {exc.strerror or exc}; choose a writable --out folder") from None
 
 
