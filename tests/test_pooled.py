@@ -545,3 +545,23 @@ def test_session_42s_sixth_replication_the_first_at_280_steps_from_the_stored_re
     for eng, want in ((None, [-0.19, -0.34, -0.02]), ("kokoro", [-0.37, -0.83, 0.06]), ("espeak", [-0.12, -0.29, 0.04])):
         pairs = [matched_errors(*(_on(x["per_utterance"], val, eng) for x in pair)) for pair in steps]
         assert _fig(pooled_bootstrap([p[:2] for p in pairs], [p[2] for p in pairs])) == want
+
+
+def test_session_43s_whole_recipe_run_from_the_stored_records(tmp_path):
+    """docs/results.md, session 43: recipes/paper.yaml in one run (runs/paper26, on runs/paper25's dense model by
+    --reuse): its selection took round 3 (45 %), read once on test against the dense model and against IMP."""
+    from whisper_edge.pooled import pool_runs
+
+    records, _, runs = _records_on_saved_corpora(tmp_path, ("paper26",))
+    res = json.loads((records / "paper26-results.json").read_text())
+    assert res["config"]["prune"]["targets"] == [0.25, 0.35, 0.45, 0.55] and res["config"]["imp"] is not None
+    assert res["config"]["prune"]["ablate"] and res["config"]["seed"] == 5  # the whole recipe, not the replication subset
+    one = _sgl_rows(runs)
+    assert _fig(one[("test+extra_test", None)]) == [1.21, 0.56, 1.87] and _fig(one[("test", None)]) == [1.83, 0.53, 3.24]
+    assert _fig(one[("test_noisy", None)]) == [10.20, 4.13, 19.11]
+    assert round(one[("test", None)]["removed"][0], 1) == 45.0  # the selected round: 45 % of attention + FFN
+    vs_imp = {r["split"]: r for r in pool_runs(runs, against="imp")["rows"] if r["model"] == "sgl+adaptive"}
+    assert _fig(vs_imp["test+extra_test"]) == [-3.61, -4.45, -2.78]
+    # the same dense model as runs/paper25: its per-utterance test errors are that run's
+    p25 = json.loads((records / "paper25-results.json").read_text())["models"]["dense"]["per_utterance"]
+    assert sorted(res["models"]["dense"]["per_utterance"]) == sorted(p25)
