@@ -28,7 +28,7 @@ def test_a_pruning_variant_takes_every_upstream_stage_and_links_large_files(tmp_
     (out / ".dense.reuse-999999" / "model").mkdir(parents=True)  # left by an invocation killed while it linked dense
     rec = reuse_stages(src, out, CFG | {"prune": CFG["prune"] | {"recover_lr": 3e-5}})
     assert not list(out.glob(".*"))  # the leftover is gone, and so is this invocation's temporary folder
-    assert rec["stages"] == ["base", "dense", "sgl", "teacher.npz"] and rec["not_reused"] == {}
+    assert rec["stages"] == ["base", "dense", "sgl", "teacher.npz"] and rec["not_reused"] == {"sgl-pruned": "prune.recover_lr differs"}
     assert (out / "dense" / "model.bin").stat().st_ino == (src / "dense" / "model.bin").stat().st_ino
     assert (out / "dense" / "summary.json").stat().st_ino != (src / "dense" / "summary.json").stat().st_ino  # copied
     models = json.loads((out / "results.json").read_text())["models"]
@@ -41,7 +41,8 @@ def test_a_stage_downstream_of_a_changed_or_own_stage_is_not_taken(tmp_path):
     out.mkdir()
     rec = reuse_stages(src, out, CFG | {"dense": {"max_steps": 60}, "eval": {"split": "validation"}})
     assert rec["stages"] == ["base"] and rec["evaluations"] == []
-    assert rec["not_reused"] == {"dense": "dense differs", "sgl": "dense was not reused", "teacher.npz": "dense was not reused"}
+    assert rec["not_reused"] == {"dense": "dense.max_steps differs", "sgl": "dense was not reused", "teacher.npz": "dense was not reused",
+                                 "sgl-pruned": "sgl was not reused"}
     (out / "dense").mkdir()
     (out / "dense" / "summary.json").write_text("its own")  # a later invocation: OUT trained its dense model
     rec = reuse_stages(src, out, CFG)
@@ -49,6 +50,30 @@ def test_a_stage_downstream_of_a_changed_or_own_stage_is_not_taken(tmp_path):
     assert (out / "dense" / "summary.json").read_text() == "its own"
     with pytest.raises(ValueError, match="is the --out folder itself"):
         reuse_stages(out, out, CFG)
+
+
+def test_an_imp_variant_takes_the_ablation_and_the_pruned_model_and_its_evaluation(tmp_path):
+    """A variant that changes only IMP (session 44: IMP's learning rate restarted each round) takes RUN's ablation
+    record, pruned model and its test evaluation; one that changes a prune setting takes neither, and a resumed OUT
+    whose pruned model is finished refuses a changed prune setting (it would not be computed again)."""
+    from whisper_edge.reuse import check_resume
+
+    src = _run(tmp_path / "src", CFG)
+    (src / "ablation.json").write_text("{}")
+    (src / "sgl-pruned" / "model").mkdir(parents=True)
+    (src / "sgl-pruned" / "report.json").write_text("{}")
+    (src / "results.json").write_text(json.dumps({"models": {n: {"wer": 1.0, "path": "x"} for n in ("dense", "sgl+adaptive", "imp")}}))
+    out = tmp_path / "imp-variant"
+    rec = reuse_stages(src, out, CFG | {"imp": {"rounds": 4}})
+    assert rec["stages"] == ["base", "dense", "sgl", "teacher.npz", "ablation.json", "sgl-pruned"] and rec["not_reused"] == {}
+    models = json.loads((out / "results.json").read_text())["models"]
+    assert set(models) == {"dense", "sgl+adaptive"} and models["sgl+adaptive"]["path"] == str(out / "sgl-pruned" / "model")
+    rec = reuse_stages(src, tmp_path / "v2", CFG | {"prune": CFG["prune"] | {"targets": [0.3]}})
+    assert rec["not_reused"] == {"ablation.json": "prune.targets differs", "sgl-pruned": "ablation.json was not reused"}
+    (out / "experiment.yaml").write_text(yaml.safe_dump(CFG))
+    check_resume(out, CFG | {"imp": {"rounds": 2}})  # IMP may change on resume
+    with pytest.raises(ValueError, match=r"finished stage ablation.json was made with other settings \(prune.targets: \[0.2, 0.3, 0.4, 0.5\]; this invocation: prune.targets: \[0.3\]\)"):
+        check_resume(out, CFG | {"prune": CFG["prune"] | {"targets": [0.3]}})
 
 
 def test_a_variant_takes_the_runs_dense_validation_wer_only_on_its_dense_model_and_clips(tmp_path):

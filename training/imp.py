@@ -9,7 +9,7 @@ import torch
 
 from .groups import group_scores
 
-__all__ = ["prunable_weights", "imp_prune_", "imp_schedule", "sparsity_report"]
+__all__ = ["prunable_weights", "imp_prune_", "imp_schedule", "lr_factor", "sparsity_report"]
 
 
 def prunable_weights(model) -> list[torch.nn.Parameter]:
@@ -63,6 +63,21 @@ def imp_schedule(target: float, rounds: int, max_steps: int, sparsities: list[fl
     else:
         starts = [int(i * max_steps / len(shares)) for i in range(len(shares))]
     return list(zip(starts, shares))
+
+
+def lr_factor(step: int, max_steps: int, warmup: int, starts: list[int] | tuple[int, ...] = (0,)) -> float:
+    """The learning rate's factor at optimizer step ``step`` (0-based): linear warmup over ``warmup`` steps, then a
+    linear decay to 0 at ``max_steps``. With several ``starts`` (IMP's round starts, ``imp.lr_per_round``) the schedule
+    restarts at each: a round of n steps warms up over min(warmup, n // 5) steps and decays to 0 at the next start,
+    as a structured round trained as its own run of n steps does (training/gradual.py)."""
+    if len(starts) <= 1:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (max_steps - step) / max(1, max_steps - warmup))
+    s0 = max((s for s in starts if s <= step), default=0)
+    end = min((s for s in starts if s > step), default=max_steps)
+    n = end - s0
+    return lr_factor(step - s0, n, min(warmup, n // 5))
 
 
 @torch.no_grad()

@@ -38,6 +38,9 @@ class IMPConfig:
     sparsities: list[float] | None = None
     # each round's steps (uneven rounds: e.g. more steps at the share the product targets); None: max_steps / rounds
     round_steps: list[int] | None = None
+    # True: the learning rate warms up again and decays to 0 within each round (warmup_steps, at most a fifth of
+    # the round), as each structured round does as its own run; False: one warmup and one decay over max_steps
+    lr_per_round: bool = False
 
     def __post_init__(self):
         if not 0.0 < self.target_sparsity < 1.0:

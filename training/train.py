@@ -41,7 +41,7 @@ from .evaluate import EvalOptions, evaluate_model
 from .recipes import Recipe
 from .batches import SpeechCollator, SpeechDataset, oversampled, usable_rows
 from .context import INHERITED_SHARE, allow_short_windows, mark_dynamic, trained_dynamic
-from .imp import imp_prune_, imp_schedule, prunable_weights, sparsity_report
+from .imp import imp_prune_, imp_schedule, lr_factor, prunable_weights, sparsity_report
 from .methods import make_method
 from .precision import fp32_forward, fresh_accelerate_state, mixed_precision
 
@@ -147,10 +147,11 @@ def train(model_dir: str | Path, data: str | Path, recipe: Recipe, out: str | Pa
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=recipe.learning_rate)
 
+    starts = [s for s, _ in imp_schedule(recipe.imp.target_sparsity, recipe.imp.rounds, recipe.max_steps, recipe.imp.sparsities,
+                                         recipe.imp.round_steps)] if recipe.method == "imp" and recipe.imp.lr_per_round else [0]
+
     def lr_lambda(step):
-        if step < recipe.warmup_steps:
-            return (step + 1) / (recipe.warmup_steps + 1)
-        return max(0.0, (recipe.max_steps - step) / max(1, recipe.max_steps - recipe.warmup_steps))
+        return lr_factor(step, recipe.max_steps, recipe.warmup_steps, starts)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
     # The scheduler is stepped once per optimizer step (not prepared: Accelerate would step it once per process).

@@ -137,7 +137,8 @@ def run_experiment(config, out, overrides: dict | None = None, *, reuse=None, va
                 m = imp_rounds(json.loads((pruned / "report.json").read_text()))
                 target, overrides = m["shares"][-1], {
                     "max_steps": m["ends"][-1], "imp.rounds": len(m["shares"]), "imp.sparsities": m["shares"],
-                    "imp.round_steps": m["round_steps"], "eval_every": 0, "eval_at": m["ends"], "snapshot_at": m["ends"],
+                    "imp.round_steps": m["round_steps"], "imp.lr_per_round": True, "eval_every": 0, "eval_at": m["ends"],
+                    "snapshot_at": m["ends"],
                     "eval_limit": val_limit(pr), "warmup_steps": 5, "save_every": min(m["round_steps"]),
                     "select": "last"} | recover_overrides(cfg) | (
                     {"distill.teacher": str(teacher), "distill.alpha": float(pr["distill_alpha"])} if teacher else {})

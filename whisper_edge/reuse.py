@@ -30,6 +30,11 @@ STAGES = (
     ("dense", "dense/summary.json", "dense", "base", ("data", "build", "steps", "seed", "dense")),
     ("sgl", "sgl/summary.json", "sgl", "dense", ("start", "seed", "sgl")),
     ("teacher.npz", "teacher.npz", None, "dense", ("prune.distill", "prune.teacher_top_k")),
+    # the ablation's record (its variants' models stay in RUN/ablation) and the pruned model: every prune setting
+    # counts (the ablation's choices feed the rounds); a variant that changes only IMP, evaluation, export or the
+    # bench takes both
+    ("ablation.json", "ablation.json", None, "sgl", ("seed", "prune")),
+    ("sgl-pruned", "sgl-pruned/report.json", "sgl+adaptive", "ablation.json", ("seed", "prune")),
 )
 LINK_FROM = 1 << 20  # files this large are hard-linked, smaller ones copied
 RECORD = "reused.json"  # OUT/: what was reused from where
@@ -44,13 +49,23 @@ def _value(cfg: dict, key: str):
     return cfg
 
 
-def _differ(a: dict, b: dict, keys) -> list[str]:
-    """The ``keys`` on which two experiment configs disagree; the corpus folder compared as the folder it names
-    (runs/corpus and /work/runs/corpus alike)."""
+def _differ(a: dict, b: dict, keys) -> dict[str, tuple]:
+    """The settings on which two experiment configs disagree, among ``keys``: {name: (a's value, b's value)}; a section
+    (``prune``) is compared setting by setting and named by the ones that differ (``prune.targets``); the corpus folder
+    compared as the folder it names (runs/corpus and /work/runs/corpus alike)."""
     def setting(cfg, key):
         v = _value(cfg, key)
         return str(Path(v).resolve()) if key == "data" and isinstance(v, str) else v
-    return [k for k in keys if setting(a, k) != setting(b, k)]
+    out = {}
+    for k in keys:
+        va, vb = setting(a, k), setting(b, k)
+        if va == vb:
+            continue
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out |= {f"{k}.{s}": (va.get(s), vb.get(s)) for s in sorted(set(va) | set(vb), key=str) if va.get(s) != vb.get(s)}
+        else:
+            out[k] = (va, vb)
+    return out
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -94,8 +109,8 @@ def check_resume(out: str | os.PathLike, cfg: dict, remedy: str | None = None) -
     for path, done, _, _, keys in STAGES:
         if (out / done).exists() and (differ := _differ(before, cfg, keys)):
             raise ValueError(
-                f"{out}: its finished stage {path} was made with other settings ({', '.join(f'{k}: {_value(before, k)!r}' for k in differ)}; "
-                f"this invocation: {', '.join(f'{k}: {_value(cfg, k)!r}' for k in differ)}). " + (remedy or
+                f"{out}: its finished stage {path} was made with other settings ({', '.join(f'{k}: {v[0]!r}' for k, v in differ.items())}; "
+                f"this invocation: {', '.join(f'{k}: {v[1]!r}' for k, v in differ.items())}). " + (remedy or
                 f"Give another --out for the new settings (--reuse {out} takes what still matches), or drop the --set "
                 "that changes them"))
 
@@ -109,9 +124,14 @@ def reuse_stages(src: str | os.PathLike, out: Path, cfg: dict) -> dict:
     theirs = yaml.safe_load((src / "experiment.yaml").read_text(encoding="utf-8")) or {}
     before = json.loads((out / RECORD).read_text()) if (out / RECORD).is_file() else {}  # an earlier invocation's
     reused, skipped, mine = list(before.get("stages") or []), {}, set()  # mine: stages OUT computes (or computed) itself
+    passed = {}  # stages neither run has: what depends on one depends on its upstream stage
     for path, done, _, upstream, keys in STAGES:
-        if path == "teacher.npz" and not _value(cfg, "prune.distill"):
-            continue  # the variant does not distil
+        while upstream in passed:
+            upstream = passed[upstream]
+        if (path == "teacher.npz" and not _value(cfg, "prune.distill")) or (  # the variant does not distil
+                path == "ablation.json" and not (src / done).exists() and not (out / done).exists()):  # nor ablate
+            passed[path] = upstream
+            continue
         if (out / done).exists():  # reused by an earlier invocation, or OUT's own
             if path not in reused:
                 mine.add(path)

@@ -276,6 +276,28 @@ def test_imp_uneven_rounds_validate_and_keep_each_round_end(tiny_model, speech_c
         load_recipe("imp", {"max_steps": 4, "eval_at": [5]})
 
 
+def test_imp_rounds_restart_the_learning_rate_as_each_structured_round_does(tiny_model, speech_corpus, tmp_path):
+    """imp.lr_per_round (the experiment's IMP, session 44): each IMP round warms up and decays to 0 as a structured round
+    of the same length does as its own run; before it, rounds 3–4 of runs/paper26's IMP trained at lr ≈ 0."""
+    from whisper_edge.training.gradual import recovery_recipe
+    from whisper_edge.training.imp import lr_factor
+
+    rounds, warmup = [40, 280, 30, 30], 5  # runs/paper26's IMP rounds
+    starts = [s for s, _ in imp_schedule(0.55, 4, sum(rounds), [0.25, 0.35, 0.45, 0.55], rounds)]
+    for start, n in zip(starts, rounds):
+        alone = recovery_recipe(n)  # the structured round's own run
+        assert [lr_factor(start + i, sum(rounds), warmup, starts) for i in range(n)] == \
+            [lr_factor(i, n, alone.warmup_steps) for i in range(n)]
+        assert lr_factor(start, sum(rounds), warmup, starts) == pytest.approx(1 / 6)  # warming up again
+    assert lr_factor(321, sum(rounds), warmup) < 0.16 < lr_factor(321, sum(rounds), warmup, starts)  # round 3, 2nd step
+    recipe = load_recipe("imp", FAST | {"max_steps": 5, "imp.rounds": 2, "imp.sparsities": [0.2, 0.45],
+                                        "imp.round_steps": [2, 3], "imp.lr_per_round": True, "learning_rate": 1e-4})
+    train(tiny_model, speech_corpus, recipe, tmp_path / "imp")
+    with open(tmp_path / "imp" / "log.csv", newline="") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert lrs == pytest.approx([1e-4, 5e-5, 1e-4, 1e-4 * 2 / 3, 1e-4 / 3], rel=1e-4)  # round 2 starts again at the full rate
+
+
 def test_a_checkpoint_that_cannot_be_written_says_why_and_leaves_no_partial_folder(tmp_path):
     """A full disk surfaced as torch's "[enforce fail …] unexpected pos" (seen in session 11): the half-written
     checkpoint is removed and the error names the checkpoint, the free space and how to resume."""
