@@ -97,7 +97,7 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     args = ["experiment", "--config", str(path), "--out", str(variant), "--reuse", str(out), "--set", "sgl.learning_rate=2e-3"]
     assert main(args + ["--validation-only"]) == 0
     rec = json.loads((variant / "reused.json").read_text())
-    assert rec["stages"] == ["base", "dense"] and rec["not_reused"] == {"sgl": "sgl.sgl.learning_rate differs"}
+    assert rec["stages"] == ["base", "dense"] and rec["not_reused"] == {"sgl": "sgl.learning_rate differs", "sgl-pruned": "sgl was not reused"}
     assert rec["evaluations"] == ["base (zero-shot)", "dense", f"dense on {xval}"]
     assert "| sgl+adaptive | 2 |" in (variant / "validation.md").read_text().split("## Extra validation set")[1]
     assert (variant / "dense" / "model" / "config.json").read_bytes() == (out / "dense" / "model" / "config.json").read_bytes()
