@@ -66,6 +66,8 @@ def test_experiment_end_to_end_and_resume(tiny_model, speech_corpus, tmp_path, c
     check_extra_validation(speech_corpus, xval, extra)  # built with --exclude-corpus of the extra test set: accepted
     with pytest.raises(ValueError, match=r"speaks \d+ sentence.s. of the extra test set"):
         check_extra_validation(speech_corpus, xval, xval)
+    with pytest.raises(ValueError, match=r"^prune.confirm_on: .* speaks \d+ sentence.s. of the training corpus"):
+        check_extra_validation(speech_corpus, speech_corpus, key="prune.confirm_on")
     assert (out / "pareto.png").stat().st_size > 1000 and (out / "widths.png").stat().st_size > 1000
     assert res["bundles"]["sgl+adaptive int8 vocab-hi"]["vocab"] < res["models"]["dense"]["vocab"]
     enc = res["bundles"].get("sgl+adaptive int8 int8-encoder-k1 vocab-hi")  # int8_encoder: 1 (or its WER refusal)
@@ -173,6 +175,8 @@ def test_demo_config_is_a_valid_experiment():
     assert cfg["eval"]["hard_split_models"] == ["dense", "sgl+adaptive"]
     with pytest.raises(ValueError, match="eval.hard_split_models"):
         load_config({"data": "c", "eval": {"hard_split_models": "dense"}})
+    with pytest.raises(ValueError, match="prune.confirm_on confirms the choice among gradual rounds"):
+        load_config({"data": "c", "prune": {"confirm_on": "runs/extra-val"}})  # the one-shot search has no rounds
     load_recipe("dense", {"max_steps": cfg["steps"]} | cfg["dense"])  # raises on a bad field
     # the route the full experiment selected (recipes/replicate.yaml): the dense model's groups, no SGL stage
     assert cfg["sgl"] is None and cfg["prune"]["schedule"] == "gradual" and cfg["prune"]["mask_from"] == "dense"

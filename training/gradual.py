@@ -97,7 +97,7 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
                   eval_limit: int | None = None, recipe_overrides: dict | None = None, mask_from=None,
                   stop_above: float = 4.0, language: str = "hi", eval_every: int = 0, stop_early: bool = True,
                   keep_tolerance: float | None = None, reference_wer: float | None = None,
-                  reference_source: str | None = None) -> dict:
+                  reference_source: str | None = None, confirm_on=None) -> dict:
     """Rounds of prune → compensate → recover (with distillation from ``teacher``, a cache file); see the module doc.
     ``stop_above``: no further round once a round's validation WER exceeds the dense model's by this much.
     ``eval_every`` > 0: a recovery is validated every that many steps (the same clips), keeps its best weights and
@@ -108,7 +108,8 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
     the default since session 18: always).
     ``reference_wer``: the dense model's validation WER on the same clips where it was measured already (the ablation's
     first row, or the run a ``--reuse`` variant took its dense model from: ``reference_source`` says which); otherwise
-    it is measured here."""
+    it is measured here. ``confirm_on``: a corpus whose validation split confirms the selection (training/selection.py).
+    """
     from ..runtime.fsutil import atomic_write_json, claim_folder
     from .architecture import load_checkpoint, save_checkpoint
     from .counts import attention_ffn_params, model_counts
@@ -195,7 +196,13 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
             log.info("round %d is %.2f WER above the dense model: no further round", r, info["val_wer"] - reference)
             break
     within = [x for x in rounds if x["val_wer"] <= reference + wer_budget]
-    chosen = within[-1] if within else min(rounds, key=lambda x: x["val_wer"])
+    chosen, confirmation = within[-1] if within else min(rounds, key=lambda x: x["val_wer"]), None
+    if confirm_on and within:  # the candidates read again on fresh validation clips, the largest first
+        from .selection import confirm_rounds
+
+        chosen, confirmation = confirm_rounds(within, dense_dir=model_dir, data=confirm_on, budget=wer_budget, out=out,
+                                              language=language)
+        within = within if confirmation["budget_met"] else []
     model, processor = load_checkpoint(chosen["model"])
     report = {"model": str(model_dir), "method": "gradual", "options": opts.__dict__, "teacher": teacher,
               "steps": steps_per_round,
@@ -204,7 +211,8 @@ def prune_gradual(model_dir, out, *, data, targets: tuple[float, ...] = (0.2, 0.
                              "search": [{"strength": x["strength"], "wer": x["val_wer"], "params": x["params"],
                                          "encoder_flops": x["encoder_flops"],
                                          "decoder_flops_per_token": x["decoder_flops_per_token"]} for x in rounds]},
-              "val_wer": chosen["val_wer"], "counts_after": model_counts(model)["params"]}
+              "val_wer": chosen["val_wer"], "counts_after": model_counts(model)["params"]} | (
+                  {"confirmation": confirmation} if confirmation else {})
     save_checkpoint(model, processor, out / "model", generation_config=model.generation_config, overwrite=True,
                     extra_files={"prune_report.json": report})
     atomic_write_json(out / "report.json", report)

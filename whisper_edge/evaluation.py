@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .runtime.fsutil import atomic_write_json
 
-__all__ = ["evaluate_all", "check_extra_test", "check_extra_validation", "evaluate_extra_validation"]
+__all__ = ["evaluate_all", "check_extra_test", "check_extra_validation", "chosen_lines", "evaluate_extra_validation"]
 
 
 def evaluate_all(runs: dict, data, ev: dict, out: Path, stage) -> dict:
@@ -77,28 +77,30 @@ def check_extra_test(data, extra) -> None:
     _check_extra(data, extra, "test", "its reading would not be a held-out test")
 
 
-def check_extra_validation(data, extra, extra_test=None) -> None:
-    """Refuse an extra validation set that is not a corpus with a validation split, or that speaks a sentence of
-    ``data`` (train: not held out; test: choosing on it would read the test) or of ``extra_test``. Before any training."""
-    sentences = _check_extra(data, extra, "validation", "choosing on it would not be choosing on held-out clips")
+def check_extra_validation(data, extra, extra_test=None, key: str = "eval.extra_validation") -> None:
+    """Refuse an extra validation set (``key``: the setting that names it) that is not a corpus with a validation split,
+    or that speaks a sentence of ``data`` (train: not held out; test: choosing on it would read the test) or of
+    ``extra_test``. Before any training."""
+    sentences = _check_extra(data, extra, "validation", "choosing on it would not be choosing on held-out clips", key)
     shared = _spoken_in(extra_test, sentences) if extra_test else []
     if shared:
-        raise ValueError(f"eval.extra_validation: {extra} speaks {len(shared)} sentence(s) of the extra test set "
+        raise ValueError(f"{key}: {extra} speaks {len(shared)} sentence(s) of the extra test set "
                          f"{extra_test} (e.g. {shared[0]!r}), so choosing on it would read test sentences; build it "
                          f"with --exclude-corpus {extra_test}")
 
 
-def _check_extra(data, extra, split: str, why: str) -> list[str]:
+def _check_extra(data, extra, split: str, why: str, key: str | None = None) -> list[str]:
     from .training.data import DataError, load_speech_dataset
 
     hint = f"build one with `whisper-edge data build --out EXTRA --{split}-only --exclude-corpus {data}`"
+    key = key or f"eval.extra_{split}"
     try:
         clips = load_speech_dataset(extra, split)
     except (DataError, OSError, ValueError) as exc:
-        raise ValueError(f"eval.extra_{split}: {extra} has no readable {split} split ({exc}); {hint}") from None
+        raise ValueError(f"{key}: {extra} has no readable {split} split ({exc}); {hint}") from None
     shared = _spoken_in(data, clips["sentence"])
     if shared:
-        raise ValueError(f"eval.extra_{split}: {extra} speaks {len(shared)} sentence(s) of the training corpus {data} "
+        raise ValueError(f"{key}: {extra} speaks {len(shared)} sentence(s) of the training corpus {data} "
                          f"(e.g. {shared[0]!r}), so {why}; {hint}")
     return list(clips["sentence"])
 
@@ -141,11 +143,9 @@ def evaluate_extra_validation(runs: dict, ev: dict, out: Path, stage) -> dict:
 
 
 def _scored(rep: dict) -> list[list]:
-    """[id, word errors, reference words] per utterance: what a paired bootstrap between models needs."""
-    from .runtime.metrics import utterance_errors
+    from .training.evaluate import scored
 
-    rows = rep["per_utterance"]
-    return [[r["id"], e, w] for r, (e, w) in zip(rows, utterance_errors([r["ref"] for r in rows], [r["hyp"] for r in rows]))]
+    return scored(rep)
 
 
 def _has_split(data, split: str) -> bool:
@@ -173,4 +173,21 @@ def extra_validation_lines(rec: dict | None) -> list[str]:
         ci = paired_by_id(base, m["per_utterance"]) if name != "dense" else None
         lines.append(f"| {name} | {m['utterances']} | {m['wer']:.2f} | "
                      + (f"{ci['diff']:+.2f} [{ci['lo']:+.2f}, {ci['hi']:+.2f}] |" if ci else "|"))
+    return lines
+
+
+def chosen_lines(pr: dict) -> list[str]:
+    """The gradual report's choice for results.md: the round, whether within budget, and the readings that confirmed it
+    (prune.confirm_on, training/selection.py)."""
+    c = pr.get("confirmation")
+    lines = [f"\nChosen: round {pr.get('chosen_round')} ({'within' if pr.get('budget_met') else 'no round within'} the budget"
+             f"{' on the confirmation clips' if c else ''})."]
+    if c:
+        lines += ["", f"Confirmed on {c['corpus']}'s validation split ({c['utterances']} clips no other choice saw; dense "
+                      f"{c['dense_wer']:.2f}), the candidates within the budget above, the largest first:", "",
+                  "| round | attention + FFN removed | WER % | − dense, 95 % interval |", "|---:|---:|---:|---:|"]
+        for r in c["readings"]:
+            d = r.get("diff") or {}
+            lines.append(f"| {r['round']} | {100 * r['share']:.1f} % | {r['wer']:.2f} | "
+                         + (f"{d['diff']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] |" if d else "– |"))
     return lines

@@ -37,11 +37,14 @@ def _stage(name: str, done: bool, out: Path):
 
 
 def _check_extras(cfg: dict) -> None:
-    """eval.extra_test and eval.extra_validation: corpora that speak none of the training corpus's sentences."""
+    """eval.extra_test, eval.extra_validation and prune.confirm_on: corpora that speak none of the training corpus's
+    sentences (nor the extra test set's)."""
     if cfg["eval"].get("extra_test"):
         check_extra_test(cfg["data"], cfg["eval"]["extra_test"])
     if cfg["eval"].get("extra_validation"):
         check_extra_validation(cfg["data"], cfg["eval"]["extra_validation"], cfg["eval"].get("extra_test"))
+    if cfg["prune"].get("confirm_on"):
+        check_extra_validation(cfg["data"], cfg["prune"]["confirm_on"], cfg["eval"].get("extra_test"), key="prune.confirm_on")
 
 
 def _imp_target(pruned_model, dense_model) -> float:
@@ -263,7 +266,8 @@ def _prune_gradual(cfg: dict, runs: dict, data, out: Path, teacher) -> None:
                         opts=opts, teacher=str(teacher) if teacher else None, wer_budget=float(pr["wer_budget"]),
                         eval_limit=pr["eval_limit"], recipe_overrides=overrides, mask_from=sgl if mask == "sgl" else None,
                         eval_every=int(pr["round_eval_every"] or 0), stop_early=bool(pr["round_stop_early"]),
-                        keep_tolerance=pr["keep_tolerance"], reference_wer=reference, reference_source=source)
+                        keep_tolerance=pr["keep_tolerance"], reference_wer=reference, reference_source=source,
+                        confirm_on=pr["confirm_on"])
     rep["mask_from"] = mask
     atomic_write_json(pruned / "report.json", rep)
 

@@ -53,7 +53,11 @@ DEFAULTS = {
               "distill": False, "teacher_top_k": 16, "distill_alpha": 0.25,  # KL to the dense model's cached logits (α: docs/pruning.md)
               "mask_from": "auto",  # round 1's groups chosen by: dense | sgl | auto (the lower validation WER, ablation)
               "ablate": False,  # the ablation at round 1's share (docs/pruning.md)
-              "export_rounds": False},  # every round exported int8 and benched: WER against measured latency
+              "export_rounds": False,  # every round exported int8 and benched: WER against measured latency
+              # confirm_on: a corpus from `data build --validation-only --exclude-corpus DATA` (schedule gradual): the
+              # rounds within wer_budget on DATA's validation split are read again on its validation split, the largest
+              # first, and the first within wer_budget there is selected (training/selection.py); null: no confirmation
+              "confirm_on": None},
     "export": ["none", "int8"],
     "vocab": True,  # also export the pruned model int8 with the Hindi vocabulary
     # int8_encoder: K (an integer ≥ 0) also exports the pruned model int8 with the Hindi vocabulary and an int8 encoder
@@ -186,6 +190,9 @@ def load_config(path_or_dict, overrides: dict | None = None) -> dict:
     if pr["calib_augment"] == "auto" and not (pr["schedule"] == "gradual" and pr["ablate"] and pr["ablate_noisy"]):
         raise ValueError(f"{where}: prune.calib_augment: auto chooses on the ablation's noisy rows: it needs prune.schedule: "
                          "gradual, prune.ablate: true and prune.ablate_noisy: true")
+    if pr["confirm_on"] is not None and (pr["schedule"] != "gradual" or not isinstance(pr["confirm_on"], str)):
+        raise ValueError(f"{where}: prune.confirm_on confirms the choice among gradual rounds: it needs prune.schedule: "
+                         f"gradual and a corpus folder (got schedule {pr['schedule']!r}, confirm_on {pr['confirm_on']!r})")
     for key, nullable in (("keep_tolerance", True), ("calib_tolerance", False)):
         v = pr[key]
         if not (v is None and nullable) and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):

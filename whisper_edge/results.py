@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from . import timeline
-from .evaluation import POOLED, extra_validation_lines
+from .evaluation import POOLED, chosen_lines, extra_validation_lines
 from .runtime.fsutil import atomic_write_text
 from .runtime.metrics import paired_by_id
 
@@ -338,7 +338,7 @@ def pruning_sections(results: dict) -> list[str]:
             lines.append(f"| {r['round']} | {100 * r['share']:.1f} % | {r['params']:,} | {r['encoder_flops'] / 1e9:.2f} | "
                          f"{_nan(r.get('val_wer_pruned')):.2f} | {(r.get('recovery') or {}).get('steps', 0)} | "
                          f"{_num(recovered, '.2f')} | {r.get('kept', 'recovered')} |")  # – : a round without recovery steps
-        lines.append(f"\nChosen: round {pr.get('chosen_round')} ({'within' if pr.get('budget_met') else 'no round within'} the budget).")
+        lines += chosen_lines(pr)  # and the readings that confirmed it (prune.confirm_on)
         lat = results.get("round_latency") or {}
         if lat.get("rounds"):
             lines += ["", "Every round's model exported int8 (in `export_fallback`'s mode where the int8 WER check refused it) and benched on the "

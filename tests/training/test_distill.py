@@ -148,6 +148,15 @@ def test_gradual_rounds_remove_more_each_round_and_resume(teacher_cache, tiny_mo
     again = prune_gradual(tiny_model, tmp_path / "g", **kw)  # every round is done: nothing is redone
     assert (tmp_path / "g" / "round-1" / "round.json").stat().st_mtime == mtime
     assert [r["share"] for r in again["rounds"]] == shares
+    # prune.confirm_on: the finished rounds are not redone; the candidates are read on the corpus's validation split
+    # (here the same corpus; in the experiment a corpus no other choice saw), the largest first
+    confirmed = prune_gradual(tiny_model, tmp_path / "g", **(kw | {"confirm_on": speech_corpus, "wer_budget": 1e9}))
+    assert (tmp_path / "g" / "round-1" / "round.json").stat().st_mtime == mtime
+    c = confirmed["confirmation"]
+    assert [r["round"] for r in c["readings"]] == [2] and c["chosen_round"] == confirmed["chosen_round"] == 2
+    dense = json.loads((tmp_path / "g" / "confirm" / "dense.json").read_text())
+    assert dense["wer"] == c["dense_wer"] and len(dense["per_utterance"]) == c["utterances"] > 0
+    assert c["readings"][0]["diff"]["utterances"] == c["utterances"]
 
 
 def test_gradual_round_stops_early_only_when_asked(teacher_cache, tiny_model, speech_corpus, tmp_path):
