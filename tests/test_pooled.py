@@ -565,3 +565,38 @@ def test_session_43s_whole_recipe_run_from_the_stored_records(tmp_path):
     # the same dense model as runs/paper25: its per-utterance test errors are that run's
     p25 = json.loads((records / "paper25-results.json").read_text())["models"]["dense"]["per_utterance"]
     assert sorted(res["models"]["dense"]["per_utterance"]) == sorted(p25)
+
+
+def test_session_44s_imp_rerun_and_the_confirmation_readings_from_the_stored_records(tmp_path):
+    """docs/results.md, session 44: IMP re-run with its learning rate restarted each round (runs/paper27, runs/paper26's
+    pruned model by --reuse), read at 45 % against the dense model and the structured model; and runs/paper26's four
+    rounds on the 600 extra validation clips, where prune.confirm_on would still select round 3."""
+    from whisper_edge.evaluation import chosen_lines
+    from whisper_edge.pooled import pool_runs
+    from whisper_edge.runtime.metrics import paired_by_id
+    from whisper_edge.training.selection import confirm_rounds
+
+    records, _, runs = _records_on_saved_corpora(tmp_path, ("paper27",))
+    res = json.loads((records / "paper27-results.json").read_text())
+    old = json.loads((records / "paper26-results.json").read_text())
+    assert res["models"]["sgl+adaptive"]["per_utterance"] == old["models"]["sgl+adaptive"]["per_utterance"]  # reused
+    assert [round(p["val_wer"], 2) for p in res["imp_points"]] == [7.72, 7.72, 8.83, 24.87]
+    assert [round(p["val_wer"], 2) for p in old["imp_points"]] == [7.63, 7.29, 11.41, 107.38]
+    imp = {r["split"]: r for r in pool_runs(runs)["rows"] if r["model"] == "imp"}
+    assert _fig(imp["test+extra_test"]) == [3.67, 2.67, 4.88]
+    vs_imp = {r["split"]: r for r in pool_runs(runs, against="imp")["rows"] if r["model"] == "sgl+adaptive"}
+    assert _fig(vs_imp["test+extra_test"]) == [-2.46, -3.69, -1.39]
+    xv = json.loads((records / "paper26-rounds-extra-validation.json").read_text())["models"]
+    diffs = [paired_by_id(xv["dense"]["per_utterance"], xv[f"round {r}"]["per_utterance"]) for r in (1, 2, 3, 4)]
+    assert [_fig(d) for d in diffs] == [[0.22, -0.26, 0.67], [-0.12, -0.64, 0.41], [0.14, -0.44, 0.68], [2.36, 1.60, 3.14]]
+    rounds = old["prune"]["rounds"]  # within +0.5 on the 144 clips: rounds 1–3; confirmed largest first
+    within = [r | {"model": f"round {r['round']}"} for r in rounds if r["val_wer"] <= old["prune"]["wer_budget"]["base_wer"] + 0.5]
+
+    def read(model, data, path, language):
+        m = xv[str(model)]
+        return {"wer": m["wer"], "utterances": len(m["per_utterance"]), "per_utterance": m["per_utterance"]}
+
+    chosen, rec = confirm_rounds(within, dense_dir="dense", data="runs/extra-val", budget=0.5, out=tmp_path, read=read)
+    assert [r["round"] for r in within] == [1, 2, 3] and chosen["round"] == 3 and rec["budget_met"]
+    assert [r["round"] for r in rec["readings"]] == [3]  # the largest passed at once: the same choice as without
+    assert "Chosen: round 3 (within the budget on the confirmation clips)" in "\n".join(chosen_lines(rec | {"confirmation": rec}))
