@@ -14,7 +14,7 @@ import jiwer
 from .normalize import PRESETS, basic_normalize
 
 __all__ = ["NORMALIZERS", "error_rates", "error_rates_by_normalizer", "matched_errors", "paired_bootstrap", "paired_by_id",
-           "utterance_errors"]
+           "scored", "utterance_errors"]
 
 NORMALIZERS: dict[str, Callable[[str], str]] = {
     "hindi": PRESETS["default"],
@@ -65,6 +65,13 @@ def utterance_errors(refs: Sequence[str], hyps: Sequence[str], normalizer: Calla
         w = jiwer.process_words(r, h or "")
         out.append((w.substitutions + w.deletions + w.insertions, w.hits + w.substitutions + w.deletions))
     return out
+
+
+def scored(rep: dict) -> list[list]:
+    """[id, word errors, reference words] per utterance of an evaluation report (its ``per_utterance`` rows with id, ref
+    and hyp): what a paired bootstrap between models needs."""
+    rows = rep["per_utterance"]
+    return [[r["id"], e, w] for r, (e, w) in zip(rows, utterance_errors([r["ref"] for r in rows], [r["hyp"] for r in rows]))]
 
 
 def _pair(errors_a: Sequence[tuple[int, int]], errors_b: Sequence[tuple[int, int]]):

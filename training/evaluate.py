@@ -17,7 +17,7 @@ from ..runtime.dereverb import wpe
 from ..runtime.metrics import error_rates, error_rates_by_normalizer, NORMALIZERS
 from .data import load_speech_dataset, row_audio
 
-__all__ = ["EvalOptions", "by_condition", "evaluate", "evaluate_model", "scored", "transcribe_batch"]
+__all__ = ["EvalOptions", "by_condition", "evaluate", "evaluate_model", "transcribe_batch"]
 
 log = logging.getLogger("whisper_edge")
 
@@ -152,14 +152,6 @@ def evaluate_model(model, processor, dataset, opts: EvalOptions, *, desc: str = 
     if effects is not None and any(r["augment"] not in (None, "", "clean") for r in rows):
         report["by_condition"] = by_condition(rows)
     return report
-
-
-def scored(rep: dict) -> list[list]:
-    """[id, word errors, reference words] per utterance of a report: what a paired bootstrap between models needs."""
-    from ..runtime.metrics import utterance_errors
-
-    rows = rep["per_utterance"]
-    return [[r["id"], e, w] for r, (e, w) in zip(rows, utterance_errors([r["ref"] for r in rows], [r["hyp"] for r in rows]))]
 
 
 def by_condition(rows: list[dict]) -> dict:

@@ -28,7 +28,8 @@ def _reading(model_dir, data, path: Path, language: str) -> dict:
         if rec["model"] == str(model_dir) and rec["corpus"] == str(data):
             return rec
     from ..runtime.fsutil import atomic_write_json
-    from .evaluate import EvalOptions, evaluate, scored
+    from ..runtime.metrics import scored
+    from .evaluate import EvalOptions, evaluate
 
     rep = evaluate(model_dir, data, EvalOptions(split="validation", language=language))
     rec = {"model": str(model_dir), "corpus": str(data), "wer": rep["wer"], "utterances": rep["utterances"],

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from .runtime.fsutil import atomic_write_json
+from .runtime.metrics import scored
 
 __all__ = ["evaluate_all", "check_extra_test", "check_extra_validation", "chosen_lines", "evaluate_extra_validation"]
 
@@ -34,7 +35,7 @@ def evaluate_all(runs: dict, data, ev: dict, out: Path, stage) -> dict:
                                    "utterances": rep["utterances"], "rtf_pytorch": rep["rtf"], "params": counts["params"],
                                    "flops": {k: counts["flops"][k] for k in ("encoder", "cross_kv", "decoder_per_token")},
                                    "d_model": model.config.d_model, "vocab": model.config.vocab_size,
-                                   "architecture": counts["architecture"], "per_utterance": _scored(rep)}
+                                   "architecture": counts["architecture"], "per_utterance": scored(rep)}
         atomic_write_json(path, results)
     # the hard splits of the corpus, then eval.extra_test's test split: (name in results, corpus, split there)
     extra = ev.get("extra_test")
@@ -52,7 +53,7 @@ def evaluate_all(runs: dict, data, ev: dict, out: Path, stage) -> dict:
             prefix = f"{EXTRA}/" if label == EXTRA else ""  # the extra set's ids kept apart from the test split's
             m["splits"][label] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
                                   "skipped": rep["skipped"], "by_condition": rep.get("by_condition"),
-                                  "per_utterance": [[prefix + str(u[0]), *u[1:]] for u in _scored(rep)]}
+                                  "per_utterance": [[prefix + str(u[0]), *u[1:]] for u in scored(rep)]}
             if label == EXTRA:
                 m["splits"][POOLED] = pooled_split(m, m["splits"][EXTRA])
             atomic_write_json(path, results)
@@ -137,15 +138,9 @@ def evaluate_extra_validation(runs: dict, ev: dict, out: Path, stage) -> dict:
         rep = evaluate(runs[name], extra, EvalOptions(split="validation", limit=ev.get("limit"),
                                                            max_new_tokens=int(ev.get("max_new_tokens", 200))))
         rec["models"][name] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["utterances"],
-                               "per_utterance": _scored(rep)}
+                               "per_utterance": scored(rep)}
         atomic_write_json(path, rec)
     return rec
-
-
-def _scored(rep: dict) -> list[list]:
-    from .training.evaluate import scored
-
-    return scored(rep)
 
 
 def _has_split(data, split: str) -> bool:

@@ -101,7 +101,8 @@ def check_resume(out: str | os.PathLike, cfg: dict, remedy: str | None = None) -
     """Refuse to continue OUT with settings that its finished stages were not made with (OUT/experiment.yaml is the last
     invocation's): a finished stage is never computed again, so the change would be silently ignored — a replication
     with ``--set seed=1`` in a folder whose dense model has seed 0 would report seed 0's models. Settings that only
-    later stages read (pruning, IMP, evaluation, export) may change: those stages are computed as the new settings say."""
+    later stages read (IMP, evaluation, export, and pruning until the pruned model is finished) may change: those
+    stages are computed as the new settings say."""
     out = Path(out)
     if not (out / "experiment.yaml").is_file():
         return
